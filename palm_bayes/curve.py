@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["palm_curve", "labels_for_accuracy", "log_lambda", "palm_curve_log_lambda"]
+__all__ = [
+    "palm_curve",
+    "labels_for_accuracy",
+    "labels_for_accuracy_log_lambda",
+    "log_lambda",
+    "palm_curve_log_lambda",
+]
 
 
 def _backend(*values: Any):
@@ -27,6 +33,15 @@ def _backend(*values: Any):
 
             return pt
     return np
+
+
+def _where(xp, condition, a, b):
+    """``where`` that keeps xarray dims (numpy's drops them)."""
+    if xp is np and any(type(v).__module__.startswith("xarray") for v in (condition, a, b)):
+        import xarray as xr
+
+        return xr.where(condition, a, b)
+    return xp.where(condition, a, b)
 
 
 def log_lambda(delta):
@@ -58,7 +73,7 @@ def palm_curve_log_lambda(budget, A_max, log_lam, alpha, beta, b=1.0):  # noqa: 
         positive = xp.maximum(shifted, 0.0)
         log_z = log_lam + beta * xp.log(positive)
         coverage = -xp.expm1(-xp.exp(log_z))
-    coverage = xp.where(shifted > 0, coverage, 0.0)
+    coverage = _where(xp, shifted > 0, coverage, 0.0)
     return A_max * coverage
 
 
@@ -88,10 +103,15 @@ def labels_for_accuracy(target, A_max, delta, alpha, beta, b=1.0):  # noqa: N803
     >>> round(float(palm_curve(B, 0.9, 0.05, 0.0, 1.0, b=100)), 6)
     0.5
     """
-    xp = _backend(target, A_max, delta, alpha, beta, b)
+    return labels_for_accuracy_log_lambda(target, A_max, log_lambda(delta), alpha, beta, b)
+
+
+def labels_for_accuracy_log_lambda(target, A_max, log_lam, alpha, beta, b=1.0):  # noqa: N803
+    """:func:`labels_for_accuracy` with the rate given as ``log lambda``."""
+    xp = _backend(target, A_max, log_lam, alpha, beta, b)
     ratio = target / A_max
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_needed = xp.log(-xp.log1p(-xp.minimum(ratio, 1.0)))
-        shifted = xp.exp((log_needed - log_lambda(delta)) / beta)
+        shifted = xp.exp((log_needed - log_lam) / beta)
     labels = b * (shifted - alpha)
-    return xp.where(ratio >= 1, np.inf, labels)
+    return _where(xp, ratio >= 1, np.inf, labels)

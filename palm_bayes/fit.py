@@ -1,0 +1,524 @@
+"""Fit PALM to every curve of a curves Dataset and query the posterior.
+
+:func:`fit` samples one independent Bayesian PALM per curve (a curve is one combination of the
+id dims except ``seed``: seeds are replicate observations of the same curve) and returns a
+:class:`PalmFit`, a thin wrapper of an :class:`arviz.InferenceData` whose query methods return
+xarray objects with named dims.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import arviz as az
+import numpy as np
+import xarray as xr
+from scipy.special import expit
+from tqdm.auto import tqdm
+
+from palm_bayes.curve import labels_for_accuracy_log_lambda, palm_curve_log_lambda
+from palm_bayes.data import curve_dims, iter_curves, load_curves
+from palm_bayes.data import labels_per_round as _labels_per_round
+from palm_bayes.errors import PalmInputError
+from palm_bayes.model import merge_priors, model_data
+from palm_bayes.sampling import FREE_VARS, PALM_VARS, sample_curve
+
+__all__ = ["fit", "PalmFit"]
+
+SUMMARY_VARS = ("A_max", "delta", "alpha", "beta", "noise")
+_FORMAT = "palm-bayes-fit/1"
+
+
+def fit(
+    curves: Any,
+    *,
+    priors: Mapping[str, Mapping[str, float]] | None = None,
+    labels_per_round: float | None = None,
+    seed: int = 0,
+    chains: int = 4,
+    draws: int = 500,
+    tune: int = 500,
+    target_accept: float = 0.95,
+    cores: int | None = None,
+    progress: bool = True,
+) -> PalmFit:
+    """Fit one Bayesian PALM per curve.
+
+    Parameters
+    ----------
+    curves : xarray.Dataset, pandas.DataFrame or path
+        Anything :func:`palm_bayes.load_curves` reads.
+    priors : mapping, optional
+        Overrides of :data:`palm_bayes.model.DEFAULT_PRIORS`.
+    labels_per_round : float, optional
+        The normaliser ``b``; by default the curves' ``labels_per_round`` attribute or each
+        curve's median budget step.
+    seed : int
+        Random seed (curve ``k`` is sampled with ``seed + k``).
+    chains, draws, tune, target_accept, cores
+        NUTS settings (nutpie). ``cores`` defaults to ``min(chains, os.cpu_count())``.
+    progress : bool
+        Show a progress bar over curves.
+
+    Returns
+    -------
+    PalmFit
+
+    Examples
+    --------
+    >>> import palm_bayes as pb
+    >>> curves = pb.load_curves("examples/lcdb_curves.nc")  # doctest: +SKIP
+    >>> fit = pb.fit(curves, seed=0)  # doctest: +SKIP
+    >>> fit.forecast([1000, 5000]).median  # doctest: +SKIP
+    """
+    curves = load_curves(curves)
+    merged = merge_priors(priors)
+    dims = curve_dims(curves)
+    b = (
+        _labels_per_round(curves)
+        if labels_per_round is None
+        else _constant_b(curves, labels_per_round)
+    )
+    cores = cores or min(chains, os.cpu_count() or 1)
+
+    shape = tuple(curves.sizes[d] for d in dims)
+    coords = {d: curves[d].to_numpy() for d in dims}
+    names = FREE_VARS + PALM_VARS
+    post = {n: np.full((chains, draws, *shape), np.nan) for n in names}
+    diverging = np.zeros((chains, draws, *shape), dtype=bool)
+    seconds = np.full(shape, np.nan)
+    const = {
+        n: np.full(shape, np.nan)
+        for n in ("x_first", "x_mid", "first_budget", "last_budget", "n_test")
+    }
+    fitted = np.zeros(shape, dtype=bool)
+
+    items = list(iter_curves(curves))
+    if not items:
+        raise PalmInputError("no curve has any observed point")
+    for k, (labels, sub) in enumerate(
+        tqdm(items, desc="PALM fits", unit="curve", disable=not progress)
+    ):
+        index = tuple(int(np.flatnonzero(coords[d] == labels[d])[0]) for d in dims)
+        b_k = float(b.sel(labels))
+        n_test = sub["n_test"].broadcast_like(sub["accuracy"]) if "n_test" in sub else np.inf
+        data = model_data(
+            sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), b_k, np.asarray(n_test)
+        )
+        draws_k = sample_curve(
+            data,
+            merged,
+            chains=chains,
+            draws=draws,
+            tune=tune,
+            target_accept=target_accept,
+            seed=seed + k,
+            cores=cores,
+        )
+        for n in names:
+            post[n][(slice(None), slice(None), *index)] = draws_k[n]
+        diverging[(slice(None), slice(None), *index)] = draws_k["diverging"]
+        seconds[index] = draws_k["seconds"]
+        budgets = sub["budget"].to_numpy()
+        const["x_first"][index] = data["x_first"]
+        const["x_mid"][index] = data["x_mid"]
+        const["first_budget"][index] = np.nanmin(budgets)
+        const["last_budget"][index] = np.nanmax(budgets)
+        if "n_test" in sub:
+            const["n_test"][index] = float(np.nanmedian(np.asarray(n_test, dtype=float)))
+        fitted[index] = True
+
+    sample_dims = ("chain", "draw", *dims)
+    sample_coords = {"chain": np.arange(chains), "draw": np.arange(draws), **coords}
+    posterior = xr.Dataset({n: (sample_dims, v) for n, v in post.items()}, coords=sample_coords)
+    sample_stats = xr.Dataset({"diverging": (sample_dims, diverging)}, coords=sample_coords)
+    constant = xr.Dataset(
+        {n: (dims, v) for n, v in const.items()}
+        | {"b": b.transpose(*dims), "fitted": (dims, fitted), "sampling_seconds": (dims, seconds)},
+        coords=coords,
+    )
+    observed = curves[["budget", "accuracy"] + (["n_test"] if "n_test" in curves else [])]
+    idata = az.InferenceData(
+        posterior=posterior,
+        sample_stats=sample_stats,
+        constant_data=constant,
+        observed_data=observed,
+    )
+    idata.posterior.attrs.update(
+        {
+            "format": _FORMAT,
+            "priors": json.dumps(merged, sort_keys=True),
+            "curve_dims": json.dumps(list(dims)),
+            "sampler": json.dumps(
+                {
+                    "name": "nutpie",
+                    "chains": chains,
+                    "draws": draws,
+                    "tune": tune,
+                    "target_accept": target_accept,
+                    "seed": seed,
+                }
+            ),
+            "palm_bayes_version": _version(),
+        }
+    )
+    return PalmFit(idata)
+
+
+def _constant_b(curves: xr.Dataset, value: float) -> xr.DataArray:
+    if not np.isfinite(value) or value <= 0:
+        raise PalmInputError(f"labels_per_round must be a positive number, got {value!r}")
+    dims = curve_dims(curves)
+    return xr.DataArray(
+        np.full(tuple(curves.sizes[d] for d in dims), float(value)),
+        dims=dims,
+        coords={d: curves[d] for d in dims},
+    )
+
+
+def _version() -> str:
+    from palm_bayes import __version__
+
+    return __version__
+
+
+def _as_budget(budgets: Any) -> xr.DataArray:
+    """Budgets as a DataArray along ``budget`` (its own coordinate)."""
+    if isinstance(budgets, xr.DataArray) and "budget" in budgets.dims:
+        values = budgets.to_numpy()
+    else:
+        values = np.atleast_1d(np.asarray(budgets, dtype=float))
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise PalmInputError("budgets must be a number or a 1-D sequence of numbers")
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise PalmInputError(f"budgets must be finite and non-negative, got {values.tolist()}")
+    return xr.DataArray(values, dims="budget", coords={"budget": values})
+
+
+class PalmFit:
+    """Posterior of PALM curves with forecasting, comparison and labels-needed queries.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        As made by :func:`fit` (or read by :meth:`from_netcdf`).
+    """
+
+    def __init__(self, idata: az.InferenceData):
+        attrs = idata.posterior.attrs
+        if attrs.get("format") != _FORMAT:
+            raise PalmInputError(
+                f"this InferenceData was not written by palm_bayes.fit (format {attrs.get('format')!r})"
+            )
+        self.idata = idata
+        self.priors: dict = json.loads(attrs["priors"])
+        self.curve_dims: tuple[str, ...] = tuple(json.loads(attrs["curve_dims"]))
+
+    def __repr__(self) -> str:
+        n = int(self.idata.constant_data["fitted"].sum())
+        sizes = {d: self.idata.posterior.sizes[d] for d in ("chain", "draw")}
+        return f"PalmFit({n} curves over {list(self.curve_dims)}, {sizes})"
+
+    # ------------------------------------------------------------------ data access
+    @property
+    def curves(self) -> xr.Dataset:
+        """The observed curves the fit was made on (curves contract)."""
+        return (
+            self.idata.observed_data.to_dataset()
+            if hasattr(self.idata.observed_data, "to_dataset")
+            else self.idata.observed_data
+        )
+
+    @property
+    def b(self) -> xr.DataArray:
+        """Labels per round ``b`` used for each curve."""
+        return self.idata.constant_data["b"]
+
+    def _check_selection(self, selection: Mapping[str, Any], name: str) -> dict:
+        if not isinstance(selection, Mapping):
+            raise PalmInputError(f"{name} must be a mapping such as {{'strategy': 'random'}}")
+        post = self.idata.posterior
+        for dim, label in selection.items():
+            if dim not in self.curve_dims:
+                raise PalmInputError(
+                    f"{name}: unknown dimension {dim!r}; the curves are identified by {list(self.curve_dims)}"
+                )
+            known = post[dim].to_numpy().tolist()
+            if label not in known:
+                raise PalmInputError(f"{name}: unknown {dim} {label!r}; known: {known}")
+        return dict(selection)
+
+    # ------------------------------------------------------------------ forecasts
+    def forecast_draws(
+        self,
+        budgets: Any,
+        *,
+        kind: Literal["expected", "predictive"] = "expected",
+        seed: int = 0,
+    ) -> xr.DataArray:
+        """Posterior draws of the accuracy at ``budgets``.
+
+        ``kind="expected"`` is the curve itself (the accuracy averaged over seeds and test
+        sets); ``"predictive"`` adds the noise of one new run. Beyond each curve's last observed
+        budget the PALM form is widened by the model discrepancy of the ``extrapolation`` prior.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, *curve_dims, budget)``.
+        """
+        if kind not in ("expected", "predictive"):
+            raise PalmInputError(f"kind must be 'expected' or 'predictive', got {kind!r}")
+        budget = _as_budget(budgets)
+        post, const = self.idata.posterior, self.idata.constant_data
+        acc = palm_curve_log_lambda(
+            budget, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
+        )
+        rng = np.random.default_rng(seed)
+        sd = self.priors["extrapolation"]["sd"]
+        if sd > 0:
+            beyond = np.log(np.maximum(budget / const["last_budget"], 1.0))
+            eps = xr.DataArray(rng.standard_normal(post["A_max"].shape), dims=post["A_max"].dims)
+            clipped = acc.clip(1e-12, 1 - 1e-12)
+            logit = np.log(clipped) - np.log1p(-clipped)
+            acc = xr.where(acc > 0, expit(logit + sd * np.sqrt(beyond) * eps), acc)
+        if kind == "predictive":
+            inv_n = xr.where(const["n_test"] > 0, 1.0 / const["n_test"], 0.0).fillna(0.0)
+            scale = np.sqrt(acc * (1 - acc) * inv_n + post["noise"] ** 2)
+            noise = rng.standard_t(
+                self.priors["nu"]["value"], size=scale.transpose(*acc.dims).shape
+            )
+            acc = (acc + scale.transpose(*acc.dims) * noise).clip(0.0, 1.0)
+        return acc.transpose("chain", "draw", *self.curve_dims, "budget").rename("accuracy")
+
+    def forecast(
+        self,
+        budgets: Any,
+        *,
+        hdi_prob: float = 0.9,
+        kind: Literal["expected", "predictive"] = "expected",
+        seed: int = 0,
+    ) -> xr.Dataset:
+        """Forecast the accuracy at ``budgets`` with a highest-density interval.
+
+        Works from partial curves too: budgets beyond the observed ones are extrapolations
+        (with the extrapolation discrepancy, see :meth:`forecast_draws`).
+
+        Returns
+        -------
+        xarray.Dataset
+            Variables ``median, mean, lower, upper`` with dims ``(*curve_dims, budget)``.
+
+        Examples
+        --------
+        >>> fc = fit.forecast([500, 2000], hdi_prob=0.9)  # doctest: +SKIP
+        >>> fc.sel(strategy="random").median  # doctest: +SKIP
+        """
+        _check_prob(hdi_prob, "hdi_prob")
+        draws = self.forecast_draws(budgets, kind=kind, seed=seed)
+        return _summarise(draws, hdi_prob)
+
+    def prob_better(
+        self,
+        a: Mapping[str, Any],
+        b: Mapping[str, Any],
+        budget: Any,
+        *,
+        kind: Literal["expected", "predictive"] = "expected",
+        seed: int = 0,
+    ) -> xr.DataArray:
+        """Posterior probability that curve(s) ``a`` are more accurate than ``b`` at ``budget``.
+
+        ``a`` and ``b`` select curves by label, e.g. ``{"strategy": "typiclust"}``; the
+        probability is computed for every combination of the remaining dims.
+
+        Examples
+        --------
+        >>> fit.prob_better({"strategy": "a"}, {"strategy": "b"}, budget=2000)  # doctest: +SKIP
+        """
+        a = self._check_selection(a, "a")
+        b = self._check_selection(b, "b")
+        draws = self.forecast_draws(budget, kind=kind, seed=seed)
+        da, db = draws.sel(a, drop=True), draws.sel(b, drop=True)
+        wins = (da > db).astype(float) + 0.5 * (da == db)
+        valid = da.notnull() & db.notnull()
+        p = wins.where(valid).mean(("chain", "draw"))
+        if np.ndim(budget) == 0:
+            p = p.squeeze("budget", drop=True)
+        return p.rename("prob_better")
+
+    def labels_needed(
+        self,
+        target: float | xr.DataArray,
+        *,
+        hdi_prob: float = 0.9,
+        max_budget: float | None = None,
+        seed: int = 0,
+    ) -> xr.Dataset:
+        """Posterior of the number of labels needed to reach ``target`` accuracy.
+
+        Up to a curve's last observed budget this is the closed-form PALM inverse; beyond it,
+        the first budget at which a posterior draw of the forecast (with its extrapolation
+        discrepancy) reaches the target, searched up to ``max_budget`` (default 100 x the last
+        observed budget). Draws that never reach it count as ``inf``, so the interval is the
+        equal-tailed one (its upper end is ``inf`` when more than ``(1 - hdi_prob) / 2`` of the
+        draws do not reach the target).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``median, lower, upper`` (labels) and ``p_reachable`` (probability of reaching the
+            target within ``max_budget``), dims ``curve_dims``.
+        """
+        _check_prob(hdi_prob, "hdi_prob")
+        target = xr.DataArray(target) if not isinstance(target, xr.DataArray) else target
+        tv = target.to_numpy()
+        if not np.all(np.isfinite(tv)) or np.any((tv <= 0) | (tv >= 1)):
+            raise PalmInputError(f"target accuracy must lie in (0, 1), got {tv.tolist()}")
+        draws = self.labels_needed_draws(target, max_budget=max_budget, seed=seed)
+        q = (1 - hdi_prob) / 2
+        finite = np.isfinite(draws)
+        fitted = self.idata.constant_data["fitted"]
+        out = xr.Dataset(
+            {
+                "median": draws.quantile(0.5, ("chain", "draw")).drop_vars("quantile"),
+                "lower": draws.quantile(q, ("chain", "draw")).drop_vars("quantile"),
+                "upper": draws.quantile(1 - q, ("chain", "draw")).drop_vars("quantile"),
+                "p_reachable": finite.mean(("chain", "draw")).where(fitted),
+            }
+        )
+        return out.where(fitted)
+
+    def labels_needed_draws(
+        self, target: float | xr.DataArray, *, max_budget: float | None = None, seed: int = 0
+    ) -> xr.DataArray:
+        """Posterior draws of the labels needed for ``target`` (``inf``: not within max_budget)."""
+        post, const = self.idata.posterior, self.idata.constant_data
+        target = xr.DataArray(target) if not isinstance(target, xr.DataArray) else target
+        closed = labels_for_accuracy_log_lambda(
+            target, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
+        ).clip(min=0.0)
+        last = const["last_budget"]
+        horizon = 100.0 * last if max_budget is None else xr.full_like(last, float(max_budget))
+        sd = self.priors["extrapolation"]["sd"]
+        if sd <= 0:
+            return xr.where(closed <= horizon, closed, np.inf).where(const["fitted"])
+        # beyond the last budget: search each draw's forecast path on a log grid
+        rng = np.random.default_rng(seed)
+        eps = xr.DataArray(rng.standard_normal(post["A_max"].shape), dims=post["A_max"].dims)
+        grid = xr.DataArray(np.linspace(0.0, 1.0, 257), dims="grid_point")
+        budgets = np.exp(np.log(last) + grid * (np.log(np.maximum(horizon, last)) - np.log(last)))
+        acc = palm_curve_log_lambda(
+            budgets, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
+        ).clip(1e-12, 1 - 1e-12)
+        logit = np.log(acc) - np.log1p(-acc) + sd * np.sqrt(np.log(budgets / last)) * eps
+        logit_target = np.log(target) - np.log1p(-target)
+        reached = logit >= logit_target
+        first = reached.argmax("grid_point")
+        any_reached = reached.any("grid_point")
+        # interpolate log budget between the grid point before and the first one reaching it
+        i1 = first.clip(min=1)
+        i0 = i1 - 1
+        l0, l1 = logit.isel(grid_point=i0), logit.isel(grid_point=i1)
+        b0, b1 = np.log(budgets.isel(grid_point=i0)), np.log(budgets.isel(grid_point=i1))
+        w = ((logit_target - l0) / (l1 - l0)).clip(0.0, 1.0).fillna(1.0)
+        beyond = np.exp(b0 + w * (b1 - b0))
+        beyond = xr.where(any_reached, beyond, np.inf)
+        out = xr.where(closed <= last, closed, beyond)
+        return out.where(const["fitted"]).transpose("chain", "draw", *self.curve_dims, ...)
+
+    # ------------------------------------------------------------------ diagnostics
+    def summary(self, *, hdi_prob: float = 0.9) -> xr.Dataset:
+        """PALM parameters with HDIs and sampler diagnostics, per curve.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``mean, sd, lower, upper, r_hat, ess_bulk`` with dims ``(parameter, *curve_dims)``
+            and ``divergences`` with dims ``curve_dims``.
+        """
+        _check_prob(hdi_prob, "hdi_prob")
+        post = self.idata.posterior[list(SUMMARY_VARS)]
+        hdi = az.hdi(post, hdi_prob=hdi_prob)
+        out = xr.Dataset(
+            {
+                "mean": post.mean(("chain", "draw")).to_array("parameter"),
+                "sd": post.std(("chain", "draw")).to_array("parameter"),
+                "lower": hdi.sel(hdi="lower", drop=True).to_array("parameter"),
+                "upper": hdi.sel(hdi="higher", drop=True).to_array("parameter"),
+                "r_hat": az.rhat(post).to_array("parameter"),
+                "ess_bulk": az.ess(post, method="bulk").to_array("parameter"),
+            }
+        )
+        out["divergences"] = self.idata.sample_stats["diverging"].sum(("chain", "draw"))
+        return out.where(self.idata.constant_data["fitted"])
+
+    def diagnostics(self) -> xr.Dataset:
+        """Per-curve sampler health: worst r_hat and bulk ESS of the sampled variables,
+        divergent transitions and sampling seconds.
+        """
+        post = self.idata.posterior[list(FREE_VARS)]
+        fitted = self.idata.constant_data["fitted"]
+        out = xr.Dataset(
+            {
+                "r_hat_max": az.rhat(post).to_array().max("variable"),
+                "ess_bulk_min": az.ess(post, method="bulk").to_array().min("variable"),
+                "divergences": self.idata.sample_stats["diverging"].sum(("chain", "draw")),
+                "seconds": self.idata.constant_data["sampling_seconds"],
+            }
+        )
+        return out.where(fitted)
+
+    # ------------------------------------------------------------------ persistence
+    def to_netcdf(self, path: str | Path) -> Path:
+        """Write the fit atomically (a temporary file renamed over ``path``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            self.idata.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def from_netcdf(cls, path: str | Path) -> PalmFit:
+        """Read a fit written by :meth:`to_netcdf`, checking that it is one."""
+        path = Path(path)
+        if not path.is_file():
+            raise PalmInputError(f"no fit file at {path}")
+        try:
+            idata = az.from_netcdf(path, engine="h5netcdf")
+        except Exception as exc:  # noqa: BLE001 - report any reader failure plainly
+            raise PalmInputError(f"{path} is not a readable netCDF fit: {exc}") from exc
+        if "posterior" not in idata.groups():
+            raise PalmInputError(f"{path} holds no posterior; was it written by PalmFit.to_netcdf?")
+        idata.load() if hasattr(idata, "load") else None
+        return cls(idata)
+
+
+def _check_prob(value: float, name: str) -> None:
+    if not 0 < value < 1:
+        raise PalmInputError(f"{name} must lie in (0, 1), got {value!r}")
+
+
+def _summarise(draws: xr.DataArray, hdi_prob: float) -> xr.Dataset:
+    """Median, mean and HDI over chain and draw (NaN curves stay NaN)."""
+    hdi = az.hdi(draws.to_dataset(name="x"), hdi_prob=hdi_prob, skipna=False)["x"]
+    return xr.Dataset(
+        {
+            "median": draws.median(("chain", "draw")),
+            "mean": draws.mean(("chain", "draw")),
+            "lower": hdi.sel(hdi="lower", drop=True),
+            "upper": hdi.sel(hdi="higher", drop=True),
+        }
+    )
