@@ -1,8 +1,25 @@
-"""palm_bayes: Bayesian PALM learning curves for active learning."""
+"""palm_bayes: Bayesian PALM learning curves for active learning.
+
+Fit PALM (Machnio et al., ICCV 2025) to active-learning curves with PyMC and answer, with
+posterior uncertainty: forecasts at any budget, P(strategy A beats B), and labels needed for a
+target accuracy.
+"""
 
 from palm_bayes.curve import labels_for_accuracy, palm_curve
 from palm_bayes.errors import PalmInputError
+from palm_bayes.fit import PalmFit, fit
+from palm_bayes.model import DEFAULT_PRIORS
+from palm_bayes.simulate import simulate_curves
 
 __version__ = "0.1.0"
 
-__all__ = ["PalmInputError", "labels_for_accuracy", "palm_curve", "__version__"]
+__all__ = [
+    "DEFAULT_PRIORS",
+    "PalmFit",
+    "PalmInputError",
+    "fit",
+    "labels_for_accuracy",
+    "palm_curve",
+    "simulate_curves",
+    "__version__",
+]

@@ -290,10 +290,8 @@ class PalmFit:
             acc = xr.where(acc > 0, expit(logit + sd * np.sqrt(beyond) * eps), acc)
         if kind == "predictive":
             inv_n = xr.where(const["n_test"] > 0, 1.0 / const["n_test"], 0.0).fillna(0.0)
-            scale = np.sqrt(acc * (1 - acc) * inv_n + post["noise"] ** 2)
-            noise = rng.standard_t(
-                self.priors["nu"]["value"], size=scale.transpose(*acc.dims).shape
-            )
+            scale = np.sqrt(acc * (1 - acc) * inv_n + inv_n**2 / 12 + post["noise"] ** 2)
+            noise = rng.standard_normal(size=scale.transpose(*acc.dims).shape)
             acc = (acc + scale.transpose(*acc.dims) * noise).clip(0.0, 1.0)
         return acc.transpose("chain", "draw", *self.curve_dims, "budget").rename("accuracy")
 
@@ -387,9 +385,15 @@ class PalmFit:
         fitted = self.idata.constant_data["fitted"]
         out = xr.Dataset(
             {
-                "median": draws.quantile(0.5, ("chain", "draw")).drop_vars("quantile"),
-                "lower": draws.quantile(q, ("chain", "draw")).drop_vars("quantile"),
-                "upper": draws.quantile(1 - q, ("chain", "draw")).drop_vars("quantile"),
+                "median": draws.quantile(0.5, ("chain", "draw"), method="inverted_cdf").drop_vars(
+                    "quantile"
+                ),
+                "lower": draws.quantile(q, ("chain", "draw"), method="inverted_cdf").drop_vars(
+                    "quantile"
+                ),
+                "upper": draws.quantile(1 - q, ("chain", "draw"), method="inverted_cdf").drop_vars(
+                    "quantile"
+                ),
                 "p_reachable": finite.mean(("chain", "draw")).where(fitted),
             }
         )

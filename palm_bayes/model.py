@@ -18,9 +18,13 @@ the model samples what the data identify and derives the PALM parameters from th
 
 With ``g(x) = log(-log(1 - A(x) / A_max)) = log(lambda) + beta * log(x + alpha)`` (the PALM curve
 is linear in ``log(x + alpha)`` on this scale) the PALM parameters follow in closed form.
-Observations are every seed's accuracy at every budget (replicates of the same curve), with a
-Student-t likelihood whose scale combines the binomial test-set noise ``A (1 - A) / n_test`` and a
-seed-to-seed term ``noise``.
+Every seed's accuracy at a budget is a replicate measurement of the same curve, Normal around
+``A(B)`` with variance ``A (1 - A) / n_test + 1 / (12 n_test^2) + noise^2`` (binomial test-set
+noise, quantisation, seed-to-seed variation). The model uses the exact sufficient statistics of
+that (per-budget seed mean and sum of squares), so its cost grows with budgets, not seeds.
+
+The model is only trusted inside the observed budgets: forecasts beyond the last one add the
+``extrapolation`` discrepancy (see :meth:`palm_bayes.PalmFit.forecast_draws`).
 """
 
 from __future__ import annotations
@@ -49,8 +53,6 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
     "offset": {"mu": 0.0, "sigma": 1.0},
     # seed-to-seed / model noise in accuracy units (HalfNormal sigma).
     "noise": {"sigma": 0.05},
-    # Student-t degrees of freedom of the likelihood (robust to outlying seeds).
-    "nu": {"value": 5.0},
     # Model discrepancy beyond the last observed budget (used by forecasts, not by sampling):
     # logit(A_true(B)) = logit(A_palm(B)) + sd * sqrt(log(B / B_last)) * eps, eps ~ N(0, 1),
     # a Brownian motion in log budget. 0.3 was calibrated on LCDB curves (90% interval coverage
@@ -84,19 +86,39 @@ def merge_priors(priors: Mapping[str, Mapping[str, float]] | None = None) -> dic
 
 
 def model_data(budget: np.ndarray, accuracy: np.ndarray, b: float, n_test: np.ndarray | float):
-    """Arrays fed to the model for one curve (flattened over seeds, NaNs dropped)."""
-    budget = np.asarray(budget, dtype=float).ravel()
-    accuracy = np.asarray(accuracy, dtype=float).ravel()
-    n_test = np.broadcast_to(np.asarray(n_test, dtype=float), np.shape(accuracy)).ravel()
+    """Per-budget sufficient statistics of one curve, fed to the compiled model.
+
+    Replicate seeds at one budget are summarised by their count, mean and sum of squared
+    deviations (exact for the Normal seed noise of the model), so the cost of a gradient grows
+    with the number of budgets, not with seeds x budgets.
+    """
+    accuracy = np.asarray(accuracy, dtype=float)
+    n_test = np.broadcast_to(np.asarray(n_test, dtype=float), accuracy.shape).ravel()
+    budget = np.broadcast_to(np.asarray(budget, dtype=float), accuracy.shape).ravel()
+    accuracy = accuracy.ravel()
     keep = np.isfinite(budget) & np.isfinite(accuracy)
-    x = budget[keep] / b
-    log_x = np.log(np.unique(x))
-    inv_n = np.where(np.isfinite(n_test[keep]) & (n_test[keep] > 0), 1.0 / n_test[keep], 0.0)
+    budget, accuracy, n_test = budget[keep], accuracy[keep], n_test[keep]
+    levels, index = np.unique(budget, return_inverse=True)
+    count = np.bincount(index).astype(float)
+    mean = np.bincount(index, weights=accuracy) / count
+    sq_dev = np.bincount(index, weights=(accuracy - mean[index]) ** 2)
+    n_med = np.array([np.median(n_test[index == i]) for i in range(levels.size)])
+    inv_n = np.where(np.isfinite(n_med) & (n_med > 0), 1.0 / n_med, 0.0)
+    x = levels / b
+    log_x = np.log(x)
+    replicated = count > 1
+    # seeds that agree exactly agree only to the resolution of the test set: floor the sum of
+    # squares there (sd 1 / sqrt(12) test samples, or 1e-4 when n_test is unknown)
+    resolution = np.where(inv_n > 0, inv_n**2 / 12, 1e-8)
+    sq_dev = np.maximum(sq_dev, (count - 1) * resolution)
     return {
         "x": x,
-        "y": accuracy[keep],
+        "mean_accuracy": mean,
+        "n_seeds": count,
         "inv_n_test": inv_n,
-        "x_first": np.float64(np.exp(log_x[0])),
+        "rep_index": np.flatnonzero(replicated).astype("int64"),
+        "rep_sq_dev": sq_dev[replicated],
+        "x_first": np.float64(x[0]),
         "x_mid": np.float64(np.exp(0.5 * (log_x[0] + log_x[-1]))),
     }
 
@@ -107,8 +129,9 @@ def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) ->
     Parameters
     ----------
     data : mapping
-        Output of :func:`model_data`: ``x`` (budget / b), ``y`` (accuracy), ``inv_n_test``,
-        ``x_first``, ``x_mid``. They become ``pm.Data`` so one compiled model serves every curve.
+        Output of :func:`model_data` (per-budget ``x = B / b``, seed mean and count, sum of
+        squares, ``1 / n_test``, ``x_first``, ``x_mid``). They become ``pm.Data`` so one
+        compiled model serves every curve.
     priors : mapping, optional
         Overrides of :data:`DEFAULT_PRIORS`.
 
@@ -121,8 +144,11 @@ def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) ->
     p = merge_priors(priors)
     with pm.Model() as model:
         x = pm.Data("x", data["x"])
-        y = pm.Data("y", data["y"])
+        y = pm.Data("mean_accuracy", data["mean_accuracy"])
+        n_seeds = pm.Data("n_seeds", data["n_seeds"])
         inv_n = pm.Data("inv_n_test", data["inv_n_test"])
+        rep_index = pm.Data("rep_index", data["rep_index"])
+        rep_sq_dev = pm.Data("rep_sq_dev", data["rep_sq_dev"])
         x_first = pm.Data("x_first", data["x_first"])
         x_mid = pm.Data("x_mid", data["x_mid"])
 
@@ -150,6 +176,22 @@ def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) ->
 
         log_z = log_lam + beta * pt.log(x + alpha)
         mu = a_max * -pt.expm1(-pt.exp(log_z))
-        scale = pt.sqrt(mu * (1 - mu) * inv_n + noise**2)
-        pm.StudentT("accuracy", nu=p["nu"]["value"], mu=mu, sigma=scale, observed=y, shape=x.shape)
+        # variance of one seed's accuracy: test-set binomial + quantisation + seed-to-seed noise
+        seed_var = mu * (1 - mu) * inv_n + inv_n**2 / 12 + noise**2
+        pm.Normal(
+            "accuracy",
+            mu=mu,
+            sigma=pt.sqrt(seed_var / n_seeds),
+            observed=y,
+            shape=x.shape,
+        )
+        # spread of the seeds around their mean: sum of squares ~ seed_var * chi2(n - 1)
+        rep_var = seed_var[rep_index]
+        pm.Gamma(
+            "seed_spread",
+            alpha=(n_seeds[rep_index] - 1) / 2,
+            beta=1 / (2 * rep_var),
+            observed=rep_sq_dev,
+            shape=rep_index.shape,
+        )
     return model

@@ -19,7 +19,13 @@ from palm_bayes.model import FORECAST_ONLY_PRIORS, create_palm_model
 __all__ = ["sample_curve", "FREE_VARS", "PALM_VARS"]
 
 #: Variables sampled on the unconstrained scale (their r_hat and ESS are the diagnostics).
-FREE_VARS = ("logit_mid_accuracy", "logit_headroom", "log_mid_slope", "offset", "noise")
+FREE_VARS = (
+    "logit_mid_accuracy",
+    "logit_headroom",
+    "log_mid_slope",
+    "offset",
+    "noise",
+)
 #: PALM parameters and helpers kept in the posterior.
 PALM_VARS = ("A_max", "delta", "alpha", "beta", "log_lambda", "mid_accuracy", "mid_slope")
 
