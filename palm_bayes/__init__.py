@@ -6,8 +6,10 @@ target accuracy.
 """
 
 from palm_bayes.curve import labels_for_accuracy, palm_curve
+from palm_bayes.data import load_curves, save_curves
 from palm_bayes.errors import PalmInputError
 from palm_bayes.fit import PalmFit, fit
+from palm_bayes.lsq import fit_least_squares
 from palm_bayes.model import DEFAULT_PRIORS
 from palm_bayes.simulate import simulate_curves
 
@@ -18,6 +20,9 @@ __all__ = [
     "PalmFit",
     "PalmInputError",
     "fit",
+    "fit_least_squares",
+    "load_curves",
+    "save_curves",
     "labels_for_accuracy",
     "palm_curve",
     "simulate_curves",

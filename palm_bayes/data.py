@@ -265,7 +265,7 @@ def _validate_frame(frame: pd.DataFrame, percent: bool | None) -> pd.DataFrame:
             row = frame[bad].iloc[0]
             key = tuple(row[d] for d in CURVE_DIMS)
             raise PalmInputError(
-                f"{_label(key)} seed={row['seed']}: {column} is {row[column]!r} "
+                f"{_label(key)} seed={row['seed']}: {column} is {row[column]} "
                 f"(NaN, inf or not a number) in {int(bad.sum())} row(s)"
             )
         frame[column] = values.astype(float)
