@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from palm_bayes.errors import PalmInputError
+from palm_bayes.io_utils import atomic_write
 
 __all__ = [
     "ID_DIMS",
@@ -153,17 +153,10 @@ def iter_curves(curves: xr.Dataset) -> Iterator[tuple[dict[str, Any], xr.Dataset
 
 def save_curves(curves: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write curves to netCDF atomically (a temporary file renamed over ``path``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        curves.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    encoding = {name: {"compression": "gzip"} for name in curves.data_vars}
+    return atomic_write(
+        path, lambda tmp: curves.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+    )
 
 
 # --------------------------------------------------------------------------- readers

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from palm_bayes.curve import labels_for_accuracy_log_lambda, palm_curve_log_lamb
 from palm_bayes.data import curve_dims, iter_curves, load_curves
 from palm_bayes.data import labels_per_round as _labels_per_round
 from palm_bayes.errors import PalmInputError
+from palm_bayes.io_utils import atomic_write
 from palm_bayes.model import merge_priors, model_data
 from palm_bayes.sampling import FREE_VARS, PALM_VARS, sample_curve
 
@@ -482,17 +482,7 @@ class PalmFit:
     # ------------------------------------------------------------------ persistence
     def to_netcdf(self, path: str | Path) -> Path:
         """Write the fit atomically (a temporary file renamed over ``path``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            self.idata.to_netcdf(tmp, engine="h5netcdf")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, lambda tmp: self.idata.to_netcdf(tmp, engine="h5netcdf"))
 
     @classmethod
     def from_netcdf(cls, path: str | Path) -> PalmFit:
