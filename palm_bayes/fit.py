@@ -421,7 +421,7 @@ class PalmFit:
         acc = palm_curve_log_lambda(
             budgets, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
         ).clip(1e-12, 1 - 1e-12)
-        logit = np.log(acc) - np.log1p(-acc) + sd * np.sqrt(np.log(budgets / last)) * eps
+        logit = np.log(acc) - np.log1p(-acc) + sd * np.sqrt(np.log(budgets / last).clip(min=0.0)) * eps
         logit_target = np.log(target) - np.log1p(-target)
         reached = logit >= logit_target
         first = reached.argmax("grid_point")
