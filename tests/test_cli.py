@@ -1,0 +1,91 @@
+"""The palm command end to end, on simulated curves and on the shipped example data."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import palm_bayes as pb
+from palm_bayes.cli import main
+from palm_bayes.data import curves_to_frame
+
+pytestmark = pytest.mark.slow
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "lcdb_curves.nc"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def fit_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    curves = pb.simulate_curves(
+        {"good": dict(A_max=0.92, delta=0.3, alpha=0.0, beta=1.0),
+         "poor": dict(A_max=0.75, delta=0.1, alpha=0.0, beta=1.0)},
+        np.arange(1, 9) * 50.0, seeds=3, rng=0,
+    )
+    frame = curves_to_frame(pb.load_curves(curves))
+    frame.to_csv(folder / "curves.csv", index=False)
+    code = main(["fit", str(folder / "curves.csv"), "--out", str(folder / "fit"),
+                 "--draws", "300", "--tune", "300", "--chains", "2", "--quiet"])
+    assert code == 0
+    return folder / "fit"
+
+
+def test_fit_writes_its_files(fit_dir):
+    for name in ("fit.nc", "curves.nc", "summary.csv", "least_squares.csv", "fit.png"):
+        assert (fit_dir / name).stat().st_size > 0, name
+    assert (fit_dir / "fit.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_forecast_json(fit_dir, capsys):
+    assert main(["forecast", str(fit_dir), "--budget", "100", "1000", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 4
+    assert {"strategy", "budget", "median", "lower", "upper"} <= set(rows[0])
+    assert all(r["lower"] <= r["median"] <= r["upper"] for r in rows)
+
+
+def test_compare_finds_the_better_strategy(fit_dir, capsys):
+    assert main(["compare", str(fit_dir), "--a", "strategy=good", "--b", "strategy=poor",
+                 "--budget", "400", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["prob_better"] > 0.9
+
+
+def test_labels_needed_table(fit_dir, capsys):
+    assert main(["labels-needed", str(fit_dir), "--target", "0.7"]) == 0
+    out = capsys.readouterr().out
+    assert "Labels needed for accuracy 0.7" in out and "p_reachable" in out
+
+
+def test_plot(fit_dir, tmp_path):
+    assert main(["plot", str(fit_dir), "--out", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "{fit}", "--a", "strategy=nope", "--b", "strategy=poor", "--budget", "10"],
+         "unknown strategy 'nope'"),
+        (["labels-needed", "{fit}", "--target", "1.5"], "target accuracy must lie in"),
+        (["forecast", "{missing}", "--budget", "10"], "no fit at"),
+        (["fit", "{missing}/c.csv", "--out", "{missing}"], "no such file or folder"),
+        (["compare", "{fit}", "--a", "good", "--b", "strategy=poor", "--budget", "10"],
+         "must look like dim=label"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(fit_dir, tmp_path, capsys, argv, message):
+    argv = [a.format(fit=fit_dir, missing=tmp_path / "missing") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("palm: error:") and message in err and "\n" not in err
+
+
+def test_fit_on_the_example_data(tmp_path, capsys):
+    code = main(["fit", str(EXAMPLES), "--out", str(tmp_path), "--draws", "200", "--tune",
+                 "300", "--chains", "2", "--quiet", "--json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 9
+    assert all(0 < r["A_max"] <= 1 for r in rows)
