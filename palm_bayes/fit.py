@@ -41,9 +41,9 @@ def fit(
     labels_per_round: float | None = None,
     seed: int = 0,
     chains: int = 4,
-    draws: int = 500,
-    tune: int = 500,
-    target_accept: float = 0.95,
+    draws: int = 1000,
+    tune: int = 1000,
+    target_accept: float = 0.99,
     cores: int | None = None,
     progress: bool = True,
 ) -> PalmFit:
@@ -413,29 +413,42 @@ class PalmFit:
         sd = self.priors["extrapolation"]["sd"]
         if sd <= 0:
             return xr.where(closed <= horizon, closed, np.inf).where(const["fitted"])
-        # beyond the last budget: search each draw's forecast path on a log grid
-        rng = np.random.default_rng(seed)
-        eps = xr.DataArray(rng.standard_normal(post["A_max"].shape), dims=post["A_max"].dims)
-        grid = xr.DataArray(np.linspace(0.0, 1.0, 257), dims="grid_point")
-        budgets = np.exp(np.log(last) + grid * (np.log(np.maximum(horizon, last)) - np.log(last)))
-        acc = palm_curve_log_lambda(
-            budgets, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
-        ).clip(1e-12, 1 - 1e-12)
-        logit = np.log(acc) - np.log1p(-acc) + sd * np.sqrt(np.log(budgets / last).clip(min=0.0)) * eps
-        logit_target = np.log(target) - np.log1p(-target)
-        reached = logit >= logit_target
-        first = reached.argmax("grid_point")
-        any_reached = reached.any("grid_point")
-        # interpolate log budget between the grid point before and the first one reaching it
-        i1 = first.clip(min=1)
-        i0 = i1 - 1
-        l0, l1 = logit.isel(grid_point=i0), logit.isel(grid_point=i1)
-        b0, b1 = np.log(budgets.isel(grid_point=i0)), np.log(budgets.isel(grid_point=i1))
-        w = ((logit_target - l0) / (l1 - l0)).clip(0.0, 1.0).fillna(1.0)
-        beyond = np.exp(b0 + w * (b1 - b0))
-        beyond = xr.where(any_reached, beyond, np.inf)
+        # beyond the last budget: search each draw's forecast path on a log grid, a few
+        # fitted curves at a time (draws x grid x curves can be large)
+        eps = xr.DataArray(
+            np.random.default_rng(seed).standard_normal(post["A_max"].shape),
+            dims=post["A_max"].dims,
+        )
+        parts = xr.Dataset(
+            {
+                "A_max": post["A_max"], "log_lambda": post["log_lambda"],
+                "alpha": post["alpha"], "beta": post["beta"], "eps": eps,
+                "b": const["b"], "last": last, "horizon": horizon,
+                "target": target.broadcast_like(const["b"]),
+            }
+        ).stack(curve=self.curve_dims)
+        parts = parts.isel(curve=np.flatnonzero(const["fitted"].stack(curve=self.curve_dims)))
+        chunks = [
+            _first_crossing(parts.isel(curve=slice(k, k + 16)), sd)
+            for k in range(0, parts.sizes["curve"], 16)
+        ]
+        beyond = xr.concat(chunks, "curve").unstack("curve")
+        beyond = beyond.reindex({d: post[d] for d in self.curve_dims})
         out = xr.where(closed <= last, closed, beyond)
-        return out.where(const["fitted"]).transpose("chain", "draw", *self.curve_dims, ...)
+        return out.where(const["fitted"]).transpose("chain", "draw", *self.curve_dims)
+
+    def select(self, selection: Mapping[str, Any]) -> PalmFit:
+        """The fit restricted to the curves with these labels (a label or a list per dim).
+
+        Examples
+        --------
+        >>> fit.select({"strategy": ["random", "typiclust"]})  # doctest: +SKIP
+        """
+        lists = {d: list(v) if isinstance(v, list | tuple) else [v] for d, v in selection.items()}
+        for dim, labels in lists.items():
+            for label in labels:
+                self._check_selection({dim: label}, "selection")
+        return PalmFit(self.idata.sel(**lists))
 
     # ------------------------------------------------------------------ diagnostics
     def summary(self, *, hdi_prob: float = 0.9) -> xr.Dataset:
@@ -515,4 +528,28 @@ def _summarise(draws: xr.DataArray, hdi_prob: float) -> xr.Dataset:
             "lower": hdi.sel(hdi="lower", drop=True),
             "upper": hdi.sel(hdi="higher", drop=True),
         }
+    )
+
+
+def _first_crossing(parts: xr.Dataset, sd: float) -> xr.DataArray:
+    """First budget in (last, horizon] where a draw's widened forecast reaches the target."""
+    grid = xr.DataArray(np.linspace(0.0, 1.0, 257), dims="grid_point")
+    log_last = np.log(parts["last"])
+    log_budgets = log_last + grid * (np.log(np.maximum(parts["horizon"], parts["last"])) - log_last)
+    acc = palm_curve_log_lambda(
+        np.exp(log_budgets), parts["A_max"], parts["log_lambda"], parts["alpha"], parts["beta"],
+        parts["b"],
+    ).clip(1e-12, 1 - 1e-12)
+    drift = sd * np.sqrt((log_budgets - log_last).clip(min=0.0)) * parts["eps"]
+    logit = np.log(acc) - np.log1p(-acc) + drift
+    logit_target = np.log(parts["target"]) - np.log1p(-parts["target"])
+    reached = logit >= logit_target
+    i1 = reached.argmax("grid_point").clip(min=1)
+    i0 = i1 - 1
+    l0, l1 = logit.isel(grid_point=i0), logit.isel(grid_point=i1)
+    b0, b1 = log_budgets.isel(grid_point=i0), log_budgets.isel(grid_point=i1)
+    w = ((logit_target - l0) / (l1 - l0)).clip(0.0, 1.0).fillna(1.0)
+    found = np.exp(b0 + w * (b1 - b0))
+    return xr.where(reached.any("grid_point"), found, np.inf).drop_vars(
+        ["last", "horizon", "target", "b"], errors="ignore"
     )

@@ -63,7 +63,7 @@ def plot_fit(
         first = float(const["first_budget"].sel(labels))
         last = float(const["last_budget"].sel(labels))
         grid = np.asarray(budgets) if budgets is not None else np.geomspace(first, 3 * last, 60)
-        fc = fit.forecast(grid, hdi_prob=hdi_prob).sel(labels)
+        fc = fit.select(labels).forecast(grid, hdi_prob=hdi_prob).sel(labels).squeeze()
         if truth is not None:
             full = truth.sel(labels)
             ax.plot(full["budget"].max("seed"), full["accuracy"].mean("seed"), "o", mfc="none",

@@ -150,3 +150,39 @@ def test_atomic_save_keeps_the_old_file(tmp_path, monkeypatch):
         save_curves(load_curves(two_curves()), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.nc"]
+
+
+def test_lcdb_reader_on_a_small_csv(tmp_path, monkeypatch):
+    from palm_bayes.datasets import lcdb_csv_path, lcdb_curves
+
+    rows = []
+    for learner in ("sklearn.svm.SVC_rbf", "sklearn.linear_model.LogisticRegression"):
+        for outer, inner in ((0, 0), (0, 1)):
+            for size in (16, 23, 32, 45, 64):
+                rows.append((44, learner, size, 100, outer, inner, 0.01, 1.0, 0.7, 0.6 + size / 1e3))
+    frame = pd.DataFrame(rows, columns=["openmlid", "learner", "size_train", "size_test",
+                                        "outer_seed", "inner_seed", "traintime", "score_train",
+                                        "score_valid", "score_test"])
+    path = tmp_path / "database-accuracy.csv"
+    frame.to_csv(path, index=False)
+    ds = lcdb_curves(path, min_budgets=5)
+    assert ds.dataset.values.tolist() == ["openml-44"]
+    assert sorted(ds.strategy.values.tolist()) == ["LogisticRegression", "SVC_rbf"]
+    assert ds.seed.values.tolist() == [0, 1]
+    assert float(ds["n_test"].max()) == 100
+    assert lcdb_curves(path, min_budgets=5, n_curves=1).sizes["strategy"] == 1
+    with pytest.raises(pb.PalmInputError, match="no LCDB curve matches"):
+        lcdb_curves(path, min_budgets=6)
+    monkeypatch.setenv("PALM_LCDB_CSV", str(path))
+    assert lcdb_csv_path() == path
+    monkeypatch.setenv("PALM_LCDB_CSV", str(tmp_path / "nope.csv"))
+    with pytest.raises(pb.PalmInputError, match="not a file"):
+        lcdb_csv_path()
+
+
+def test_shipped_example_curves_load():
+    from pathlib import Path
+
+    ds = load_curves(Path(__file__).resolve().parents[1] / "examples" / "lcdb_curves.nc")
+    assert ds.sizes["dataset"] == 3 and ds.sizes["strategy"] == 3
+    assert float(ds["accuracy"].max()) <= 1.0
