@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py --out $(DEMO_OUT)
 
 test: $(STAMP)
+	$(BIN)/ruff check palm_bayes al_runner tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -13,7 +13,6 @@ reaches it.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -41,11 +40,17 @@ def split_curves(curves: xr.Dataset, prefix: float) -> tuple[xr.Dataset, pd.Data
         pre = frame[frame["budget"] <= prefix * bmax]
         half = frame.iloc[(frame["budget"] - bmax / 2).abs().argmin()]
         reached = frame[frame["acc"] >= half["acc"]]["budget"].min()
-        rows.append(labels | {
-            "largest": bmax, "truth": frame[frame["budget"] == bmax]["acc"].iloc[0],
-            "last": pre["acc"].iloc[-1] if len(pre) else np.nan,
-            "n_prefix": len(pre), "tau": half["acc"], "true_labels": reached,
-        })
+        rows.append(
+            labels
+            | {
+                "largest": bmax,
+                "truth": frame[frame["budget"] == bmax]["acc"].iloc[0],
+                "last": pre["acc"].iloc[-1] if len(pre) else np.nan,
+                "n_prefix": len(pre),
+                "tau": half["acc"],
+                "true_labels": reached,
+            }
+        )
     return train, pd.DataFrame(rows)
 
 
@@ -75,12 +80,22 @@ def run_set(csv, n_curves, seed, prefix, min_budgets, methods, sampler):
             f = fc.sel(s).sel(budget=row["largest"])
             lab = ln.sel(s)
             d = diag.sel(s)
-            results.append(dict(
-                method="bayes", forecast=float(f["median"]), lower=float(f["lower"]),
-                upper=float(f["upper"]), labels=float(lab["median"]),
-                labels_lower=float(lab["lower"]), labels_upper=float(lab["upper"]),
-                r_hat=float(d["r_hat_max"]), divergences=int(d["divergences"]),
-                seconds=float(d["seconds"]), at_bound=np.nan, **row.to_dict()))
+            results.append(
+                dict(
+                    method="bayes",
+                    forecast=float(f["median"]),
+                    lower=float(f["lower"]),
+                    upper=float(f["upper"]),
+                    labels=float(lab["median"]),
+                    labels_lower=float(lab["lower"]),
+                    labels_upper=float(lab["upper"]),
+                    r_hat=float(d["r_hat_max"]),
+                    divergences=int(d["divergences"]),
+                    seconds=float(d["seconds"]),
+                    at_bound=np.nan,
+                    **row.to_dict(),
+                )
+            )
         total_bayes = seconds
     if "lsq" in methods:
         start = time.perf_counter()
@@ -90,19 +105,25 @@ def run_set(csv, n_curves, seed, prefix, min_budgets, methods, sampler):
             p = lsq.sel(s)
             args = {k: float(p[k]) for k in ("A_max", "delta", "alpha", "beta")}
             b = float(p["b"])
-            results.append(dict(
-                method="lsq", forecast=float(pb.palm_curve(row["largest"], b=b, **args)),
-                labels=float(labels_for_accuracy(row["tau"], b=b, **args)),
-                at_bound=bool(p["at_bound"]), seconds=seconds / len(truth), **row.to_dict()))
+            results.append(
+                dict(
+                    method="lsq",
+                    forecast=float(pb.palm_curve(row["largest"], b=b, **args)),
+                    labels=float(labels_for_accuracy(row["tau"], b=b, **args)),
+                    at_bound=bool(p["at_bound"]),
+                    seconds=seconds / len(truth),
+                    **row.to_dict(),
+                )
+            )
     if "last" in methods:
         for _, row in truth.iterrows():
-            results.append(dict(method="last", forecast=row["last"], seconds=0.0,
-                                **row.to_dict()))
+            results.append(dict(method="last", forecast=row["last"], seconds=0.0, **row.to_dict()))
     out = pd.DataFrame(results)
     out["set"] = seed
     out["skipped"] = skipped
-    out["total_seconds"] = np.where(out["method"] == "bayes",
-                                    total_bayes if "bayes" in methods else np.nan, np.nan)
+    out["total_seconds"] = np.where(
+        out["method"] == "bayes", total_bayes if "bayes" in methods else np.nan, np.nan
+    )
     return out
 
 
@@ -110,13 +131,17 @@ def score(frame: pd.DataFrame) -> pd.Series:
     err = (frame["forecast"] - frame["truth"]).abs()
     res = {"curves": len(frame), "MAE": err.mean()}
     if "lower" in frame and frame["lower"].notna().any():
-        res["cover90"] = ((frame["lower"] <= frame["truth"]) & (frame["truth"] <= frame["upper"])).mean()
+        res["cover90"] = (
+            (frame["lower"] <= frame["truth"]) & (frame["truth"] <= frame["upper"])
+        ).mean()
         res["width90"] = (frame["upper"] - frame["lower"]).mean()
         res["rhat_ok"] = (frame["r_hat"] <= 1.01).mean()
         res["no_div"] = (frame["divergences"] == 0).mean()
         res["divergences"] = frame["divergences"].sum()
-        res["lab_cover90"] = ((frame["labels_lower"] <= frame["true_labels"])
-                              & (frame["true_labels"] <= frame["labels_upper"])).mean()
+        res["lab_cover90"] = (
+            (frame["labels_lower"] <= frame["true_labels"])
+            & (frame["true_labels"] <= frame["labels_upper"])
+        ).mean()
     if frame["at_bound"].notna().any():
         res["at_bound"] = frame["at_bound"].astype(float).mean()
     if "labels" in frame and frame["labels"].notna().any():
@@ -129,8 +154,9 @@ def score(frame: pd.DataFrame) -> pd.Series:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--csv", default=None)
     parser.add_argument("--n-curves", type=int, default=40)
     parser.add_argument("--sets", type=int, default=1)
@@ -145,15 +171,27 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write per-curve results here")
     args = parser.parse_args()
     methods = args.methods.split(",")
-    sampler = dict(draws=args.draws, tune=args.tune, chains=args.chains,
-                   target_accept=args.target_accept, progress=True)
-    frames = [run_set(args.csv, args.n_curves, args.seed + k, args.prefix, args.min_budgets,
-                      methods, sampler) for k in range(args.sets)]
+    sampler = dict(
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        target_accept=args.target_accept,
+        progress=True,
+    )
+    frames = [
+        run_set(
+            args.csv, args.n_curves, args.seed + k, args.prefix, args.min_budgets, methods, sampler
+        )
+        for k in range(args.sets)
+    ]
     allres = pd.concat(frames, ignore_index=True)
-    rows = [{"set": s, "method": m} | score(g).to_dict()
-            for (s, m), g in allres.groupby(["set", "method"])]
-    rows += [{"set": "pooled", "method": m} | score(g).to_dict()
-             for m, g in allres.groupby("method")]
+    rows = [
+        {"set": s, "method": m} | score(g).to_dict()
+        for (s, m), g in allres.groupby(["set", "method"])
+    ]
+    rows += [
+        {"set": "pooled", "method": m} | score(g).to_dict() for m, g in allres.groupby("method")
+    ]
     table = pd.DataFrame(rows).set_index(["set", "method"])
     pd.set_option("display.width", 250)
     print(table.round(3).to_string())

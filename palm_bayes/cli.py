@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,9 @@ def _parse_selection(text: str, fit) -> dict[str, Any]:
     for part in filter(None, text.split(",")):
         dim, sep, label = part.partition("=")
         if not sep:
-            raise PalmInputError(f"selection {part!r} must look like dim=label, e.g. strategy=random")
+            raise PalmInputError(
+                f"selection {part!r} must look like dim=label, e.g. strategy=random"
+            )
         dim = dim.strip()
         coord = fit.idata.posterior[dim] if dim in fit.idata.posterior.dims else None
         value: Any = label.strip()
@@ -42,7 +43,9 @@ def _parse_priors(items: Sequence[str]) -> dict[str, dict[str, float]]:
         key, sep, value = item.partition("=")
         name, dot, field = key.partition(".")
         if not (sep and dot):
-            raise PalmInputError(f"--prior {item!r} must look like NAME.FIELD=VALUE, e.g. noise.sigma=0.02")
+            raise PalmInputError(
+                f"--prior {item!r} must look like NAME.FIELD=VALUE, e.g. noise.sigma=0.02"
+            )
         try:
             priors.setdefault(name, {})[field] = float(value)
         except ValueError as exc:
@@ -61,8 +64,13 @@ def _load_fit(folder: str):
 
 
 def _emit(frame: pd.DataFrame, as_json: bool, title: str) -> None:
-    frame = frame.drop(columns=[c for c in ("embedding",) if c in frame and
-                                frame[c].nunique() == 1 and frame[c].iloc[0] in ("none", "default")])
+    frame = frame.drop(
+        columns=[
+            c
+            for c in ("embedding",)
+            if c in frame and frame[c].nunique() == 1 and frame[c].iloc[0] in ("none", "default")
+        ]
+    )
     if as_json:
         print(frame.to_json(orient="records"))
     else:
@@ -78,47 +86,60 @@ def _fit_table(fit) -> pd.DataFrame:
         s = summary.sel(parameter=name)
         frame[name] = s["mean"].to_series()
         frame[f"{name}_hdi"] = [
-            f"[{lo:.3g}, {hi:.3g}]" for lo, hi in zip(s["lower"].to_series(),
-                                                     s["upper"].to_series(), strict=True)]
+            f"[{lo:.3g}, {hi:.3g}]"
+            for lo, hi in zip(s["lower"].to_series(), s["upper"].to_series(), strict=True)
+        ]
     frame = frame.dropna(subset=["r_hat_max"]).reset_index()
     cols = [c for c in frame.columns if c not in ("r_hat_max", "divergences")]
     return frame[cols + ["r_hat_max", "divergences"]]
 
 
-def cmd_fit(args: argparse.Namespace) -> None:
+def _cmd_fit(args: argparse.Namespace) -> None:
     import palm_bayes as pb
     from palm_bayes.plots import plot_fit
 
     curves = pb.load_curves(args.curves, labels_per_round=args.labels_per_round)
-    fit = pb.fit(curves, priors=_parse_priors(args.prior), seed=args.seed, draws=args.draws,
-                 tune=args.tune, chains=args.chains, progress=not args.quiet)
+    fit = pb.fit(
+        curves,
+        priors=_parse_priors(args.prior),
+        seed=args.seed,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        progress=not args.quiet,
+    )
     out = Path(args.out)
     fit.to_netcdf(out / FIT_FILE)
     pb.save_curves(curves, out / "curves.nc")
     lsq = pb.fit_least_squares(curves)
-    lsq.to_dataframe().reset_index().dropna(subset=["b"]).to_csv(out / "least_squares.csv",
-                                                                   index=False)
+    lsq.to_dataframe().reset_index().dropna(subset=["b"]).to_csv(
+        out / "least_squares.csv", index=False
+    )
     fit.summary().to_dataframe().reset_index().dropna(subset=["mean"]).to_csv(
-        out / "summary.csv", index=False)
+        out / "summary.csv", index=False
+    )
     plot_fit(fit, lsq=lsq).savefig(out / "fit.png", dpi=110)
     table = _fit_table(fit)
     _emit(table, args.json, f"PALM posterior (mean and 90% HDI) per curve, written to {out}/")
     bad = table[(table["r_hat_max"] > 1.01) | (table["divergences"] > 0)]
     if len(bad):
-        print(f"warning: {len(bad)} curve(s) sampled poorly (r_hat > 1.01 or divergent "
-              "transitions): treat their answers with care, or refit with more --draws",
-              file=sys.stderr)
+        print(
+            f"warning: {len(bad)} curve(s) sampled poorly (r_hat > 1.01 or divergent "
+            "transitions): treat their answers with care, or refit with more --draws",
+            file=sys.stderr,
+        )
 
 
-def cmd_forecast(args: argparse.Namespace) -> None:
+def _cmd_forecast(args: argparse.Namespace) -> None:
     fit = _load_fit(args.dir)
-    fc = fit.forecast(args.budget, hdi_prob=args.hdi,
-                      kind="predictive" if args.predictive else "expected")
+    fc = fit.forecast(
+        args.budget, hdi_prob=args.hdi, kind="predictive" if args.predictive else "expected"
+    )
     frame = fc.to_dataframe().reset_index().dropna(subset=["median"])
     _emit(frame, args.json, f"Forecast accuracy ({args.hdi:.0%} HDI)")
 
 
-def cmd_compare(args: argparse.Namespace) -> None:
+def _cmd_compare(args: argparse.Namespace) -> None:
     fit = _load_fit(args.dir)
     a, b = _parse_selection(args.a, fit), _parse_selection(args.b, fit)
     p = fit.prob_better(a, b, args.budget)
@@ -126,15 +147,18 @@ def cmd_compare(args: argparse.Namespace) -> None:
     _emit(frame, args.json, f"P({args.a} beats {args.b})")
 
 
-def cmd_labels_needed(args: argparse.Namespace) -> None:
+def _cmd_labels_needed(args: argparse.Namespace) -> None:
     fit = _load_fit(args.dir)
     out = fit.labels_needed(args.target, hdi_prob=args.hdi, max_budget=args.max_budget)
     frame = out.to_dataframe().reset_index().dropna(subset=["p_reachable"])
-    _emit(frame, args.json,
-          f"Labels needed for accuracy {args.target} ({args.hdi:.0%} interval; inf = not reached)")
+    _emit(
+        frame,
+        args.json,
+        f"Labels needed for accuracy {args.target} ({args.hdi:.0%} interval; inf = not reached)",
+    )
 
 
-def cmd_plot(args: argparse.Namespace) -> None:
+def _cmd_plot(args: argparse.Namespace) -> None:
     from palm_bayes.plots import plot_fit
 
     fit = _load_fit(args.dir)
@@ -146,8 +170,10 @@ def cmd_plot(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``palm``."""
     parser = argparse.ArgumentParser(
-        prog="palm", description="Bayesian PALM: forecast AL curves, compare strategies, "
-        "estimate labels needed.")
+        prog="palm",
+        description="Bayesian PALM: forecast AL curves, compare strategies, "
+        "estimate labels needed.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("fit", help="fit PALM to curves and save the posterior")
@@ -158,11 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--labels-per-round", type=float, default=None)
-    p.add_argument("--prior", action="append", default=[], metavar="NAME.FIELD=VALUE",
-                   help="override a prior, e.g. logit_headroom.mu=0.5 (repeatable)")
+    p.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="NAME.FIELD=VALUE",
+        help="override a prior, e.g. logit_headroom.mu=0.5 (repeatable)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_fit)
+    p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("forecast", help="accuracy at budgets, with an HDI")
     p.add_argument("dir")
@@ -170,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hdi", type=float, default=0.9)
     p.add_argument("--predictive", action="store_true", help="a new single run, not the mean")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_forecast)
+    p.set_defaults(func=_cmd_forecast)
 
     p = sub.add_parser("compare", help="P(a beats b) at budgets")
     p.add_argument("dir")
@@ -178,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--b", required=True, help="e.g. strategy=random")
     p.add_argument("--budget", type=float, nargs="+", required=True)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("labels-needed", help="labels to reach a target accuracy")
     p.add_argument("dir")
@@ -186,12 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hdi", type=float, default=0.9)
     p.add_argument("--max-budget", type=float, default=None)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_labels_needed)
+    p.set_defaults(func=_cmd_labels_needed)
 
     p = sub.add_parser("plot", help="data, posterior band and least squares as a PNG")
     p.add_argument("dir")
     p.add_argument("--out", default=None)
-    p.set_defaults(func=cmd_plot)
+    p.set_defaults(func=_cmd_plot)
     return parser
 
 

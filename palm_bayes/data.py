@@ -142,7 +142,7 @@ def labels_per_round(curves: xr.Dataset) -> xr.DataArray:
 
 
 def iter_curves(curves: xr.Dataset) -> Iterator[tuple[dict[str, Any], xr.Dataset]]:
-    """Yield ``({dim: label}, curve)`` for every curve with data; the curve has dims (seed, step)."""
+    """Yield ``({dim: label}, curve)`` for every curve with data (dims ``seed, step``)."""
     dims = curve_dims(curves)
     has_data = curves["accuracy"].notnull().any(("seed", "step")).transpose(*dims).to_numpy()
     for index in itertools.product(*(range(curves.sizes[d]) for d in dims)):

@@ -28,8 +28,15 @@ LCDB_CITATION = (
     "LCDB: Mohr, Wever, Tornede, Hullermeier (2022), 'LCDB 1.0: An Extensive Learning Curves "
     "Database for Classification Tasks', ECML-PKDD; MIT license; PyPI package lcdb"
 )
-_COLUMNS = ["openmlid", "learner", "size_train", "size_test", "outer_seed", "inner_seed",
-            "score_test"]
+_COLUMNS = [
+    "openmlid",
+    "learner",
+    "size_train",
+    "size_test",
+    "outer_seed",
+    "inner_seed",
+    "score_test",
+]
 
 
 def _default_cache() -> Path:
@@ -63,8 +70,18 @@ def fetch_lcdb(cache_dir: str | os.PathLike | None = None, version: str = "0.1.0
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             "-d", tmp, f"lcdb=={version}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                tmp,
+                f"lcdb=={version}",
+            ],
             check=True,
         )
         sdist = next(Path(tmp).glob("lcdb-*.tar.gz"))
@@ -116,10 +133,17 @@ def lcdb_curves(
     if not path.is_file():
         raise PalmInputError(f"no LCDB CSV at {path}")
     frame = pd.read_csv(
-        path, usecols=_COLUMNS,
-        dtype={"openmlid": "int32", "learner": "category", "size_train": "int64",
-               "size_test": "int64", "outer_seed": "int16", "inner_seed": "int16",
-               "score_test": "float64"},
+        path,
+        usecols=_COLUMNS,
+        dtype={
+            "openmlid": "int32",
+            "learner": "category",
+            "size_train": "int64",
+            "size_test": "int64",
+            "outer_seed": "int16",
+            "inner_seed": "int16",
+            "score_test": "float64",
+        },
     )
     frame["learner"] = frame["learner"].map(_short).astype(str)
     if openml_ids is not None:
@@ -136,8 +160,7 @@ def lcdb_curves(
         raise PalmInputError("no LCDB curve matches the selection")
     frame = frame.set_index(["openmlid", "learner"]).loc[keys].reset_index()
     frame = frame.sort_values(["openmlid", "learner", "outer_seed", "inner_seed", "size_train"])
-    frame = frame.drop_duplicates(["openmlid", "learner", "outer_seed", "inner_seed",
-                                   "size_train"])
+    frame = frame.drop_duplicates(["openmlid", "learner", "outer_seed", "inner_seed", "size_train"])
     long = pd.DataFrame(
         {
             "dataset": "openml-" + frame["openmlid"].astype(str),

@@ -214,7 +214,8 @@ class PalmFit:
         attrs = idata.posterior.attrs
         if attrs.get("format") != _FORMAT:
             raise PalmInputError(
-                f"this InferenceData was not written by palm_bayes.fit (format {attrs.get('format')!r})"
+                "this InferenceData was not written by palm_bayes.fit "
+                f"(format {attrs.get('format')!r})"
             )
         self.idata = idata
         self.priors: dict = json.loads(attrs["priors"])
@@ -247,7 +248,8 @@ class PalmFit:
         for dim, label in selection.items():
             if dim not in self.curve_dims:
                 raise PalmInputError(
-                    f"{name}: unknown dimension {dim!r}; the curves are identified by {list(self.curve_dims)}"
+                    f"{name}: unknown dimension {dim!r}; "
+                    f"the curves are identified by {list(self.curve_dims)}"
                 )
             known = post[dim].to_numpy().tolist()
             if label not in known:
@@ -421,9 +423,14 @@ class PalmFit:
         )
         parts = xr.Dataset(
             {
-                "A_max": post["A_max"], "log_lambda": post["log_lambda"],
-                "alpha": post["alpha"], "beta": post["beta"], "eps": eps,
-                "b": const["b"], "last": last, "horizon": horizon,
+                "A_max": post["A_max"],
+                "log_lambda": post["log_lambda"],
+                "alpha": post["alpha"],
+                "beta": post["beta"],
+                "eps": eps,
+                "b": const["b"],
+                "last": last,
+                "horizon": horizon,
                 "target": target.broadcast_like(const["b"]),
             }
         ).stack(curve=self.curve_dims)
@@ -477,8 +484,9 @@ class PalmFit:
         return out.where(self.idata.constant_data["fitted"])
 
     def diagnostics(self) -> xr.Dataset:
-        """Per-curve sampler health: worst r_hat and bulk ESS of the sampled variables,
-        divergent transitions and sampling seconds.
+        """Per-curve sampler health.
+
+        Worst r_hat and bulk ESS of the sampled variables, divergent transitions, seconds.
         """
         post = self.idata.posterior[list(FREE_VARS)]
         fitted = self.idata.constant_data["fitted"]
@@ -537,7 +545,11 @@ def _first_crossing(parts: xr.Dataset, sd: float) -> xr.DataArray:
     log_last = np.log(parts["last"])
     log_budgets = log_last + grid * (np.log(np.maximum(parts["horizon"], parts["last"])) - log_last)
     acc = palm_curve_log_lambda(
-        np.exp(log_budgets), parts["A_max"], parts["log_lambda"], parts["alpha"], parts["beta"],
+        np.exp(log_budgets),
+        parts["A_max"],
+        parts["log_lambda"],
+        parts["alpha"],
+        parts["beta"],
         parts["b"],
     ).clip(1e-12, 1 - 1e-12)
     drift = sd * np.sqrt((log_budgets - log_last).clip(min=0.0)) * parts["eps"]

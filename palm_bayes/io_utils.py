@@ -1,5 +1,7 @@
-"""Atomic file writes: a reader never sees a half-written file, and a failed write keeps the
-previous one."""
+"""Atomic file writes.
+
+A reader never sees a half-written file, and a failed write keeps the previous one.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ __all__ = ["atomic_write"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

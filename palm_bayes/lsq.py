@@ -73,8 +73,7 @@ def fit_curve_least_squares(
         if np.isfinite(sse) and sse < best_sse:
             best, best_sse = params, sse
     if best is None:
-        return dict.fromkeys(PARAMS, np.nan) | {"at_bound": False, "success": False,
-                                                "rmse": np.nan}
+        return dict.fromkeys(PARAMS, np.nan) | {"at_bound": False, "success": False, "rmse": np.nan}
     span = upper - lower
     at_bound = bool(np.any((best - lower < 1e-4 * span) | (upper - best < 1e-4 * span)))
     result = dict(zip(PARAMS, map(float, best), strict=True))

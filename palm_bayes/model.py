@@ -79,7 +79,8 @@ def merge_priors(priors: Mapping[str, Mapping[str, float]] | None = None) -> dic
         unknown = set(value) - set(merged[key])
         if unknown:
             raise PalmInputError(
-                f"prior {key!r} has unknown fields {sorted(unknown)}; it takes {sorted(merged[key])}"
+                f"prior {key!r} has unknown fields {sorted(unknown)}; "
+                f"it takes {sorted(merged[key])}"
             )
         merged[key].update({field: float(v) for field, v in value.items()})
     return merged

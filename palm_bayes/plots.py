@@ -62,29 +62,64 @@ def plot_fit(
     for ax, (labels, sub) in zip(axes.ravel(), items, strict=False):
         first = float(const["first_budget"].sel(labels))
         last = float(const["last_budget"].sel(labels))
-        grid = np.asarray(budgets) if budgets is not None else np.geomspace(first, 3 * last, 60)
+        end = 3 * last
+        if truth is not None:
+            end = max(end, float(truth.sel(labels)["budget"].max()))
+        grid = np.asarray(budgets) if budgets is not None else np.geomspace(first, end, 60)
         fc = fit.select(labels).forecast(grid, hdi_prob=hdi_prob).sel(labels).squeeze()
         if truth is not None:
             full = truth.sel(labels)
-            ax.plot(full["budget"].max("seed"), full["accuracy"].mean("seed"), "o", mfc="none",
-                    color="0.35", ms=4, label="held out (seed mean)")
-        ax.plot(sub["budget"].values.ravel(), sub["accuracy"].values.ravel(), ".",
-                color="tab:blue", alpha=0.12, ms=3)
-        ax.plot(sub["budget"].max("seed"), sub["accuracy"].mean("seed"), "o", color="tab:blue",
-                ms=4, label="observed (seed mean)")
-        ax.fill_between(grid, fc["lower"], fc["upper"], color="tab:orange", alpha=0.3,
-                        label=f"{hdi_prob:.0%} HDI")
+            ax.plot(
+                full["budget"].max("seed"),
+                full["accuracy"].mean("seed"),
+                "o",
+                mfc="none",
+                color="0.35",
+                ms=4,
+                label="held out (seed mean)",
+            )
+        ax.plot(
+            sub["budget"].values.ravel(),
+            sub["accuracy"].values.ravel(),
+            ".",
+            color="tab:blue",
+            alpha=0.12,
+            ms=3,
+        )
+        ax.plot(
+            sub["budget"].max("seed"),
+            sub["accuracy"].mean("seed"),
+            "o",
+            color="tab:blue",
+            ms=4,
+            label="observed (seed mean)",
+        )
+        ax.fill_between(
+            grid,
+            fc["lower"],
+            fc["upper"],
+            color="tab:orange",
+            alpha=0.3,
+            label=f"{hdi_prob:.0%} HDI",
+        )
         ax.plot(grid, fc["median"], color="tab:orange", label="posterior median")
         if lsq is not None:
             p = lsq.sel(labels)
             if bool(p["success"]):
-                curve = palm_curve(grid, float(p["A_max"]), float(p["delta"]), float(p["alpha"]),
-                                   float(p["beta"]), float(p["b"]))
+                curve = palm_curve(
+                    grid,
+                    float(p["A_max"]),
+                    float(p["delta"]),
+                    float(p["alpha"]),
+                    float(p["beta"]),
+                    float(p["b"]),
+                )
                 ax.plot(grid, curve, "--", color="tab:green", label="least squares")
         ax.axvline(last, color="0.5", ls=":", lw=1)
         ax.set_xscale("log")
-        ax.set_title(" / ".join(str(v) for v in labels.values() if v not in ("default", "none")),
-                     fontsize=9)
+        ax.set_title(
+            " / ".join(str(v) for v in labels.values() if v not in ("default", "none")), fontsize=9
+        )
         ax.set_xlabel("labels (budget)")
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)

@@ -19,14 +19,31 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def fit_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     curves = pb.simulate_curves(
-        {"good": dict(A_max=0.92, delta=0.3, alpha=0.0, beta=1.0),
-         "poor": dict(A_max=0.75, delta=0.1, alpha=0.0, beta=1.0)},
-        np.arange(1, 9) * 50.0, seeds=3, rng=0,
+        {
+            "good": dict(A_max=0.92, delta=0.3, alpha=0.0, beta=1.0),
+            "poor": dict(A_max=0.75, delta=0.1, alpha=0.0, beta=1.0),
+        },
+        np.arange(1, 9) * 50.0,
+        seeds=3,
+        rng=0,
     )
     frame = curves_to_frame(pb.load_curves(curves))
     frame.to_csv(folder / "curves.csv", index=False)
-    code = main(["fit", str(folder / "curves.csv"), "--out", str(folder / "fit"),
-                 "--draws", "300", "--tune", "300", "--chains", "2", "--quiet"])
+    code = main(
+        [
+            "fit",
+            str(folder / "curves.csv"),
+            "--out",
+            str(folder / "fit"),
+            "--draws",
+            "300",
+            "--tune",
+            "300",
+            "--chains",
+            "2",
+            "--quiet",
+        ]
+    )
     assert code == 0
     return folder / "fit"
 
@@ -46,8 +63,22 @@ def test_forecast_json(fit_dir, capsys):
 
 
 def test_compare_finds_the_better_strategy(fit_dir, capsys):
-    assert main(["compare", str(fit_dir), "--a", "strategy=good", "--b", "strategy=poor",
-                 "--budget", "400", "--json"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(fit_dir),
+                "--a",
+                "strategy=good",
+                "--b",
+                "strategy=poor",
+                "--budget",
+                "400",
+                "--json",
+            ]
+        )
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["prob_better"] > 0.9
 
@@ -66,13 +97,17 @@ def test_plot(fit_dir, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["compare", "{fit}", "--a", "strategy=nope", "--b", "strategy=poor", "--budget", "10"],
-         "unknown strategy 'nope'"),
+        (
+            ["compare", "{fit}", "--a", "strategy=nope", "--b", "strategy=poor", "--budget", "10"],
+            "unknown strategy 'nope'",
+        ),
         (["labels-needed", "{fit}", "--target", "1.5"], "target accuracy must lie in"),
         (["forecast", "{missing}", "--budget", "10"], "no fit at"),
         (["fit", "{missing}/c.csv", "--out", "{missing}"], "no such file or folder"),
-        (["compare", "{fit}", "--a", "good", "--b", "strategy=poor", "--budget", "10"],
-         "must look like dim=label"),
+        (
+            ["compare", "{fit}", "--a", "good", "--b", "strategy=poor", "--budget", "10"],
+            "must look like dim=label",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(fit_dir, tmp_path, capsys, argv, message):
@@ -83,8 +118,22 @@ def test_bad_input_exits_2_with_one_line(fit_dir, tmp_path, capsys, argv, messag
 
 
 def test_fit_on_the_example_data(tmp_path, capsys):
-    code = main(["fit", str(EXAMPLES), "--out", str(tmp_path), "--draws", "200", "--tune",
-                 "300", "--chains", "2", "--quiet", "--json"])
+    code = main(
+        [
+            "fit",
+            str(EXAMPLES),
+            "--out",
+            str(tmp_path),
+            "--draws",
+            "200",
+            "--tune",
+            "300",
+            "--chains",
+            "2",
+            "--quiet",
+            "--json",
+        ]
+    )
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 9

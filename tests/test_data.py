@@ -11,8 +11,12 @@ BUDGETS = [10, 20, 30, 40, 50]
 
 def table(**columns):
     n = len(BUDGETS)
-    base = {"strategy": ["random"] * n, "seed": [0] * n, "budget": BUDGETS,
-            "accuracy": [0.5, 0.6, 0.65, 0.7, 0.72]}
+    base = {
+        "strategy": ["random"] * n,
+        "seed": [0] * n,
+        "budget": BUDGETS,
+        "accuracy": [0.5, 0.6, 0.65, 0.7, 0.72],
+    }
     return pd.DataFrame(base | columns)
 
 
@@ -49,9 +53,14 @@ def test_csv_and_unequal_lengths(tmp_path):
 
 
 def test_reference_advisor_csv(tmp_path):
-    pd.DataFrame({"dataset": "cifar10", "method": "typiclust", "cumulative_budget": BUDGETS,
-                  "score": [40.0, 55.0, 61.0, 66.0, 70.0]}).to_csv(tmp_path / "r.csv",
-                                                                  index=False)
+    pd.DataFrame(
+        {
+            "dataset": "cifar10",
+            "method": "typiclust",
+            "cumulative_budget": BUDGETS,
+            "score": [40.0, 55.0, 61.0, 66.0, 70.0],
+        }
+    ).to_csv(tmp_path / "r.csv", index=False)
     ds = load_curves(tmp_path / "r.csv")
     assert ds.strategy.values.tolist() == ["typiclust"]
     np.testing.assert_allclose(ds["accuracy"].squeeze(), [0.4, 0.55, 0.61, 0.66, 0.7])
@@ -82,7 +91,9 @@ def test_percent_detection_and_override():
 
 def test_labels_per_round_median_step_or_attr():
     frame = table(budget=[100, 200, 300, 500, 700])
-    assert float(labels_per_round(load_curves(frame)).squeeze()) == 150.0  # median of the steps 100, 100, 200, 200
+    assert (
+        float(labels_per_round(load_curves(frame)).squeeze()) == 150.0
+    )  # median of the steps 100, 100, 200, 200
     ds = load_curves(frame, labels_per_round=50)
     assert float(labels_per_round(ds).squeeze()) == 50.0
 
@@ -99,7 +110,10 @@ def test_iter_curves_skips_empty_combinations():
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        (table(accuracy=[0.5, np.nan, 0.6, 0.7, 0.7]), r"strategy=random embedding=default seed=0: accuracy is nan"),
+        (
+            table(accuracy=[0.5, np.nan, 0.6, 0.7, 0.7]),
+            r"strategy=random embedding=default seed=0: accuracy is nan",
+        ),
         (table(accuracy=[0.5, np.inf, 0.6, 0.7, 0.7]), "NaN, inf or not a number"),
         (table(accuracy=[0.5, 0.6, -0.1, 0.7, 0.7]), "accuracy -0.1 is outside"),
         (table(accuracy=[50.0, 60.0, 65.0, 70.0, 140.0]), "outside the range of percent"),
@@ -117,8 +131,9 @@ def test_bad_input_is_named(frame, message):
 
 
 def test_mixed_percent_and_fraction():
-    frame = pd.concat([table(), table(strategy=["margin"] * 5,
-                                      accuracy=[50.0, 60.0, 65.0, 70.0, 72.0])])
+    frame = pd.concat(
+        [table(), table(strategy=["margin"] * 5, accuracy=[50.0, 60.0, 65.0, 70.0, 72.0])]
+    )
     with pytest.raises(pb.PalmInputError, match="mixed percent and fraction"):
         load_curves(frame)
 
@@ -159,10 +174,24 @@ def test_lcdb_reader_on_a_small_csv(tmp_path, monkeypatch):
     for learner in ("sklearn.svm.SVC_rbf", "sklearn.linear_model.LogisticRegression"):
         for outer, inner in ((0, 0), (0, 1)):
             for size in (16, 23, 32, 45, 64):
-                rows.append((44, learner, size, 100, outer, inner, 0.01, 1.0, 0.7, 0.6 + size / 1e3))
-    frame = pd.DataFrame(rows, columns=["openmlid", "learner", "size_train", "size_test",
-                                        "outer_seed", "inner_seed", "traintime", "score_train",
-                                        "score_valid", "score_test"])
+                rows.append(
+                    (44, learner, size, 100, outer, inner, 0.01, 1.0, 0.7, 0.6 + size / 1e3)
+                )
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "openmlid",
+            "learner",
+            "size_train",
+            "size_test",
+            "outer_seed",
+            "inner_seed",
+            "traintime",
+            "score_train",
+            "score_valid",
+            "score_test",
+        ],
+    )
     path = tmp_path / "database-accuracy.csv"
     frame.to_csv(path, index=False)
     ds = lcdb_curves(path, min_budgets=5)

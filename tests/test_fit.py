@@ -48,8 +48,12 @@ def test_sampler_is_healthy(fitted):
 def test_recovers_the_curve_inside_the_hdi(curves, fitted):
     fc = fitted.forecast(BUDGETS, hdi_prob=0.9)
     truth = palm_curve(
-        fc["budget"], curves["true_A_max"], curves["true_delta"], curves["true_alpha"],
-        curves["true_beta"], 100.0,
+        fc["budget"],
+        curves["true_A_max"],
+        curves["true_delta"],
+        curves["true_alpha"],
+        curves["true_beta"],
+        100.0,
     )
     inside = (fc["lower"] <= truth) & (truth <= fc["upper"])
     assert float(inside.mean()) >= 0.8
@@ -90,11 +94,13 @@ def test_labels_needed_covers_the_truth(curves, fitted):
 
 
 def test_labels_needed_without_discrepancy_is_the_closed_form(curves):
-    fit = pb.fit(curves.sel(strategy=["fast"]), seed=2, priors={"extrapolation": {"sd": 0}},
-                 **SAMPLER)
+    fit = pb.fit(
+        curves.sel(strategy=["fast"]), seed=2, priors={"extrapolation": {"sd": 0}}, **SAMPLER
+    )
     post = fit.idata.posterior
-    closed = labels_for_accuracy(0.85, post["A_max"], post["delta"], post["alpha"], post["beta"],
-                                 100.0)
+    closed = labels_for_accuracy(
+        0.85, post["A_max"], post["delta"], post["alpha"], post["beta"], 100.0
+    )
     draws = fit.labels_needed_draws(0.85)
     expected = xr.where(closed <= 100 * 1500.0, closed.clip(min=0), np.inf)
     np.testing.assert_allclose(draws.to_numpy(), expected.to_numpy(), rtol=1e-6)

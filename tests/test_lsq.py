@@ -19,8 +19,9 @@ def test_recovers_noiseless_parameters(true):
     res = fit_curve_least_squares(budget, acc, 50.0)
     assert res["success"]
     assert res["rmse"] < 1e-5
-    np.testing.assert_allclose(palm_curve(budget, b=50.0, **{k: res[k] for k in true}), acc,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        palm_curve(budget, b=50.0, **{k: res[k] for k in true}), acc, atol=1e-5
+    )
     assert res["A_max"] == pytest.approx(true["A_max"], abs=0.01)
     assert res["beta"] == pytest.approx(true["beta"], rel=0.1)
 
@@ -40,7 +41,10 @@ def test_constant_curve_does_not_crash():
 
 def test_dataset_wrapper_dims_and_nan_padding():
     curves = pb.simulate_curves(
-        {"a": CASES[0], "b": CASES[1]}, np.arange(1, 11) * 100.0, seeds=2, noise=0.0,
+        {"a": CASES[0], "b": CASES[1]},
+        np.arange(1, 11) * 100.0,
+        seeds=2,
+        noise=0.0,
         n_test=10**7,
     )
     curves["accuracy"][..., -2:] = np.nan
