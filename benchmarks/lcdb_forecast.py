@@ -39,7 +39,9 @@ def split_curves(curves: xr.Dataset, prefix: float) -> tuple[xr.Dataset, pd.Data
         bmax = frame["budget"].max()
         pre = frame[frame["budget"] <= prefix * bmax]
         half = frame.iloc[(frame["budget"] - bmax / 2).abs().argmin()]
-        reached = frame[frame["acc"] >= half["acc"]]["budget"].min()
+        # a target of exactly 0 or 1 has no labels-needed answer: leave those curves out of it
+        usable = 0 < half["acc"] < 1
+        reached = frame[frame["acc"] >= half["acc"]]["budget"].min() if usable else np.nan
         rows.append(
             labels
             | {
@@ -47,7 +49,7 @@ def split_curves(curves: xr.Dataset, prefix: float) -> tuple[xr.Dataset, pd.Data
                 "truth": frame[frame["budget"] == bmax]["acc"].iloc[0],
                 "last": pre["acc"].iloc[-1] if len(pre) else np.nan,
                 "n_prefix": len(pre),
-                "tau": half["acc"],
+                "tau": half["acc"] if usable else np.nan,
                 "true_labels": reached,
             }
         )
@@ -78,7 +80,7 @@ def run_set(csv, n_curves, seed, prefix, min_budgets, methods, sampler):
         diag = fit.diagnostics()
         for s, (_, row) in zip(sel, truth.iterrows(), strict=True):
             f = fc.sel(s).sel(budget=row["largest"])
-            lab = ln.sel(s)
+            lab = ln.sel(s) if np.isfinite(row["tau"]) else ln.sel(s) * np.nan
             d = diag.sel(s)
             results.append(
                 dict(
@@ -130,6 +132,7 @@ def run_set(csv, n_curves, seed, prefix, min_budgets, methods, sampler):
 def score(frame: pd.DataFrame) -> pd.Series:
     err = (frame["forecast"] - frame["truth"]).abs()
     res = {"curves": len(frame), "MAE": err.mean()}
+    has_target = frame["true_labels"].notna()
     if "lower" in frame and frame["lower"].notna().any():
         res["cover90"] = (
             (frame["lower"] <= frame["truth"]) & (frame["truth"] <= frame["upper"])
@@ -141,11 +144,12 @@ def score(frame: pd.DataFrame) -> pd.Series:
         res["lab_cover90"] = (
             (frame["labels_lower"] <= frame["true_labels"])
             & (frame["true_labels"] <= frame["labels_upper"])
-        ).mean()
+        )[has_target].mean()
     if frame["at_bound"].notna().any():
         res["at_bound"] = frame["at_bound"].astype(float).mean()
     if "labels" in frame and frame["labels"].notna().any():
         ratio = np.abs(np.log(np.clip(frame["labels"], 1e-9, None) / frame["true_labels"]))
+        ratio = ratio[has_target]
         finite = np.isfinite(ratio)
         res["lab_med_abs_log"] = ratio[finite].median() if finite.any() else np.nan
         res["lab_unreachable"] = (~finite).mean()

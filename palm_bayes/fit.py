@@ -379,8 +379,13 @@ class PalmFit:
         _check_prob(hdi_prob, "hdi_prob")
         target = xr.DataArray(target) if not isinstance(target, xr.DataArray) else target
         tv = target.to_numpy()
-        if not np.all(np.isfinite(tv)) or np.any((tv <= 0) | (tv >= 1)):
-            raise PalmInputError(f"target accuracy must lie in (0, 1), got {tv.tolist()}")
+        bad = ~np.isfinite(tv) | (tv <= 0) | (tv >= 1)
+        if np.any(bad):
+            shown = ", ".join(f"{v:g}" for v in np.unique(tv[bad])[:5])
+            raise PalmInputError(
+                f"target accuracy must lie in (0, 1); {int(bad.sum())} of {tv.size} targets do "
+                f"not ({shown})"
+            )
         draws = self.labels_needed_draws(target, max_budget=max_budget, seed=seed)
         q = (1 - hdi_prob) / 2
         finite = np.isfinite(draws)
