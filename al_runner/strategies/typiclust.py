@@ -1,0 +1,91 @@
+"""TypiClust: typical points of uncovered clusters (Hacohen et al., ICML 2022)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from al_runner.strategies._knn import kmeans_labels, nearest_sqdist
+from al_runner.strategies.base import PoolState, Strategy
+
+
+def typicality(x: np.ndarray, k_nn: int) -> np.ndarray:
+    """Typicality ``1 / (mean L2 distance to the k nearest neighbours + 1e-5)`` within ``x``."""
+    if x.shape[0] < 2:
+        return np.ones(x.shape[0])
+    k_nn = int(min(max(k_nn, 1), x.shape[0] - 1))
+    d2, _ = nearest_sqdist(x, x, k_nn + 1)
+    dist = np.sqrt(np.maximum(d2[:, 1:], 0.0))  # column 0 is the point itself
+    return 1.0 / (dist.mean(axis=1) + 1e-5)
+
+
+class TypiClust(Strategy):
+    """The most typical point of the largest uncovered cluster, ``k`` times.
+
+    Cluster the representation into ``|L| + k`` clusters (at most ``max_clusters``), then
+    repeatedly take the cluster with the fewest labelled points (ties: the largest) and label
+    its most typical unlabelled point.
+
+    Parameters
+    ----------
+    k_nn : int
+        Neighbours of the typicality (20 in the paper; half the cluster when smaller).
+    max_clusters : int
+        Cap on the number of k-means clusters (500 in the paper).
+    min_cluster_size : int
+        Clusters of this size or smaller are skipped (5 in the paper) while larger ones remain.
+    kmeans_seed : int
+        Seed of k-means (fixed so that a resumed run clusters identically).
+    """
+
+    name = "typiclust"
+    needs_model = False
+    uses_representation = True
+    reference = "Hacohen, Dekel & Weinshall, Active Learning on a Budget, ICML 2022"
+
+    def __init__(
+        self,
+        k_nn: int = 20,
+        max_clusters: int = 500,
+        min_cluster_size: int = 5,
+        kmeans_seed: int = 0,
+    ) -> None:
+        self.k_nn = k_nn
+        self.max_clusters = max_clusters
+        self.min_cluster_size = min_cluster_size
+        self.kmeans_seed = kmeans_seed
+        self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def clusters(self, x: np.ndarray, n_clusters: int) -> np.ndarray:
+        """k-means cluster ids of ``x`` (cached per representation and cluster count)."""
+        key = (id(x), n_clusters)
+        if key not in self._cache:
+            self._cache = {key: (x, kmeans_labels(x, n_clusters, seed=self.kmeans_seed))}
+        return self._cache[key][1]
+
+    def _select(self, state: PoolState, k: int, rng: np.random.Generator) -> np.ndarray:
+        x = state.features()
+        n_clusters = min(state.labelled.size + k, self.max_clusters, x.shape[0])
+        labels = self.clusters(x, n_clusters)
+        sizes = np.bincount(labels, minlength=n_clusters)
+        covered = np.bincount(labels[state.labelled], minlength=n_clusters)
+        available = np.ones(x.shape[0], dtype=bool)
+        available[state.labelled] = False
+        eligible = sizes > self.min_cluster_size
+        if not eligible.any():
+            eligible = sizes > 0
+        picks: list[int] = []
+        for _ in range(k):
+            remaining = np.bincount(labels[available], minlength=n_clusters)
+            ok = eligible & (remaining > 0)
+            if not ok.any():
+                ok = remaining > 0
+            # fewest labelled first, then the largest cluster
+            order = np.lexsort((-sizes, covered))
+            cluster = int(order[ok[order]][0])
+            members = np.flatnonzero((labels == cluster) & available)
+            typ = typicality(x[members], min(self.k_nn, members.size // 2))
+            best = int(members[np.argmax(typ)])
+            picks.append(best)
+            available[best] = False
+            covered[cluster] += 1
+        return np.asarray(picks)
