@@ -1,0 +1,494 @@
+"""The active-learning loop: select, label, retrain from scratch, evaluate, record, resume.
+
+One *run* is one strategy and one seed: an initial labelled set (step 0), then ``rounds - 1``
+acquisitions of ``budget`` labels, each followed by training a fresh learner and measuring test
+accuracy. All runs of an experiment share the dataset, the learner and, per seed, the initial
+set (so that strategies start from the same labels).
+
+Everything random is derived from ``(seed, step, strategy)``: the strategy's generator and the
+learner's torch seed. After every finished round the state (labelled indices, accuracies) and
+the curves are written atomically, so a killed run resumes from its last finished round and
+produces the same curve as an uninterrupted one (the model of the last finished round is
+retrained deterministically before the next selection).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from al_runner.datasets import ALDataset, dataset_features, load_dataset
+from al_runner.errors import ALRunnerError
+from al_runner.learners import LEARNERS, get_learner, resolve_device
+from al_runner.strategies import STRATEGIES, PoolState, get_strategy
+
+__all__ = ["RunConfig", "run_experiment", "representation", "state_path", "EMBEDDINGS"]
+
+EMBEDDINGS = ("raw", "pca")
+_REPR_DIM = 64
+_STATE_VERSION = 1
+
+
+@dataclass
+class RunConfig:
+    """Settings of one experiment (everything that determines its curves).
+
+    Parameters
+    ----------
+    dataset : str
+        Registry name (see :data:`al_runner.datasets.DATASETS`).
+    strategies : list of str
+        Strategy names, or ``["all"]``.
+    learner : str
+        Learner name (see :data:`al_runner.learners.LEARNERS`).
+    rounds : int
+        Points per curve: the initial set plus ``rounds - 1`` acquisitions.
+    budget : int
+        Labels acquired per round ``b``.
+    initial_size : int, optional
+        Size of the initial labelled set (default ``budget``).
+    initial : {"random", "cold"}
+        Initial set at random (shared by all strategies of a seed) or by each strategy's
+        cold start (TypiClust/ProbCover select without a model; the others fall back to random).
+    seeds : list of int
+        Seeds of the repeated runs.
+    epochs : int, optional
+        Learner epochs (default per learner).
+    embedding : {"raw", "pca"}
+        Fixed features of image datasets: flattened pixels, or their 64-dim PCA.
+    device : str
+        ``auto``, ``cpu`` or ``cuda``.
+    threads : int
+        CPU threads of torch and faiss.
+    data_root, class_list, labels : str, optional
+        Local data locations (see :func:`al_runner.datasets.load_dataset`).
+    strategy_options : dict
+        Per-strategy keyword arguments, e.g. ``{"probcover": {"delta": 0.5}}``.
+    """
+
+    dataset: str
+    strategies: list[str]
+    learner: str = "linear"
+    rounds: int = 10
+    budget: int = 20
+    initial_size: int | None = None
+    initial: str = "random"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    epochs: int | None = None
+    embedding: str = "raw"
+    device: str = "auto"
+    threads: int = 1
+    data_root: str | None = None
+    class_list: str | None = None
+    labels: str | None = None
+    strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def validate(self) -> RunConfig:
+        """Check names and sizes; expand ``all``; return self."""
+        if list(self.strategies) == ["all"]:
+            self.strategies = list(STRATEGIES)
+        if not self.strategies:
+            raise ALRunnerError("no strategies given")
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise ALRunnerError(
+                f"unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)} (or 'all')"
+            )
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ALRunnerError(f"strategies repeat a name: {self.strategies}")
+        if self.learner not in LEARNERS:
+            raise ALRunnerError(f"unknown learner {self.learner!r}; known: {', '.join(LEARNERS)}")
+        if self.embedding not in EMBEDDINGS:
+            raise ALRunnerError(
+                f"unknown embedding {self.embedding!r}; known: {', '.join(EMBEDDINGS)}"
+            )
+        if self.initial not in ("random", "cold"):
+            raise ALRunnerError(f"initial must be 'random' or 'cold', got {self.initial!r}")
+        for name, value, low in (
+            ("rounds", self.rounds, 1),
+            ("budget", self.budget, 1),
+            ("threads", self.threads, 1),
+        ):
+            if int(value) < low:
+                raise ALRunnerError(f"{name} must be >= {low}, got {value}")
+        if self.initial_size is None:
+            self.initial_size = self.budget
+        if self.initial_size < 1:
+            raise ALRunnerError(f"initial size must be >= 1, got {self.initial_size}")
+        if not self.seeds:
+            raise ALRunnerError("no seeds given")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ALRunnerError(f"seeds repeat a value: {self.seeds}")
+        self.seeds = [int(s) for s in self.seeds]
+        return self
+
+    @property
+    def final_budget(self) -> int:
+        """Labels at the last step."""
+        return int(self.initial_size) + (self.rounds - 1) * self.budget
+
+    def budgets(self) -> np.ndarray:
+        """Cumulative labels at every step."""
+        return int(self.initial_size) + np.arange(self.rounds) * self.budget
+
+
+def state_path(out: str | os.PathLike) -> Path:
+    """The resume-state file kept beside the curves file ``out``."""
+    out = Path(out)
+    return out.with_name(out.name + ".state.json")
+
+
+def representation(features: np.ndarray, dim: int = _REPR_DIM) -> np.ndarray:
+    """Fixed representation for TypiClust/ProbCover: features, PCA-reduced to ``dim`` if larger.
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        ``(n, d)`` pool features.
+    dim : int
+        Maximum dimension.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32`` ``(n, min(d, dim))``.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if x.shape[1] <= dim:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    centred = x - x.mean(axis=0)
+    cov = centred.T @ centred / max(1, x.shape[0] - 1)
+    _, vecs = np.linalg.eigh(cov)
+    comps = vecs[:, ::-1][:, :dim]
+    signs = np.sign(comps[np.abs(comps).argmax(axis=0), np.arange(dim)])
+    return np.ascontiguousarray(centred @ (comps * signs), dtype=np.float32)
+
+
+def _rng(seed: int, step: int, name: str) -> np.random.Generator:
+    return np.random.default_rng([seed, step, zlib.crc32(name.encode())])
+
+
+def _torch_seed(seed: int, step: int) -> int:
+    return seed * 100_003 + step
+
+
+def _versions() -> str:
+    import palm_bayes
+
+    parts = [f"al_runner/palm_bayes {palm_bayes.__version__}"]
+    for mod in ("torch", "torchvision", "faiss", "numpy"):
+        try:
+            parts.append(f"{mod} {__import__(mod).__version__}")
+        except (ImportError, AttributeError):
+            pass
+    return ", ".join(parts)
+
+
+class _Experiment:
+    def __init__(self, config: RunConfig, data: ALDataset) -> None:
+        self.config = config
+        self.data = data
+        need = config.final_budget
+        if need > data.n_pool:
+            raise ALRunnerError(
+                f"{config.rounds} rounds need {need} labels but the {data.name} pool has only "
+                f"{data.n_pool}"
+            )
+        self.features: dict[str, np.ndarray] | None = None
+        self.repr: np.ndarray | None = None
+        if data.train.in_memory:
+            feats = {s: dataset_features(data, s) for s in ("train", "test")}
+            if config.embedding == "pca":
+                both = representation(np.concatenate([feats["train"], feats["test"]]))
+                feats = {"train": both[: data.n_pool], "test": both[data.n_pool :]}
+            self.features = feats
+            self.repr = representation(feats["train"])
+        self.learner = get_learner(
+            config.learner, epochs=config.epochs, device=config.device
+        ).setup(data, self.features if LEARNERS[config.learner].uses_features else None)
+        self.strategies = {
+            name: get_strategy(name, **config.strategy_options.get(name, {}))
+            for name in config.strategies
+        }
+
+    def initial_set(self, seed: int, strategy: str) -> np.ndarray:
+        cfg = self.config
+        k = int(cfg.initial_size)
+        if cfg.initial == "cold":
+            state = PoolState(
+                np.zeros(0, dtype=np.int64),
+                self.data.n_pool,
+                self.data.n_classes,
+                representation=self.repr,
+                seed=seed,
+            )
+            return self.strategies[strategy].select(state, k, _rng(seed, 0, strategy))
+        return _rng(seed, 0, "initial").choice(self.data.n_pool, size=k, replace=False)
+
+    def train(self, labelled: np.ndarray, seed: int, step: int) -> float:
+        self.learner.fit(labelled, seed=_torch_seed(seed, step))
+        return self.learner.accuracy("test")
+
+    def select(self, strategy: str, labelled: np.ndarray, seed: int, step: int) -> np.ndarray:
+        state = PoolState(
+            labelled,
+            self.data.n_pool,
+            self.data.n_classes,
+            learner=self.learner,
+            representation=self.repr,
+            seed=_torch_seed(seed, step),
+        )
+        return self.strategies[strategy].select(
+            state, self.config.budget, _rng(seed, step, strategy)
+        )
+
+
+def _config_key(config: RunConfig) -> dict[str, Any]:
+    key = asdict(config)
+    for volatile in ("device", "threads", "data_root", "class_list", "labels"):
+        key.pop(volatile)
+    return key
+
+
+def _load_state(path: Path, config: RunConfig) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ALRunnerError(
+            f"resume state {path} is unreadable ({exc}); delete it to start over"
+        ) from exc
+    if state.get("version") != _STATE_VERSION or state.get("config") != _config_key(config):
+        raise ALRunnerError(
+            f"{path} belongs to a run with other settings; use another --out, or --overwrite "
+            "to start over"
+        )
+    return state
+
+
+def run_experiment(
+    config: RunConfig,
+    out: str | os.PathLike | None = None,
+    *,
+    data: ALDataset | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> xr.Dataset:
+    """Run (or resume) an AL experiment and return its curves.
+
+    Parameters
+    ----------
+    config : RunConfig
+    out : path, optional
+        netCDF file for the curves; a resume state ``<out>.state.json`` sits beside it. Both
+        are rewritten atomically after every round. Without ``out`` nothing is written.
+    data : ALDataset, optional
+        Preloaded dataset (default: ``load_dataset(config.dataset, ...)``).
+    resume : bool
+        Continue from ``<out>.state.json`` when it exists (its settings must match).
+    progress : bool
+        Show a tqdm bar with round, strategy, seed and accuracy.
+    callback : callable, optional
+        Called with a dict (strategy, seed, step, budget, accuracy) after each saved round.
+
+    Returns
+    -------
+    xarray.Dataset
+        The curves contract: dims ``(dataset, strategy, embedding, seed, step)``, variables
+        ``budget``, ``accuracy``, ``n_test``, per-round ``select_seconds``/``train_seconds``.
+
+    Examples
+    --------
+    >>> cfg = RunConfig("digits", ["random", "margin"], rounds=3, budget=20)
+    >>> curves = run_experiment(cfg, progress=False)  # doctest: +SKIP
+    """
+    config.validate()
+    try:
+        import torch
+    except ImportError as exc:
+        raise ALRunnerError("al_runner needs torch: pip install 'palm-bayes[runner]'") from exc
+    torch.set_num_threads(config.threads)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(config.threads)
+    except ImportError:
+        pass
+    device = resolve_device(config.device)
+    out_path = Path(out) if out is not None else None
+    spath = state_path(out_path) if out_path is not None else None
+    if spath is not None and resume and spath.exists():
+        state = _load_state(spath, config)
+    else:
+        state = {"version": _STATE_VERSION, "config": _config_key(config), "runs": {}}
+    if data is None:
+        data = load_dataset(
+            config.dataset, config.data_root, class_list=config.class_list, labels=config.labels
+        )
+    exp = _Experiment(config, data)
+    meta = {
+        "dataset": config.dataset,
+        "learner": config.learner,
+        "epochs": int(exp.learner.epochs),
+        "labels_per_round": int(config.budget),
+        "initial_size": int(config.initial_size),
+        "initial": config.initial,
+        "rounds": int(config.rounds),
+        "n_test": int(len(data.test)),
+        "embedding": config.embedding,
+        "device": device,
+        "versions": _versions(),
+        "source": data.source,
+    }
+    total = len(config.strategies) * len(config.seeds) * config.rounds
+    done = sum(len(r["accuracy"]) for r in state["runs"].values())
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=done, desc="al-runner", unit="round", dynamic_ncols=True)
+    try:
+        for seed in config.seeds:
+            for name in config.strategies:
+                _run_one(exp, state, name, seed, spath, out_path, meta, bar, callback)
+    finally:
+        if bar is not None:
+            bar.close()
+    curves = _curves(state, config, meta)
+    if out_path is not None:
+        _write(curves, out_path)
+    return curves
+
+
+def _run_one(
+    exp: _Experiment,
+    state: dict[str, Any],
+    name: str,
+    seed: int,
+    spath: Path | None,
+    out_path: Path | None,
+    meta: dict[str, Any],
+    bar: Any,
+    callback: Callable[[dict[str, Any]], None] | None,
+) -> None:
+    cfg = exp.config
+    run = state["runs"].setdefault(
+        f"{name}/{seed}",
+        {"labelled": [], "accuracy": [], "budget": [], "select_seconds": [], "train_seconds": []},
+    )
+    step = len(run["accuracy"])
+    if step >= cfg.rounds:
+        return
+    labelled = np.asarray(run["labelled"], dtype=np.int64)
+    if step > 0:  # resume: rebuild the model of the last finished round (deterministic)
+        exp.train(labelled, seed, step - 1)
+    while step < cfg.rounds:
+        t0 = time.perf_counter()
+        if step == 0:
+            labelled = np.asarray(exp.initial_set(seed, name), dtype=np.int64)
+        else:
+            picks = exp.select(name, labelled, seed, step)
+            if np.intersect1d(picks, labelled).size or np.unique(picks).size != picks.size:
+                raise RuntimeError(f"{name} returned labelled or repeated indices")  # a bug
+            labelled = np.concatenate([labelled, picks])
+        t1 = time.perf_counter()
+        acc = exp.train(labelled, seed, step)
+        t2 = time.perf_counter()
+        run["labelled"] = labelled.tolist()
+        run["accuracy"].append(acc)
+        run["budget"].append(int(labelled.size))
+        run["select_seconds"].append(t1 - t0)
+        run["train_seconds"].append(t2 - t1)
+        step += 1
+        if spath is not None:
+            _save_state(spath, state)
+            _write(_curves(state, cfg, meta), out_path)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(strategy=name, seed=seed, round=step, acc=f"{acc:.3f}")
+        if callback is not None:
+            callback(
+                {"strategy": name, "seed": seed, "step": step - 1, "budget": int(labelled.size),
+                 "accuracy": acc}
+            )  # fmt: skip
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    from palm_bayes.io_utils import atomic_write
+
+    text = json.dumps(state)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _curves(state: dict[str, Any], config: RunConfig, meta: dict[str, Any]) -> xr.Dataset:
+    shape = (1, len(config.strategies), 1, len(config.seeds), config.rounds)
+    arrays = {v: np.full(shape, np.nan) for v in ("budget", "accuracy", "select_seconds",
+                                                    "train_seconds")}  # fmt: skip
+    complete = True
+    for i, name in enumerate(config.strategies):
+        for j, seed in enumerate(config.seeds):
+            run = state["runs"].get(f"{name}/{seed}")
+            n = len(run["accuracy"]) if run else 0
+            complete &= n == config.rounds
+            for var, arr in arrays.items():
+                if n:
+                    arr[0, i, 0, j, :n] = run[var]
+    dims = ("dataset", "strategy", "embedding", "seed", "step")
+    ds = xr.Dataset(
+        {v: (dims, a) for v, a in arrays.items()},
+        coords={
+            "dataset": [config.dataset],
+            "strategy": list(config.strategies),
+            "embedding": [config.embedding],
+            "seed": np.asarray(config.seeds, dtype=np.int64),
+            "step": np.arange(config.rounds),
+        },
+    )
+    ds["n_test"] = xr.full_like(ds["accuracy"].isel(step=0, drop=True), meta["n_test"])
+    ds["n_test"] = ds["n_test"].astype(np.int64)
+    ds["budget"].attrs["long_name"] = "cumulative labelled samples"
+    ds["accuracy"].attrs["long_name"] = "test accuracy (fraction)"
+    ds.attrs = {
+        **meta,
+        "complete": int(complete),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "strategies": ",".join(config.strategies),
+        "created_by": "al_runner",
+    }
+    return ds
+
+
+def _write(curves: xr.Dataset, path: Path) -> None:
+    from palm_bayes.io_utils import atomic_write
+
+    encoding = {
+        "budget": {"dtype": "int32", "_FillValue": -1},
+        "accuracy": {"compression": "gzip"},
+    }
+    atomic_write(path, lambda tmp: curves.to_netcdf(tmp, engine="h5netcdf", encoding=encoding))
+
+
+def load_state_labelled(out: str | os.PathLike, strategy: str, seed: int) -> np.ndarray:
+    """Labelled pool indices (acquisition order) of one run, read from its resume state."""
+    state = json.loads(state_path(out).read_text())
+    run = state["runs"].get(f"{strategy}/{seed}")
+    if run is None:
+        raise ALRunnerError(f"no run {strategy}/{seed} in {state_path(out)}")
+    return np.asarray(run["labelled"], dtype=np.int64)
+
+
+def strategies_arg(text: str | Sequence[str]) -> list[str]:
+    """Split a comma-separated strategy list (``all`` expands to every strategy)."""
+    names = text.split(",") if isinstance(text, str) else list(text)
+    names = [n.strip() for n in names if n.strip()]
+    return list(STRATEGIES) if names == ["all"] else names
