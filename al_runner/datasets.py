@@ -237,7 +237,8 @@ def _load_cifar(name: str, root: str | os.PathLike | None = None, **_: Any) -> A
         except RuntimeError as exc:
             raise ALRunnerError(
                 f"{name}: no readable torchvision-format data under {path} (expected "
-                f"{path / folder}/ as extracted from the official python tarball): {exc}"
+                f"{path / folder}/ as extracted from the official python tarball; "
+                "nothing is downloaded)"
             ) from exc
         x = np.ascontiguousarray(np.asarray(ds.data, dtype=np.uint8).transpose(0, 3, 1, 2))
         splits[split] = Split(x, np.asarray(ds.targets, dtype=np.int64))
