@@ -340,7 +340,7 @@ def run_experiment(
         "dataset": config.dataset,
         "learner": config.learner,
         "epochs": int(exp.learner.epochs),
-        "labels_per_round": int(config.budget),
+        "labels_per_round": float(config.budget),  # a float: palm_bayes keeps float attrs
         "initial_size": int(config.initial_size),
         "initial": config.initial,
         "rounds": int(config.rounds),
