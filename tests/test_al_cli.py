@@ -1,0 +1,85 @@
+"""The al-runner command: list, a small run that palm_bayes reads, clear errors with exit 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("faiss")
+
+import palm_bayes as pb
+from al_runner.cli import main
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("digits", "fashion-mnist", "imagenet100", "typiclust", "badge", "resnet18"):
+        assert name in out
+
+
+def test_run_writes_curves_and_resumes(tmp_path, capsys):
+    out = tmp_path / "curves.nc"
+    args = ["run", "--dataset", "digits", "--strategies", "random,margin", "--rounds", "4"]
+    args += ["--budget", "10", "--seeds", "2", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "margin" in printed and "40" in printed
+    curves = pb.load_curves(out)
+    assert set(curves.strategy.values) == {"random", "margin"}
+    assert curves.attrs["learner"] == "linear"
+    assert main(args) == 0  # finished state: resumes with nothing to do
+    assert "resuming" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "nope"], "unknown dataset 'nope'; known: digits"),
+        (["--dataset", "digits", "--strategies", "margin,foo"], "unknown strategy 'foo'"),
+        (["--dataset", "digits", "--learner", "svm"], "unknown learner 'svm'"),
+        (["--dataset", "digits", "--rounds", "0"], "--rounds: must be >= 1"),
+        (["--dataset", "digits", "--seeds", "x"], "--seeds takes a count"),
+        (["--dataset", "cifar10"], "needs --data-root"),
+        (["--dataset", "digits", "--embedding", "simclr"], "unknown embedding 'simclr'"),
+        (["--dataset", "digits", "--strategy-option", "delta=1"], "STRATEGY.KEY=VALUE"),
+        (
+            [
+                "--dataset",
+                "digits",
+                "--strategies",
+                "margin",
+                "--strategy-option",
+                "bald.samples=5",
+            ],
+            "names strategies not in the run",
+        ),
+        (["--dataset", "digits", "--rounds", "200"], "pool has only 1258"),
+    ],
+)
+def test_bad_input_exits_2_without_traceback(tmp_path, capsys, args, message):
+    argv = ["run", *args, "--out", str(tmp_path / "c.nc"), "--no-progress"]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "al-runner: error:" in err and message in err
+    assert "Traceback" not in err
+
+
+def test_out_must_be_netcdf(tmp_path, capsys):
+    assert main(["run", "--dataset", "digits", "--out", str(tmp_path / "c.csv")]) == 2
+    assert "must be a netCDF file" in capsys.readouterr().err
+
+
+def test_console_script_module_runs():
+    proc = subprocess.run(
+        [sys.executable, "-m", "al_runner.cli", "run", "--dataset", "x", "--out", "y.nc"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("al-runner: error: unknown dataset")
