@@ -326,6 +326,10 @@ class Learner(ABC):
     def head_proba(self, h: np.ndarray, *, samples: int = 0, seed: int = 0) -> np.ndarray:
         """Softmax of the head on embeddings; with ``samples=T`` draw T dropout masks.
 
+        MC dropout is *consistent* (Kirsch et al., BatchBALD, 2019): each draw samples one
+        dropout mask over the embedding units and applies it to every pool sample, so a draw is
+        one sampled model. The trunk is not re-run: ``h`` is computed once by :meth:`embed`.
+
         Parameters
         ----------
         h : numpy.ndarray
@@ -351,8 +355,11 @@ class Learner(ABC):
             linear = head[-1]
             draws = []
             for _ in range(samples):
-                keep = torch.rand(ht.shape, generator=gen, device=self.device) >= p
-                logits = linear(ht * keep / (1.0 - p))
+                # consistent MC dropout: one mask per sample, shared by the whole pool, i.e.
+                # one sampled model (dropped input units of the last layer) per draw
+                keep = torch.rand(ht.shape[1], generator=gen, device=self.device) >= p
+                weight = linear.weight * (keep / (1.0 - p))
+                logits = torch.nn.functional.linear(ht, weight, linear.bias)
                 draws.append(torch.softmax(logits.float(), dim=1).cpu())
             return torch.stack(draws).numpy()
 

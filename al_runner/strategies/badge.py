@@ -14,9 +14,9 @@ def gradient_factors(proba: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.n
     weights is the outer product ``a h^T``; it is never materialised:
     ``<g_i, g_j> = <a_i, a_j> <h_i, h_j>``.
     """
-    a = proba.astype(np.float64).copy()
+    a = proba.astype(np.float32)
     a[np.arange(a.shape[0]), a.argmax(axis=1)] -= 1.0
-    return a, h.astype(np.float64)
+    return a, np.ascontiguousarray(h, dtype=np.float32)
 
 
 def kmeans_pp_gradients(
@@ -29,14 +29,14 @@ def kmeans_pp_gradients(
     numpy.ndarray
         ``k`` row positions, in pick order.
     """
-    sq = (a * a).sum(1) * (h * h).sum(1)  # ||g_i||^2
+    sq = (a * a).sum(1, dtype=np.float64) * (h * h).sum(1, dtype=np.float64)  # ||g_i||^2
     first = int(np.argmax(sq))
     picks = [first]
     chosen = np.zeros(a.shape[0], dtype=bool)
     chosen[first] = True
 
     def sqdist_to(j: int) -> np.ndarray:
-        return np.maximum(sq + sq[j] - 2.0 * (a @ a[j]) * (h @ h[j]), 0.0)
+        return np.maximum(sq + sq[j] - 2.0 * (a @ a[j]).astype(np.float64) * (h @ h[j]), 0.0)
 
     min_d = sqdist_to(first)
     for _ in range(k - 1):
