@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,12 @@ from palm_bayes.curve import labels_for_accuracy_log_lambda, palm_curve_log_lamb
 from palm_bayes.data import curve_dims, iter_curves, load_curves
 from palm_bayes.data import labels_per_round as _labels_per_round
 from palm_bayes.errors import PalmInputError
+from palm_bayes.hierarchy import (
+    HIERARCHICAL_PRIORS,
+    check_hierarchy,
+    new_member_posterior,
+    sample_hierarchical,
+)
 from palm_bayes.io_utils import atomic_write
 from palm_bayes.model import merge_priors, model_data
 from palm_bayes.sampling import FREE_VARS, PALM_VARS, sample_curve
@@ -37,6 +44,7 @@ _FORMAT = "palm-bayes-fit/1"
 def fit(
     curves: Any,
     *,
+    hierarchy: Sequence[str] | str | None = None,
     priors: Mapping[str, Mapping[str, float]] | None = None,
     labels_per_round: float | None = None,
     seed: int = 0,
@@ -47,19 +55,25 @@ def fit(
     cores: int | None = None,
     progress: bool = True,
 ) -> PalmFit:
-    """Fit one Bayesian PALM per curve.
+    """Fit PALM to every curve: independently, or pooled across groups of curves.
 
     Parameters
     ----------
     curves : xarray.Dataset, pandas.DataFrame or path
         Anything :func:`palm_bayes.load_curves` reads.
+    hierarchy : sequence of str or str, optional
+        Id dims whose levels pool the curve parameters, e.g. ``("strategy",)`` or
+        ``("strategy", "dataset")`` (or ``"strategy,dataset"``); see
+        :mod:`palm_bayes.hierarchy`. ``None`` (default): one independent PALM per curve.
     priors : mapping, optional
-        Overrides of :data:`palm_bayes.model.DEFAULT_PRIORS`.
+        Overrides of :data:`palm_bayes.model.DEFAULT_PRIORS` (independent fits) or of
+        :data:`palm_bayes.hierarchy.HIERARCHICAL_PRIORS` (hierarchical fits).
     labels_per_round : float, optional
         The normaliser ``b``; by default the curves' ``labels_per_round`` attribute or each
-        curve's median budget step.
+        curve's median budget step (hierarchical fits use one ``b`` for all curves, the median
+        of those, so that parameters are comparable across curves).
     seed : int
-        Random seed (curve ``k`` is sampled with ``seed + k``).
+        Random seed (curve ``k`` of an independent fit is sampled with ``seed + k``).
     chains, draws, tune, target_accept, cores
         NUTS settings (nutpie). ``cores`` defaults to ``min(chains, os.cpu_count())``.
     progress : bool
@@ -77,7 +91,6 @@ def fit(
     >>> fit.forecast([1000, 5000]).median  # doctest: +SKIP
     """
     curves = load_curves(curves)
-    merged = merge_priors(priors)
     dims = curve_dims(curves)
     b = (
         _labels_per_round(curves)
@@ -85,6 +98,18 @@ def fit(
         else _constant_b(curves, labels_per_round)
     )
     cores = cores or min(chains, os.cpu_count() or 1)
+    sampler = {
+        "chains": chains,
+        "draws": draws,
+        "tune": tune,
+        "target_accept": target_accept,
+        "seed": seed,
+    }
+    if hierarchy is not None:
+        return _fit_hierarchical(
+            curves, check_hierarchy(curves, hierarchy), priors, b, sampler, cores, progress
+        )
+    merged = merge_priors(priors)
 
     shape = tuple(curves.sizes[d] for d in dims)
     coords = {d: curves[d].to_numpy() for d in dims}
@@ -149,24 +174,61 @@ def fit(
         constant_data=constant,
         observed_data=observed,
     )
-    idata.posterior.attrs.update(
-        {
-            "format": _FORMAT,
-            "priors": json.dumps(merged, sort_keys=True),
-            "curve_dims": json.dumps(list(dims)),
-            "sampler": json.dumps(
-                {
-                    "name": "nutpie",
-                    "chains": chains,
-                    "draws": draws,
-                    "tune": tune,
-                    "target_accept": target_accept,
-                    "seed": seed,
-                }
-            ),
-            "palm_bayes_version": _version(),
-        }
+    idata.posterior.attrs.update(_attrs(merged, dims, sampler, [], FREE_VARS))
+    return PalmFit(idata)
+
+
+def _attrs(priors, dims, sampler, hierarchy, free_vars) -> dict[str, str]:
+    return {
+        "format": _FORMAT,
+        "priors": json.dumps(priors, sort_keys=True),
+        "curve_dims": json.dumps(list(dims)),
+        "hierarchy": json.dumps(list(hierarchy)),
+        "free_vars": json.dumps(list(free_vars)),
+        "sampler": json.dumps({"name": "nutpie"} | sampler),
+        "palm_bayes_version": _version(),
+    }
+
+
+def _fit_hierarchical(curves, hierarchy, priors, b, sampler, cores, progress) -> PalmFit:
+    """Sample the pooled model of all curves at once and wrap it in a PalmFit."""
+    merged = merge_priors(priors, HIERARCHICAL_PRIORS)
+    dims = curve_dims(curves)
+    b_common = float(b.median())
+    posterior, sample_stats, const, seconds = sample_hierarchical(
+        curves,
+        b_common,
+        hierarchy,
+        merged,
+        cores=cores,
+        progress=progress,
+        **sampler,
     )
+    coords = {d: curves[d].to_numpy() for d in dims}
+    fitted = const.pop("fitted")
+    x_ref = const.pop("x_ref_common")
+    constant = xr.Dataset(
+        {n: (dims, v) for n, v in const.items()}
+        | {
+            "b": (dims, np.full(fitted.shape, b_common)),
+            "fitted": (dims, fitted),
+            "sampling_seconds": (dims, np.where(fitted, seconds / max(fitted.sum(), 1), np.nan)),
+            "x_ref_common": x_ref,
+            "total_seconds": seconds,
+        },
+        coords=coords,
+    )
+    observed = curves[["budget", "accuracy"] + (["n_test"] if "n_test" in curves else [])]
+    idata = az.InferenceData(
+        posterior=posterior,
+        sample_stats=sample_stats,
+        constant_data=constant,
+        observed_data=observed,
+    )
+    free = ["mu", "sigma_curve", "z_curve", "noise"] + [
+        f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "z")
+    ]
+    idata.posterior.attrs.update(_attrs(merged, dims, sampler, hierarchy, free))
     return PalmFit(idata)
 
 
@@ -220,16 +282,58 @@ class PalmFit:
         self.idata = idata
         self.priors: dict = json.loads(attrs["priors"])
         self.curve_dims: tuple[str, ...] = tuple(json.loads(attrs["curve_dims"]))
+        self.hierarchy: tuple[str, ...] = tuple(json.loads(attrs.get("hierarchy", "[]")))
+        self.free_vars: tuple[str, ...] = tuple(
+            json.loads(attrs.get("free_vars", json.dumps(FREE_VARS)))
+        )
 
     def __repr__(self) -> str:
         n = int(self.idata.constant_data["fitted"].sum())
         sizes = {d: self.idata.posterior.sizes[d] for d in ("chain", "draw")}
-        return f"PalmFit({n} curves over {list(self.curve_dims)}, {sizes})"
+        pooled = f", pooled over {list(self.hierarchy)}" if self.hierarchy else ""
+        return f"PalmFit({n} curves over {list(self.curve_dims)}{pooled}, {sizes})"
+
+    def population(self, new: str | Iterable[str], *, seed: int = 0) -> PalmFit:
+        """The fit of a new, unseen member of the ``new`` dims (hierarchical fits only).
+
+        ``fit.population("dataset")`` holds, for every other id label (e.g. each strategy),
+        the posterior of the curve on a new dataset drawn from the fitted dataset population;
+        its queries integrate over that population. Its dims are the curve dims minus ``new``.
+
+        Examples
+        --------
+        >>> fit.population("dataset").forecast([2000])  # doctest: +SKIP
+        """
+        if not self.hierarchy:
+            raise PalmInputError(
+                "population queries need a hierarchical fit: pb.fit(curves, hierarchy=(...))"
+            )
+        new = (new,) if isinstance(new, str) else tuple(new)
+        posterior, constants = new_member_posterior(
+            self.idata, self.hierarchy, self.curve_dims, new, seed=seed
+        )
+        kept = [d for d in self.curve_dims if d not in new]
+        posterior.attrs.update(
+            self.idata.posterior.attrs
+            | {"curve_dims": json.dumps(kept), "population_of_new": json.dumps(list(new))}
+        )
+        posterior.attrs["free_vars"] = json.dumps([])
+        sample_stats = xr.Dataset({"diverging": self.idata.sample_stats["diverging"]})
+        return PalmFit(
+            az.InferenceData(
+                posterior=posterior, sample_stats=sample_stats, constant_data=constants
+            )
+        )
+
+    def _maybe_population(self, new, seed: int) -> PalmFit:
+        return self if new is None else self.population(new, seed=seed)
 
     # ------------------------------------------------------------------ data access
     @property
     def curves(self) -> xr.Dataset:
         """The observed curves the fit was made on (curves contract)."""
+        if "observed_data" not in self.idata.groups():
+            raise PalmInputError("this fit holds no observed curves (a population of new members)")
         return (
             self.idata.observed_data.to_dataset()
             if hasattr(self.idata.observed_data, "to_dataset")
@@ -303,12 +407,16 @@ class PalmFit:
         *,
         hdi_prob: float = 0.9,
         kind: Literal["expected", "predictive"] = "expected",
+        new: str | Iterable[str] | None = None,
         seed: int = 0,
     ) -> xr.Dataset:
         """Forecast the accuracy at ``budgets`` with a highest-density interval.
 
         Works from partial curves too: budgets beyond the observed ones are extrapolations
-        (with the extrapolation discrepancy, see :meth:`forecast_draws`).
+        (with the extrapolation discrepancy, see :meth:`forecast_draws`). With ``new``
+        (hierarchical fits), the forecast is for a new member of those dims, e.g.
+        ``new="dataset"``: the curve of each strategy on an unseen dataset (see
+        :meth:`population`).
 
         Returns
         -------
@@ -321,7 +429,8 @@ class PalmFit:
         >>> fc.sel(strategy="random").median  # doctest: +SKIP
         """
         _check_prob(hdi_prob, "hdi_prob")
-        draws = self.forecast_draws(budgets, kind=kind, seed=seed)
+        source = self._maybe_population(new, seed)
+        draws = source.forecast_draws(budgets, kind=kind, seed=seed)
         return _summarise(draws, hdi_prob)
 
     def prob_better(
@@ -331,17 +440,22 @@ class PalmFit:
         budget: Any,
         *,
         kind: Literal["expected", "predictive"] = "expected",
+        new: str | Iterable[str] | None = None,
         seed: int = 0,
     ) -> xr.DataArray:
         """Posterior probability that curve(s) ``a`` are more accurate than ``b`` at ``budget``.
 
         ``a`` and ``b`` select curves by label, e.g. ``{"strategy": "typiclust"}``; the
-        probability is computed for every combination of the remaining dims.
+        probability is computed for every combination of the remaining dims. With ``new``
+        (hierarchical fits, e.g. ``new="dataset"``) it is the probability on a new member of
+        the population: how likely ``a`` beats ``b`` on an unseen dataset like these.
 
         Examples
         --------
         >>> fit.prob_better({"strategy": "a"}, {"strategy": "b"}, budget=2000)  # doctest: +SKIP
         """
+        if new is not None:
+            return self.population(new, seed=seed).prob_better(a, b, budget, kind=kind, seed=seed)
         a = self._check_selection(a, "a")
         b = self._check_selection(b, "b")
         draws = self.forecast_draws(budget, kind=kind, seed=seed)
@@ -359,9 +473,12 @@ class PalmFit:
         *,
         hdi_prob: float = 0.9,
         max_budget: float | None = None,
+        new: str | Iterable[str] | None = None,
         seed: int = 0,
     ) -> xr.Dataset:
         """Posterior of the number of labels needed to reach ``target`` accuracy.
+
+        ``new`` (hierarchical fits): for a new member of those dims (see :meth:`population`).
 
         Up to a curve's last observed budget this is the closed-form PALM inverse; beyond it,
         the first budget at which a posterior draw of the forecast (with its extrapolation
@@ -385,6 +502,10 @@ class PalmFit:
             raise PalmInputError(
                 f"target accuracy must lie in (0, 1); {int(bad.sum())} of {tv.size} targets do "
                 f"not ({shown})"
+            )
+        if new is not None:
+            return self.population(new, seed=seed).labels_needed(
+                target, hdi_prob=hdi_prob, max_budget=max_budget, seed=seed
             )
         draws = self.labels_needed_draws(target, max_budget=max_budget, seed=seed)
         q = (1 - hdi_prob) / 2
@@ -493,12 +614,14 @@ class PalmFit:
 
         Worst r_hat and bulk ESS of the sampled variables, divergent transitions, seconds.
         """
-        post = self.idata.posterior[list(FREE_VARS)]
+        post = self.idata.posterior[list(self.free_vars)]
         fitted = self.idata.constant_data["fitted"]
+        dims = list(self.curve_dims)
+
         out = xr.Dataset(
             {
-                "r_hat_max": az.rhat(post).to_array().max("variable"),
-                "ess_bulk_min": az.ess(post, method="bulk").to_array().min("variable"),
+                "r_hat_max": _worst(az.rhat(post), fitted, dims, "max"),
+                "ess_bulk_min": _worst(az.ess(post, method="bulk"), fitted, dims, "min"),
                 "divergences": self.idata.sample_stats["diverging"].sum(("chain", "draw")),
                 "seconds": self.idata.constant_data["sampling_seconds"],
             }
@@ -524,6 +647,20 @@ class PalmFit:
             raise PalmInputError(f"{path} holds no posterior; was it written by PalmFit.to_netcdf?")
         idata.load() if hasattr(idata, "load") else None
         return cls(idata)
+
+
+def _worst(values: xr.Dataset, fitted: xr.DataArray, dims: list[str], how: str) -> xr.DataArray:
+    """Per curve, the worst value over its own variables and (pooled fits) the shared ones."""
+    reduce = np.nanmax if how == "max" else np.nanmin
+    parts = []
+    for value in values.data_vars.values():
+        other = [d for d in value.dims if d not in dims]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows of unfitted curves
+            reduced = value.reduce(reduce, dim=other) if other else value
+        parts.append(reduced.broadcast_like(fitted))
+    stacked = xr.concat(parts, "variable")
+    return stacked.max("variable") if how == "max" else stacked.min("variable")
 
 
 def _check_prob(value: float, name: str) -> None:

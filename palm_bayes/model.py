@@ -36,6 +36,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from palm_bayes.curve import _backend
 from palm_bayes.errors import PalmInputError
 
 __all__ = ["DEFAULT_PRIORS", "merge_priors", "create_palm_model", "model_data"]
@@ -64,15 +65,19 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
 FORECAST_ONLY_PRIORS = ("extrapolation",)
 
 
-def merge_priors(priors: Mapping[str, Mapping[str, float]] | None = None) -> dict:
-    """Return ``DEFAULT_PRIORS`` updated with the user's entries (per key, per field).
+def merge_priors(
+    priors: Mapping[str, Mapping[str, float]] | None = None,
+    defaults: Mapping[str, Mapping[str, float]] | None = None,
+) -> dict:
+    """Return ``defaults`` (``DEFAULT_PRIORS``) updated with the user's entries (per field).
 
     Examples
     --------
     >>> merge_priors({"noise": {"sigma": 0.02}})["noise"]
     {'sigma': 0.02}
     """
-    merged = {key: dict(value) for key, value in DEFAULT_PRIORS.items()}
+    defaults = DEFAULT_PRIORS if defaults is None else defaults
+    merged = {key: dict(value) for key, value in defaults.items()}
     for key, value in (priors or {}).items():
         if key not in merged:
             raise PalmInputError(f"unknown prior {key!r}; known priors: {sorted(merged)}")
@@ -124,6 +129,42 @@ def model_data(budget: np.ndarray, accuracy: np.ndarray, b: float, n_test: np.nd
     }
 
 
+def palm_from_identified(z_mid, z_head, log_slope, eta, x_first, x_mid) -> dict[str, Any]:
+    """PALM parameters from the sampled, data-identified ones (numpy or PyTensor).
+
+    ``z_mid = logit A(x_mid)``, ``z_head = logit`` of the reachable share of ``1 - A(x_mid)``,
+    ``log_slope = log dA/dlog x`` at ``x_mid`` and ``eta = log1p(alpha / x_first)``; see the
+    module docstring. Returns ``A_max, delta, alpha, beta, log_lambda, mid_accuracy,
+    mid_slope``.
+    """
+    xp = _backend(z_mid, z_head, log_slope, eta, x_first, x_mid)
+    if xp is np:
+        sigmoid, log1mexp = (lambda v: 1 / (1 + np.exp(-v))), (lambda v: np.log(-np.expm1(v)))
+    else:
+        sigmoid, log1mexp = xp.sigmoid, xp.log1mexp
+    mid_acc = sigmoid(z_mid)
+    a_max = mid_acc + sigmoid(z_head) * (1 - mid_acc)
+    alpha = x_first * xp.expm1(eta)
+    # share q = A(x_mid) / A_max reached at x_mid, on the complementary log-log scale
+    log_q = xp.log(mid_acc) - xp.log(a_max)
+    log1m_q = log1mexp(log_q)  # log(1 - q)
+    g_mid = xp.log(-log1m_q)
+    # dA/dlog x = A_max (1 - q) (-log(1 - q)) * beta * x / (x + alpha)
+    log_shifted_mid = xp.log(x_mid + alpha)
+    log_beta = log_slope - xp.log(a_max) - log1m_q - g_mid + log_shifted_mid - xp.log(x_mid)
+    beta = xp.exp(log_beta)
+    log_lam = g_mid - beta * log_shifted_mid
+    return {
+        "mid_accuracy": mid_acc,
+        "A_max": a_max,
+        "mid_slope": xp.exp(log_slope),
+        "alpha": alpha,
+        "beta": beta,
+        "log_lambda": log_lam,
+        "delta": -xp.expm1(-xp.exp(log_lam)),
+    }
+
+
 def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) -> pm.Model:
     """Build the PyMC model of one PALM curve.
 
@@ -159,21 +200,10 @@ def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) ->
         eta = pm.Normal("offset", **p["offset"])
         noise = pm.HalfNormal("noise", sigma=p["noise"]["sigma"])
 
-        mid_acc = pm.Deterministic("mid_accuracy", pm.math.sigmoid(z_mid))
-        a_max = pm.Deterministic("A_max", mid_acc + pm.math.sigmoid(z_head) * (1 - mid_acc))
-        pm.Deterministic("mid_slope", pt.exp(log_slope))
-        alpha = pm.Deterministic("alpha", x_first * pt.expm1(eta))
-
-        # share of A_max reached at x_mid, on the complementary log-log scale
-        log_q = pt.log(mid_acc) - pt.log(a_max)  # log(q), q = mid_acc / A_max < 1
-        log1m_q = pt.log1mexp(log_q)  # log(1 - q)
-        g_mid = pt.log(-log1m_q)
-        # dA/dlog x = A_max (1 - q) (-log(1 - q)) * beta * x / (x + alpha)
-        log_shifted_mid = pt.log(x_mid + alpha)
-        log_beta = log_slope - pt.log(a_max) - log1m_q - g_mid + log_shifted_mid - pt.log(x_mid)
-        beta = pm.Deterministic("beta", pt.exp(log_beta))
-        log_lam = pm.Deterministic("log_lambda", g_mid - beta * log_shifted_mid)
-        pm.Deterministic("delta", -pt.expm1(-pt.exp(log_lam)))
+        palm = palm_from_identified(z_mid, z_head, log_slope, eta, x_first, x_mid)
+        for name in ("mid_accuracy", "A_max", "mid_slope", "alpha", "beta", "log_lambda", "delta"):
+            pm.Deterministic(name, palm[name])
+        a_max, alpha, beta, log_lam = (palm[k] for k in ("A_max", "alpha", "beta", "log_lambda"))
 
         log_z = log_lam + beta * pt.log(x + alpha)
         mu = a_max * -pt.expm1(-pt.exp(log_z))

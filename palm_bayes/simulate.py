@@ -9,7 +9,7 @@ import xarray as xr
 
 from palm_bayes.curve import palm_curve
 
-__all__ = ["simulate_curves"]
+__all__ = ["simulate_curves", "simulate_hierarchy"]
 
 
 def simulate_curves(
@@ -85,3 +85,74 @@ def simulate_curves(
     for key in ("A_max", "delta", "alpha", "beta"):
         ds[f"true_{key}"] = ("strategy", [float(params[s][key]) for s in strategies])
     return ds
+
+
+def simulate_hierarchy(
+    n_datasets: int,
+    strategies: Sequence[str],
+    budgets: Sequence[float],
+    *,
+    mu: Sequence[float] = (0.8, 0.5, -2.5, 0.0),
+    sigma_strategy: Sequence[float] = (0.3, 0.4, 0.2, 0.1),
+    sigma_dataset: Sequence[float] = (0.6, 0.5, 0.2, 0.1),
+    sigma_curve: Sequence[float] = (0.1, 0.2, 0.1, 0.05),
+    seeds: int = 3,
+    n_test: int = 2000,
+    noise: float = 0.01,
+    rng: np.random.Generator | int | None = 0,
+) -> xr.Dataset:
+    """Simulate curves of several strategies on several datasets from a crossed hierarchy.
+
+    The unconstrained parameters of :mod:`palm_bayes.hierarchy` (``logit_ref_accuracy,
+    logit_headroom, log_ref_slope, offset``) are ``mu + strategy effect + dataset effect +
+    curve deviation``, each effect Normal with the given per-parameter scales; ``b`` is the
+    first budget step and the reference budget the geometric middle of ``budgets``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Curves (dims dataset, strategy, embedding, seed, step) with ``true_A_max, true_delta,
+        true_alpha, true_beta`` over ``(dataset, strategy)``, ``true_theta`` over ``(dataset,
+        strategy, param)`` and the true ``effect_strategy``, ``effect_dataset`` and ``mu``.
+    """
+    from palm_bayes.hierarchy import PARAMS, palm_from_theta
+
+    rng = np.random.default_rng(rng)
+    budgets = np.asarray(budgets, dtype=float)
+    b = float(np.diff(budgets)[0])
+    x = budgets / b
+    x_ref = float(np.exp(0.5 * (np.log(x[0]) + np.log(x[-1]))))
+    strategies = list(strategies)
+    eff_s = rng.normal(size=(len(strategies), 4)) * np.asarray(sigma_strategy)
+    eff_d = rng.normal(size=(n_datasets, 4)) * np.asarray(sigma_dataset)
+    dev = rng.normal(size=(n_datasets, len(strategies), 4)) * np.asarray(sigma_curve)
+    theta = np.asarray(mu) + eff_s[None] + eff_d[:, None] + dev
+    truth = palm_from_theta(theta, x[0], x_ref)
+    truth = {k: truth[k] for k in ("A_max", "delta", "alpha", "beta")}
+    parts = []
+    for d in range(n_datasets):
+        params = {
+            s: {k: float(v[d, i]) for k, v in truth.items()} for i, s in enumerate(strategies)
+        }
+        parts.append(
+            simulate_curves(
+                params,
+                budgets,
+                seeds=seeds,
+                n_test=n_test,
+                noise=noise,
+                labels_per_round=b,
+                dataset=f"d{d:02d}",
+                rng=rng,
+            ).drop_vars([f"true_{k}" for k in truth])
+        )
+    ds = xr.concat(parts, "dataset", data_vars="different", coords="minimal")
+    ds["n_test"] = ((), n_test)
+    ds.attrs = parts[0].attrs | {"source": "palm_bayes.simulate_hierarchy"}
+    for key, value in truth.items():
+        ds[f"true_{key}"] = (("dataset", "strategy"), value)
+    ds["true_theta"] = (("dataset", "strategy", "param"), theta)
+    ds["true_effect_strategy"] = (("strategy", "param"), eff_s)
+    ds["true_effect_dataset"] = (("dataset", "param"), eff_d)
+    ds["true_mu"] = (("param",), np.asarray(mu, dtype=float))
+    return ds.assign_coords(param=list(PARAMS))
