@@ -268,9 +268,8 @@ class Learner(ABC):
     def _batches(self, split: str, idx: np.ndarray):
         torch = _torch()
         part = self._splits[split]
-        bs = 1024 if self.device.type == "cuda" or self.uses_features else 128
-        if self.uses_features:
-            bs = 8192
+        # small batches are fastest for convolutions on the CPU (cache-resident activations)
+        bs = 8192 if self.uses_features else 1024 if self.device.type == "cuda" else 128
         if part.lazy:
             from torch.utils.data import DataLoader, Subset
 

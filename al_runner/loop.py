@@ -32,7 +32,14 @@ from al_runner.errors import ALRunnerError
 from al_runner.learners import LEARNERS, get_learner, resolve_device
 from al_runner.strategies import STRATEGIES, PoolState, get_strategy
 
-__all__ = ["RunConfig", "run_experiment", "representation", "state_path", "EMBEDDINGS"]
+__all__ = [
+    "EMBEDDINGS",
+    "RunConfig",
+    "pca_basis",
+    "representation",
+    "run_experiment",
+    "state_path",
+]
 
 EMBEDDINGS = ("raw", "pca")
 _REPR_DIM = 64
@@ -148,6 +155,31 @@ def state_path(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".state.json")
 
 
+def pca_basis(features: np.ndarray, dim: int = _REPR_DIM) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and the top-``dim`` principal axes ``(d, dim)`` of ``features`` (signs fixed).
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        ``(n, d)`` data.
+    dim : int
+        Number of components.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(mean (d,), components (d, dim))``; components by decreasing variance.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    mean = x.mean(axis=0)
+    centred = x - mean
+    cov = centred.T @ centred / max(1, x.shape[0] - 1)
+    _, vecs = np.linalg.eigh(cov)
+    comps = vecs[:, ::-1][:, :dim]
+    signs = np.sign(comps[np.abs(comps).argmax(axis=0), np.arange(comps.shape[1])])
+    return mean, comps * signs
+
+
 def representation(features: np.ndarray, dim: int = _REPR_DIM) -> np.ndarray:
     """Fixed representation for TypiClust/ProbCover: features, PCA-reduced to ``dim`` if larger.
 
@@ -163,15 +195,10 @@ def representation(features: np.ndarray, dim: int = _REPR_DIM) -> np.ndarray:
     numpy.ndarray
         ``float32`` ``(n, min(d, dim))``.
     """
-    x = np.asarray(features, dtype=np.float64)
-    if x.shape[1] <= dim:
-        return np.ascontiguousarray(x, dtype=np.float32)
-    centred = x - x.mean(axis=0)
-    cov = centred.T @ centred / max(1, x.shape[0] - 1)
-    _, vecs = np.linalg.eigh(cov)
-    comps = vecs[:, ::-1][:, :dim]
-    signs = np.sign(comps[np.abs(comps).argmax(axis=0), np.arange(dim)])
-    return np.ascontiguousarray(centred @ (comps * signs), dtype=np.float32)
+    if features.shape[1] <= dim:
+        return np.ascontiguousarray(features, dtype=np.float32)
+    mean, comps = pca_basis(features, dim)
+    return np.ascontiguousarray((features - mean) @ comps, dtype=np.float32)
 
 
 def _rng(seed: int, step: int, name: str) -> np.random.Generator:
@@ -208,9 +235,12 @@ class _Experiment:
         self.repr: np.ndarray | None = None
         if data.train.in_memory:
             feats = {s: dataset_features(data, s) for s in ("train", "test")}
-            if config.embedding == "pca":
-                both = representation(np.concatenate([feats["train"], feats["test"]]))
-                feats = {"train": both[: data.n_pool], "test": both[data.n_pool :]}
+            if config.embedding == "pca":  # fitted on the pool, applied to both splits
+                mean, comps = pca_basis(feats["train"])
+                feats = {
+                    s: np.ascontiguousarray((f - mean) @ comps, dtype=np.float32)
+                    for s, f in feats.items()
+                }
             self.features = feats
             self.repr = representation(feats["train"])
         self.learner = get_learner(

@@ -160,3 +160,10 @@ def test_palm_fit_runs_on_runner_output(all_strategies):
     forecast = fit.forecast([80, 120])
     assert np.isfinite(forecast["median"]).all()
     assert ((forecast["median"] > 0.3) & (forecast["median"] <= 1)).all()
+
+
+def test_pca_embedding_is_fitted_on_the_pool(digits):
+    cfg = RunConfig("digits", ["coreset"], rounds=2, budget=20, embedding="pca")
+    curves = run_experiment(cfg, data=digits, progress=False)
+    assert list(curves.embedding.values) == ["pca"]
+    assert float(curves.accuracy.isel(step=-1).squeeze()) > 0.6
