@@ -167,7 +167,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             f"{path}: header promises {count} values of shape {shape}, file holds "
             f"{len(data) - offset}"
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape).copy()
 
 
 def _load_fashion_mnist(root: str | os.PathLike | None = None, **_: Any) -> ALDataset:
