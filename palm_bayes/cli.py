@@ -101,6 +101,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     curves = pb.load_curves(args.curves, labels_per_round=args.labels_per_round)
     fit = pb.fit(
         curves,
+        hierarchy=args.hierarchy,
         priors=_parse_priors(args.prior),
         seed=args.seed,
         draws=args.draws,
@@ -133,29 +134,47 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 def _cmd_forecast(args: argparse.Namespace) -> None:
     fit = _load_fit(args.dir)
     fc = fit.forecast(
-        args.budget, hdi_prob=args.hdi, kind="predictive" if args.predictive else "expected"
+        args.budget,
+        hdi_prob=args.hdi,
+        kind="predictive" if args.predictive else "expected",
+        new=args.new,
     )
     frame = fc.to_dataframe().reset_index().dropna(subset=["median"])
-    _emit(frame, args.json, f"Forecast accuracy ({args.hdi:.0%} HDI)")
+    _emit(frame, args.json, f"Forecast accuracy ({args.hdi:.0%} HDI){_on_new(args)}")
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
     fit = _load_fit(args.dir)
     a, b = _parse_selection(args.a, fit), _parse_selection(args.b, fit)
-    p = fit.prob_better(a, b, args.budget)
+    p = fit.prob_better(a, b, args.budget, new=args.new)
     frame = p.to_dataframe().reset_index().dropna(subset=["prob_better"])
-    _emit(frame, args.json, f"P({args.a} beats {args.b})")
+    _emit(frame, args.json, f"P({args.a} beats {args.b}){_on_new(args)}")
 
 
 def _cmd_labels_needed(args: argparse.Namespace) -> None:
     fit = _load_fit(args.dir)
-    out = fit.labels_needed(args.target, hdi_prob=args.hdi, max_budget=args.max_budget)
+    out = fit.labels_needed(
+        args.target, hdi_prob=args.hdi, max_budget=args.max_budget, new=args.new
+    )
     frame = out.to_dataframe().reset_index().dropna(subset=["p_reachable"])
     _emit(
         frame,
         args.json,
-        f"Labels needed for accuracy {args.target} ({args.hdi:.0%} interval; inf = not reached)",
+        f"Labels needed for accuracy {args.target} ({args.hdi:.0%} interval; inf = not reached)"
+        + _on_new(args),
     )
+
+
+def _on_new(args: argparse.Namespace) -> str:
+    return f", on a new {args.new}" if args.new else ""
+
+
+def _cmd_compare_models(args: argparse.Namespace) -> None:
+    import palm_bayes as pb
+
+    fits = {folder: _load_fit(folder) for folder in args.dirs}
+    table = pb.compare(fits).reset_index().rename(columns={"index": "fit"})
+    _emit(table, args.json, "PSIS-LOO model comparison (best first)")
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
@@ -185,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--labels-per-round", type=float, default=None)
     p.add_argument(
+        "--hierarchy",
+        default=None,
+        metavar="DIMS",
+        help="pool curves over these id dims, e.g. strategy or strategy,dataset",
+    )
+    p.add_argument(
         "--prior",
         action="append",
         default=[],
@@ -200,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, nargs="+", required=True)
     p.add_argument("--hdi", type=float, default=0.9)
     p.add_argument("--predictive", action="store_true", help="a new single run, not the mean")
+    p.add_argument(
+        "--new", default=None, metavar="DIM", help="for a new member of DIM (pooled fits)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_forecast)
 
@@ -208,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--a", required=True, help="e.g. strategy=typiclust")
     p.add_argument("--b", required=True, help="e.g. strategy=random")
     p.add_argument("--budget", type=float, nargs="+", required=True)
+    p.add_argument(
+        "--new", default=None, metavar="DIM", help="for a new member of DIM (pooled fits)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_compare)
 
@@ -216,8 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, required=True)
     p.add_argument("--hdi", type=float, default=0.9)
     p.add_argument("--max-budget", type=float, default=None)
+    p.add_argument(
+        "--new", default=None, metavar="DIM", help="for a new member of DIM (pooled fits)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_labels_needed)
+
+    p = sub.add_parser("compare-models", help="rank fits of the same curves by PSIS-LOO")
+    p.add_argument("dirs", nargs="+", help="fit folders (e.g. independent and pooled)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_compare_models)
 
     p = sub.add_parser("plot", help="data, posterior band and least squares as a PNG")
     p.add_argument("dir")

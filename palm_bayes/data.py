@@ -47,6 +47,7 @@ def load_curves(
     percent: bool | None = None,
     labels_per_round: float | None = None,
     n_test: int | None = None,
+    min_budgets: int = MIN_BUDGETS,
 ) -> xr.Dataset:
     """Read learning curves from any supported source into the canonical Dataset.
 
@@ -66,6 +67,9 @@ def load_curves(
         budgets (``budget = (round + 1) * labels_per_round``).
     n_test : int, optional
         Test-set size of every accuracy (overrides an ``n_test`` column).
+    min_budgets : int
+        Fewest distinct budgets a curve may have (4 for an independent fit of four
+        parameters; a hierarchical fit borrows strength and accepts 2).
 
     Returns
     -------
@@ -104,7 +108,7 @@ def load_curves(
         if not (np.isfinite(labels_per_round) and labels_per_round > 0):
             raise PalmInputError(f"labels_per_round must be positive, got {labels_per_round!r}")
         attrs["labels_per_round"] = float(labels_per_round)
-    frame = _validate_frame(frame.rename(columns=_REFERENCE_CSV), percent)
+    frame = _validate_frame(frame.rename(columns=_REFERENCE_CSV), percent, min_budgets)
     return _frame_to_dataset(frame, attrs)
 
 
@@ -238,7 +242,9 @@ def _label(key: tuple) -> str:
     return " ".join(f"{d}={v}" for d, v in zip(CURVE_DIMS, key, strict=True))
 
 
-def _validate_frame(frame: pd.DataFrame, percent: bool | None) -> pd.DataFrame:
+def _validate_frame(
+    frame: pd.DataFrame, percent: bool | None, min_budgets: int = MIN_BUDGETS
+) -> pd.DataFrame:
     missing = [c for c in ("budget", "accuracy") if c not in frame]
     if missing:
         raise PalmInputError(
@@ -290,11 +296,12 @@ def _validate_frame(frame: pd.DataFrame, percent: bool | None) -> pd.DataFrame:
 
     frame["accuracy"] = _to_fraction(frame, percent)
     distinct = frame.groupby(list(CURVE_DIMS))["budget"].nunique()
-    if (distinct < MIN_BUDGETS).any():
-        key = distinct[distinct < MIN_BUDGETS].index[0]
+    if (distinct < min_budgets).any():
+        key = distinct[distinct < min_budgets].index[0]
         raise PalmInputError(
             f"{_label(key)}: only {distinct[key]} distinct budget(s); PALM needs at least "
-            f"{MIN_BUDGETS} to fit four parameters"
+            f"{min_budgets} to fit four parameters (a hierarchical fit, which borrows strength "
+            "from other curves, accepts 2)"
         )
     return frame
 

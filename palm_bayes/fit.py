@@ -51,7 +51,7 @@ def fit(
     chains: int = 4,
     draws: int = 1000,
     tune: int = 1000,
-    target_accept: float = 0.99,
+    target_accept: float | None = None,
     cores: int | None = None,
     progress: bool = True,
 ) -> PalmFit:
@@ -75,7 +75,9 @@ def fit(
     seed : int
         Random seed (curve ``k`` of an independent fit is sampled with ``seed + k``).
     chains, draws, tune, target_accept, cores
-        NUTS settings (nutpie). ``cores`` defaults to ``min(chains, os.cpu_count())``.
+        NUTS settings (nutpie). ``target_accept`` defaults to 0.99 for independent fits (short
+        prefixes have curved posteriors) and 0.95 for hierarchical ones; ``cores`` to
+        ``min(chains, os.cpu_count())``.
     progress : bool
         Show a progress bar over curves.
 
@@ -90,7 +92,7 @@ def fit(
     >>> fit = pb.fit(curves, seed=0)  # doctest: +SKIP
     >>> fit.forecast([1000, 5000]).median  # doctest: +SKIP
     """
-    curves = load_curves(curves)
+    curves = load_curves(curves, min_budgets=4 if hierarchy is None else 2)
     dims = curve_dims(curves)
     b = (
         _labels_per_round(curves)
@@ -98,6 +100,8 @@ def fit(
         else _constant_b(curves, labels_per_round)
     )
     cores = cores or min(chains, os.cpu_count() or 1)
+    if target_accept is None:
+        target_accept = 0.99 if hierarchy is None else 0.95
     sampler = {
         "chains": chains,
         "draws": draws,

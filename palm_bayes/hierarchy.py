@@ -80,6 +80,9 @@ HIERARCHICAL_PRIORS: dict[str, dict[str, float]] = {
     "extrapolation": {"sd": 0.3},
 }
 
+#: Extra options of ``nutpie.sample`` for the joint model.
+NUTPIE_OPTIONS: dict[str, Any] = {}
+
 #: 1 where the curve-level deviation is sampled centred, 0 where non-centred (order of PARAMS).
 CENTRED_PARAMS = np.array([1.0, 0.0, 1.0, 0.0])
 
@@ -186,9 +189,17 @@ def create_hierarchical_model(
         for dim in hierarchy:
             scale = pm.HalfNormal(f"sigma_{dim}", sigma=vec("group_sd"), dims="param")
             # effects sum to zero over the levels, so ``mu`` is the mean over the levels and
-            # not traded against a shift of all effects (that ridge gave r_hat ~1.03)
-            z = pm.ZeroSumNormal(f"z_{dim}", sigma=1.0, dims=("param", dim))
-            effect = pm.Deterministic(f"effect_{dim}", (z * scale[:, None]).T, dims=(dim, "param"))
+            # not traded against a shift of all effects (that ridge gave r_hat ~1.03); centred
+            # for the well-identified parameters, non-centred for the others (as for curves)
+            centred = CENTRED_PARAMS[:, None]
+            z = pm.ZeroSumNormal(
+                f"z_{dim}", sigma=scale[:, None] * centred + (1 - centred), dims=("param", dim)
+            )
+            effect = pm.Deterministic(
+                f"effect_{dim}",
+                (centred * z + (1 - centred) * z * scale[:, None]).T,
+                dims=(dim, "param"),
+            )
             theta = theta + effect[data[f"level_{dim}"]]
         scale_c = pm.HalfNormal("sigma_curve", sigma=vec("curve_sd"), dims="param")
         # centred where each curve's data pin the parameter down (accuracy and slope at the
@@ -229,6 +240,34 @@ def create_hierarchical_model(
     return model
 
 
+def initial_points(
+    data: Mapping[str, Any], hierarchy: Sequence[str], priors: Mapping[str, Mapping[str, float]]
+) -> dict[str, np.ndarray]:
+    """Data-driven starting values: each curve's logit accuracy and log slope at ``x_ref``.
+
+    The accuracy is interpolated on the logit scale against ``log x`` (held constant beyond the
+    observed budgets), the slope is the curve's mean gain per e-fold of labels.
+    """
+    ci, log_x = data["curve_index"], np.log(data["x"])
+    acc = np.clip(data["mean_accuracy"], 0.02, 0.98)
+    n = int(data["x_first"].size)
+    theta = np.zeros((n, len(PARAMS)))
+    for c in range(n):
+        own = ci == c
+        lx, a = log_x[own], acc[own]
+        theta[c, 0] = np.interp(np.log(data["x_ref"][c]), lx, np.log(a / (1 - a)))
+        gain = (a[-1] - a[0]) / max(lx[-1] - lx[0], 1e-9)
+        theta[c, 2] = np.log(np.clip(gain, 1e-3, 0.5))
+    centred = CENTRED_PARAMS
+    mu = np.array([priors[p]["mu"] for p in PARAMS])
+    mu = np.where(centred > 0, theta.mean(axis=0), mu)
+    points = {"mu": mu, "z_curve": theta * centred, "noise": np.full(n, 0.02)}
+    points["sigma_curve"] = np.array([priors[p]["curve_sd"] for p in PARAMS]) / 2
+    for dim in hierarchy:
+        points[f"sigma_{dim}"] = np.array([priors[p]["group_sd"] for p in PARAMS]) / 2
+    return points
+
+
 def sample_hierarchical(
     curves: xr.Dataset,
     b: float,
@@ -267,7 +306,11 @@ def sample_hierarchical(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = create_hierarchical_model(data, hierarchy, levels, priors)
-        compiled = nutpie.compile_pymc_model(model)
+        # every chain starts from the curves' own rough level and slope: started from the
+        # prior, chains of large fits got stuck in poor modes with a collapsed step size
+        compiled = nutpie.compile_pymc_model(
+            model, initial_points=initial_points(data, hierarchy, priors), jitter_rvs=set()
+        )
         if progress:
             tqdm.write(
                 f"sampling the hierarchical PALM of {len(labels)} curves "
@@ -282,6 +325,7 @@ def sample_hierarchical(
             target_accept=target_accept,
             cores=cores,
             progress_bar=progress,
+            **NUTPIE_OPTIONS,
         )
     seconds = time.perf_counter() - start
 
@@ -306,7 +350,10 @@ def sample_hierarchical(
         | coords,
     )
     sample_stats = xr.Dataset(
-        {"diverging": (("chain", "draw"), trace.sample_stats["diverging"].to_numpy())},
+        {
+            name: (("chain", "draw"), trace.sample_stats[name].to_numpy())
+            for name in ("diverging", "n_steps", "step_size")
+        },
         coords={"chain": np.arange(chains), "draw": np.arange(draws)},
     )
     const = {}

@@ -146,7 +146,7 @@ def simulate_hierarchy(
                 rng=rng,
             ).drop_vars([f"true_{k}" for k in truth])
         )
-    ds = xr.concat(parts, "dataset", data_vars="different", coords="minimal")
+    ds = xr.concat(parts, "dataset", data_vars="all", coords="minimal", join="outer")
     ds["n_test"] = ((), n_test)
     ds.attrs = parts[0].attrs | {"source": "palm_bayes.simulate_hierarchy"}
     for key, value in truth.items():

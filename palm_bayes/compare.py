@@ -1,0 +1,122 @@
+"""Model comparison of PALM fits with PSIS-LOO (ArviZ).
+
+An observation is one budget of one curve: its seed mean and, with replicate seeds, their
+spread, scored with the likelihood both model kinds share (:mod:`palm_bayes.model`). Fits of
+the same curves, pooled or not, can then be ranked by their expected log predictive density.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from palm_bayes.data import iter_curves
+from palm_bayes.errors import PalmInputError
+from palm_bayes.fit import PalmFit
+from palm_bayes.model import model_data
+
+__all__ = ["pointwise_log_likelihood", "add_log_likelihood", "compare"]
+
+
+def pointwise_log_likelihood(fit: PalmFit) -> xr.DataArray:
+    """Log-likelihood of every observation under every posterior draw.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(chain, draw, observation)``; coords ``curve`` (the curve's labels joined by
+        ``/``) and ``budget`` along ``observation``.
+    """
+    post = fit.idata.posterior
+    blocks, curve_names, budgets = [], [], []
+    for labels, sub in iter_curves(fit.curves):
+        n_test = sub["n_test"].broadcast_like(sub["accuracy"]) if "n_test" in sub else np.inf
+        b = float(fit.b.sel(labels))
+        data = model_data(
+            sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), b, np.asarray(n_test)
+        )
+        draws = {k: post[k].sel(labels).to_numpy()[..., None] for k in _PALM}
+        log_z = draws["log_lambda"] + draws["beta"] * np.log(data["x"] + draws["alpha"])
+        acc = draws["A_max"] * -np.expm1(-np.exp(log_z))
+        inv_n = data["inv_n_test"]
+        seed_var = acc * (1 - acc) * inv_n + inv_n**2 / 12 + draws["noise"] ** 2
+        ll = stats.norm.logpdf(
+            data["mean_accuracy"], loc=acc, scale=np.sqrt(seed_var / data["n_seeds"])
+        )
+        rep = data["rep_index"]
+        if rep.size:
+            ll[..., rep] += stats.gamma.logpdf(
+                data["rep_sq_dev"],
+                a=(data["n_seeds"][rep] - 1) / 2,
+                scale=2 * seed_var[..., rep],
+            )
+        blocks.append(ll)
+        curve_names += ["/".join(str(v) for v in labels.values())] * ll.shape[-1]
+        budgets.append(data["x"] * b)
+    values = np.concatenate(blocks, axis=-1)
+    return xr.DataArray(
+        values,
+        dims=("chain", "draw", "observation"),
+        coords={
+            "chain": post["chain"],
+            "draw": post["draw"],
+            "observation": np.arange(values.shape[-1]),
+            "curve": ("observation", curve_names),
+            "budget": ("observation", np.concatenate(budgets)),
+        },
+        name="accuracy",
+    )
+
+
+_PALM = ("A_max", "log_lambda", "alpha", "beta", "noise")
+
+
+def add_log_likelihood(fit: PalmFit) -> PalmFit:
+    """Store the pointwise log-likelihood in ``fit.idata`` (group ``log_likelihood``)."""
+    if "log_likelihood" not in fit.idata.groups():
+        ll = pointwise_log_likelihood(fit)
+        fit.idata.add_groups(log_likelihood=xr.Dataset({"accuracy": ll}))
+    return fit
+
+
+def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo") -> pd.DataFrame:
+    """Rank fits of the same curves by PSIS-LOO (``arviz.compare``).
+
+    Parameters
+    ----------
+    fits : sequence or mapping of PalmFit
+        Fits of the same observations; a sequence is named after each fit's structure
+        (``independent``, ``pooled: strategy+dataset``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``arviz.compare``'s table (``elpd_loo``, ``p_loo``, ``elpd_diff``, ``weight``, ``se``,
+        ``dse``, ``warning``), best first.
+
+    Examples
+    --------
+    >>> pb.compare([independent_fit, pooled_fit])  # doctest: +SKIP
+    """
+    if not isinstance(fits, Mapping):
+        named: dict[str, PalmFit] = {}
+        for fit in fits:
+            name = "pooled: " + "+".join(fit.hierarchy) if fit.hierarchy else "independent"
+            while name in named:
+                name += "'"
+            named[name] = fit
+        fits = named
+    if len(fits) < 2:
+        raise PalmInputError("compare needs at least two fits")
+    idatas = {name: add_log_likelihood(fit).idata for name, fit in fits.items()}
+    sizes = {name: idata.log_likelihood.sizes["observation"] for name, idata in idatas.items()}
+    if len(set(sizes.values())) != 1:
+        raise PalmInputError(
+            f"the fits are not of the same observations (observations per fit: {sizes})"
+        )
+    return az.compare(idatas, ic=ic)
