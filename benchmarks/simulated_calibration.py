@@ -34,8 +34,9 @@ def draw_params(rng: np.random.Generator, n: int) -> dict[str, dict[str, float]]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n-curves", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--b", type=float, default=100.0)
@@ -51,34 +52,50 @@ def main() -> None:
     last = budgets[-1]
     check = np.concatenate([budgets, [2 * last, 5 * last]])
     true = xr.Dataset({k: curves[f"true_{k}"] for k in ("A_max", "delta", "alpha", "beta")})
-    truth = palm_curve(xr.DataArray(check, dims="budget", coords={"budget": check}),
-                       true["A_max"], true["delta"], true["alpha"], true["beta"], args.b)
+    truth = palm_curve(
+        xr.DataArray(check, dims="budget", coords={"budget": check}),
+        true["A_max"],
+        true["delta"],
+        true["alpha"],
+        true["beta"],
+        args.b,
+    )
     rows = []
     for prob in (0.5, 0.9):
         fc = fit.forecast(check, hdi_prob=prob).squeeze(["dataset", "embedding"], drop=True)
         inside = (fc["lower"] <= truth) & (truth <= fc["upper"])
-        rows.append({"interval": f"{prob:.0%} HDI",
-                     "observed rounds": float(inside.sel(budget=budgets).mean()),
-                     "2x last budget": float(inside.sel(budget=2 * last).mean()),
-                     "5x last budget": float(inside.sel(budget=5 * last).mean())})
+        rows.append(
+            {
+                "interval": f"{prob:.0%} HDI",
+                "observed rounds": float(inside.sel(budget=budgets).mean()),
+                "2x last budget": float(inside.sel(budget=2 * last).mean()),
+                "5x last budget": float(inside.sel(budget=5 * last).mean()),
+            }
+        )
     # labels needed for a target reached by 3x the last budget
     target = palm_curve(3 * last, true["A_max"], true["delta"], true["alpha"], true["beta"], args.b)
-    need_true = labels_for_accuracy(target, true["A_max"], true["delta"], true["alpha"],
-                                    true["beta"], args.b)
-    need = fit.labels_needed(target.expand_dims(dataset=curves.dataset,
-                                                embedding=curves.embedding), hdi_prob=0.9)
+    need_true = labels_for_accuracy(
+        target, true["A_max"], true["delta"], true["alpha"], true["beta"], args.b
+    )
+    need = fit.labels_needed(
+        target.expand_dims(dataset=curves.dataset, embedding=curves.embedding), hdi_prob=0.9
+    )
     need = need.squeeze(["dataset", "embedding"], drop=True)
     covered = (need["lower"] <= need_true) & (need_true <= need["upper"])
     diag = fit.diagnostics()
     table = pd.DataFrame(rows).set_index("interval")
     pd.set_option("display.width", 200)
     print(table.round(3).to_string())
-    print(f"labels needed (target = true accuracy at 3x the last budget): 90% interval covers the "
-          f"truth for {float(covered.mean()):.2f} of curves; median |log(pred/true)| "
-          f"{float(np.abs(np.log(need['median'] / need_true)).median()):.3f}")
-    print(f"{args.n_curves} curves in {seconds:.1f} s; r_hat <= 1.01 for "
-          f"{float((diag['r_hat_max'] <= 1.01).mean()):.2f}; divergences "
-          f"{int(diag['divergences'].sum())}")
+    print(
+        f"labels needed (target = true accuracy at 3x the last budget): 90% interval covers the "
+        f"truth for {float(covered.mean()):.2f} of curves; median |log(pred/true)| "
+        f"{float(np.abs(np.log(need['median'] / need_true)).median()):.3f}"
+    )
+    print(
+        f"{args.n_curves} curves in {seconds:.1f} s; r_hat <= 1.01 for "
+        f"{float((diag['r_hat_max'] <= 1.01).mean()):.2f}; divergences "
+        f"{int(diag['divergences'].sum())}"
+    )
 
 
 if __name__ == "__main__":

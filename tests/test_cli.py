@@ -138,3 +138,53 @@ def test_fit_on_the_example_data(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 9
     assert all(0 < r["A_max"] <= 1 for r in rows)
+
+
+@pytest.fixture(scope="module")
+def example_fits(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli-pooled")
+    common = ["--draws", "300", "--tune", "300", "--chains", "2", "--quiet"]
+    pooled, independent = folder / "pooled", folder / "independent"
+    args = ["fit", str(EXAMPLES), "--out", str(pooled), "--hierarchy", "strategy,dataset"]
+    assert main(args + common) == 0
+    assert main(["fit", str(EXAMPLES), "--out", str(independent)] + common) == 0
+    return pooled, independent
+
+
+def test_hierarchical_fit_and_population_queries(example_fits, capsys):
+    pooled, _ = example_fits
+    assert pb.PalmFit.from_netcdf(pooled / "fit.nc").hierarchy == ("strategy", "dataset")
+    capsys.readouterr()
+    assert main(["forecast", str(pooled), "--budget", "1000", "--new", "dataset", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["strategy"] for row in rows} == {
+        "LogisticRegression",
+        "RandomForestClassifier",
+        "SVC_rbf",
+    }
+    assert all("dataset" not in row for row in rows)
+    args = [
+        "compare",
+        str(pooled),
+        "--a",
+        "strategy=SVC_rbf",
+        "--b",
+        "strategy=RandomForestClassifier",
+    ]
+    assert main(args + ["--budget", "1000", "--new", "dataset", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert 0.0 <= row["prob_better"] <= 1.0
+
+
+def test_compare_models(example_fits, capsys):
+    pooled, independent = example_fits
+    assert main(["compare-models", str(pooled), str(independent), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["fit"] for row in rows} == {str(pooled), str(independent)}
+    assert sorted(row["rank"] for row in rows) == [0, 1]
+
+
+def test_bad_hierarchy_is_a_clean_error(tmp_path, capsys):
+    args = ["fit", str(EXAMPLES), "--out", str(tmp_path / "x"), "--hierarchy", "learner"]
+    assert main(args) == 2
+    assert "unknown dimension 'learner'" in capsys.readouterr().err
