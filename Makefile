@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py --out $(DEMO_OUT)
+	$(BIN)/python examples/al_demo.py --out $(DEMO_OUT)/al
 
 test: $(STAMP)
 	$(BIN)/ruff check palm_bayes al_runner tests benchmarks examples
