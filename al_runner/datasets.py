@@ -45,6 +45,7 @@ _FMNIST_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 _SPLIT_SEED = 0  # fixed: the test set must not move between runs or seeds
+IMAGENET_SIZE = 224  # crop size of ImageNet subsets (resized to 256/224 of it first)
 
 
 @dataclass
@@ -299,8 +300,13 @@ def _load_imagenet(
             return classes, {c: i for i, c in enumerate(classes)}
 
     norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    train_tf = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), norm])
-    eval_tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), norm])
+    size = IMAGENET_SIZE
+    train_tf = T.Compose(
+        [T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor(), norm]
+    )
+    eval_tf = T.Compose(
+        [T.Resize(round(size * 256 / 224)), T.CenterCrop(size), T.ToTensor(), norm]
+    )
     train = _Subset(str(path / "train"), transform=eval_tf)
     train_aug = _Subset(str(path / "train"), transform=train_tf)
     test = _Subset(str(path / "val"), transform=eval_tf)

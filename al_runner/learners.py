@@ -148,7 +148,7 @@ class Learner(ABC):
                     x = torch.as_tensor(part.x).to(self.device)
                     self._splits[split] = _Data(x, part.y, False)
                 else:
-                    self._splits[split] = _Data(part, part.y, True)
+                    self._splits[split] = _Data(part.x, part.y, True)
             if data.train.in_memory:
                 x = self._splits["train"].x
                 xf = x.float() / 255.0
@@ -157,7 +157,7 @@ class Learner(ABC):
                 self.in_shape = tuple(x.shape[1:])
             else:
                 self.mean = self.std = None
-                self.in_shape = (3, 224, 224)
+                self.in_shape = tuple(data.train.x[0][0].shape)
         return self
 
     # ------------------------------------------------------------------ model parts
@@ -243,6 +243,7 @@ class Learner(ABC):
             shuffle=True,
             generator=gen,
             num_workers=_workers(),
+            persistent_workers=_workers() > 0,  # no worker restart per epoch
             pin_memory=self.device.type == "cuda",
             drop_last=False,
         )

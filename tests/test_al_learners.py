@@ -123,3 +123,30 @@ def test_cnn_on_cuda_with_amp(digits):
     assert learner.amp and learner.device.type == "cuda"
     learner.fit(np.arange(200), seed=0)
     assert learner.accuracy() > 0.7
+
+
+def test_on_disk_imagefolder_runs_through_the_loop(tmp_path, monkeypatch):
+    pytest.importorskip("torchvision")
+    from PIL import Image
+
+    import al_runner.learners as learners
+    from al_runner.loop import RunConfig, run_experiment
+
+    rng = np.random.default_rng(0)
+    names = [f"n{i:08d}" for i in range(50)]
+    for split, n in (("train", 2), ("val", 1)):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True)
+            for j in range(n):
+                pixels = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / split / name / f"{j}.JPEG")
+    (tmp_path / "imagenet50_classes.txt").write_text("\n".join(names))
+    monkeypatch.setattr(learners, "_workers", lambda: 0)
+    monkeypatch.setattr(learners.CNNLearner, "min_steps", 1)
+    cfg = RunConfig(
+        "imagenet50", ["margin", "typiclust"], learner="cnn", epochs=1, rounds=2, budget=5,
+        data_root=str(tmp_path),
+    )  # fmt: skip
+    curves = run_experiment(cfg, progress=False)
+    assert curves.budget.squeeze().to_numpy().tolist() == [[5, 10], [5, 10]]
+    assert np.isfinite(curves.accuracy).all()
