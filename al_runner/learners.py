@@ -151,9 +151,17 @@ class Learner(ABC):
                     self._splits[split] = _Data(part.x, part.y, True)
             if data.train.in_memory:
                 x = self._splits["train"].x
-                xf = x.float() / 255.0
-                self.mean = xf.mean(dim=(0, 2, 3), keepdim=True)
-                self.std = xf.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
+                s1 = torch.zeros(x.shape[1], dtype=torch.float64, device=self.device)
+                s2 = torch.zeros_like(s1)
+                for start in range(0, x.shape[0], 8192):  # chunked: no float copy of the pool
+                    chunk = x[start : start + 8192].double() / 255.0
+                    s1 += chunk.sum(dim=(0, 2, 3))
+                    s2 += chunk.pow(2).sum(dim=(0, 2, 3))
+                count = x.shape[0] * x.shape[2] * x.shape[3]
+                mean = s1 / count
+                std = (s2 / count - mean**2).clamp_min(0).sqrt()
+                self.mean = mean.float().view(1, -1, 1, 1)
+                self.std = std.float().clamp_min(1e-3).view(1, -1, 1, 1)
                 self.in_shape = tuple(x.shape[1:])
             else:
                 self.mean = self.std = None
