@@ -171,6 +171,12 @@ def fit(
         | {"b": b.transpose(*dims), "fitted": (dims, fitted), "sampling_seconds": (dims, seconds)},
         coords=coords,
     )
+    attrs = _attrs(merged, dims, sampler, [], FREE_VARS)
+    return _palm_fit(posterior, sample_stats, constant, curves, attrs)
+
+
+def _palm_fit(posterior, sample_stats, constant, curves, attrs) -> PalmFit:
+    """Assemble the InferenceData of a fit (posterior attrs describe the model)."""
     observed = curves[["budget", "accuracy"] + (["n_test"] if "n_test" in curves else [])]
     idata = az.InferenceData(
         posterior=posterior,
@@ -178,7 +184,7 @@ def fit(
         constant_data=constant,
         observed_data=observed,
     )
-    idata.posterior.attrs.update(_attrs(merged, dims, sampler, [], FREE_VARS))
+    idata.posterior.attrs.update(attrs)
     return PalmFit(idata)
 
 
@@ -222,18 +228,11 @@ def _fit_hierarchical(curves, hierarchy, priors, b, sampler, cores, progress) ->
         },
         coords=coords,
     )
-    observed = curves[["budget", "accuracy"] + (["n_test"] if "n_test" in curves else [])]
-    idata = az.InferenceData(
-        posterior=posterior,
-        sample_stats=sample_stats,
-        constant_data=constant,
-        observed_data=observed,
-    )
     free = ["mu", "sigma_curve", "z_curve", "noise"] + [
         f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "z")
     ]
-    idata.posterior.attrs.update(_attrs(merged, dims, sampler, hierarchy, free))
-    return PalmFit(idata)
+    attrs = _attrs(merged, dims, sampler, hierarchy, free)
+    return _palm_fit(posterior, sample_stats, constant, curves, attrs)
 
 
 def _constant_b(curves: xr.Dataset, value: float) -> xr.DataArray:

@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from palm_bayes.data import curve_dims, iter_curves
 from palm_bayes.errors import PalmInputError
 from palm_bayes.model import model_data, palm_from_identified
+from palm_bayes.sampling import run_nutpie
 
 __all__ = [
     "PARAMS",
@@ -316,15 +317,15 @@ def sample_hierarchical(
                 f"sampling the hierarchical PALM of {len(labels)} curves "
                 f"(pooled over {', '.join(hierarchy)})"
             )
-        trace = nutpie.sample(
+        trace = run_nutpie(
             compiled,
+            progress=progress,
             chains=chains,
             draws=draws,
             tune=tune,
             seed=seed,
             target_accept=target_accept,
             cores=cores,
-            progress_bar=progress,
             **NUTPIE_OPTIONS,
         )
     seconds = time.perf_counter() - start

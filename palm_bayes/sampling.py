@@ -16,7 +16,7 @@ import numpy as np
 
 from palm_bayes.model import FORECAST_ONLY_PRIORS, create_palm_model
 
-__all__ = ["sample_curve", "FREE_VARS", "PALM_VARS"]
+__all__ = ["sample_curve", "run_nutpie", "FREE_VARS", "PALM_VARS"]
 
 #: Variables sampled on the unconstrained scale (their r_hat and ESS are the diagnostics).
 FREE_VARS = (
@@ -45,6 +45,15 @@ def _compiled_model(data: dict, priors: dict):
     return _COMPILED[key]
 
 
+def run_nutpie(compiled, *, progress: bool, **options: Any):
+    """``nutpie.sample`` with PyMC's and nutpie's warnings silenced (we report diagnostics)."""
+    import nutpie
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return nutpie.sample(compiled, progress_bar=progress, **options)
+
+
 def sample_curve(
     data: dict,
     priors: dict,
@@ -64,22 +73,18 @@ def sample_curve(
         Arrays of shape ``(chains, draws)`` for every variable in ``FREE_VARS + PALM_VARS``,
         plus ``diverging`` (bool) and ``seconds`` (wall time of this curve, a scalar).
     """
-    import nutpie
-
     start = time.perf_counter()
     compiled = _compiled_model(data, priors).with_data(**data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trace = nutpie.sample(
-            compiled,
-            chains=chains,
-            draws=draws,
-            tune=tune,
-            seed=seed,
-            target_accept=target_accept,
-            cores=cores,
-            progress_bar=False,
-        )
+    trace = run_nutpie(
+        compiled,
+        chains=chains,
+        draws=draws,
+        tune=tune,
+        seed=seed,
+        target_accept=target_accept,
+        cores=cores,
+        progress=False,
+    )
     out = {name: trace.posterior[name].to_numpy() for name in FREE_VARS + PALM_VARS}
     out["diverging"] = trace.sample_stats["diverging"].to_numpy()
     out["seconds"] = np.float64(time.perf_counter() - start)
