@@ -341,5 +341,10 @@ def _frame_to_dataset(frame: pd.DataFrame, attrs: dict) -> xr.Dataset:
         ds["n_test"] = n_test if n_test.notnull().any() else n_test
     ds = ds.transpose(*ID_DIMS, "step")
     ds = ds.assign_coords({d: ds[d].to_numpy().astype(str) for d in CURVE_DIMS})
-    ds.attrs = {k: v for k, v in attrs.items() if isinstance(v, str | int | float)}
+    # provenance attrs survive as plain str/int/float (netCDF readers give numpy scalars)
+    ds.attrs = {
+        k: v.item() if isinstance(v, np.generic) else v
+        for k, v in attrs.items()
+        if isinstance(v, str | int | float | np.integer | np.floating)
+    }
     return ds
