@@ -116,7 +116,7 @@ def plot_fit(
                 )
                 ax.plot(grid, curve, "--", color="tab:green", label="least squares")
         ax.axvline(last, color="0.5", ls=":", lw=1)
-        ax.set_xscale("log")
+        _log_budget_axis(ax)
         ax.set_title(
             " / ".join(str(v) for v in labels.values() if v not in ("default", "none")), fontsize=9
         )
@@ -146,7 +146,7 @@ def plot_prob_better(
         label = " / ".join(str(line[d].item()) for d in others) if others else None
         ax.plot(line["budget"], line, marker=".", label=label)
     ax.axhline(0.5, color="0.5", ls=":")
-    ax.set_xscale("log")
+    _log_budget_axis(ax)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("labels (budget)")
     ax.set_ylabel(f"P({_fmt(a)} beats {_fmt(b)})")
@@ -159,3 +159,15 @@ def plot_prob_better(
 
 def _fmt(selection: Mapping[str, Any]) -> str:
     return ", ".join(str(v) for v in selection.values())
+
+
+def _log_budget_axis(ax) -> None:
+    """Log-scaled budget axis with plain numbers and no crowded minor labels."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    formatter = ScalarFormatter()
+    formatter.set_scientific(False)
+    ax.xaxis.set_major_formatter(formatter)
+    ax.xaxis.set_minor_formatter(NullFormatter())
