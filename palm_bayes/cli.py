@@ -177,6 +177,54 @@ def _cmd_compare_models(args: argparse.Namespace) -> None:
     _emit(table, args.json, "PSIS-LOO model comparison (best first)")
 
 
+def _cmd_advise(args: argparse.Namespace) -> None:
+    import palm_bayes as pb
+
+    source = Path(args.source)
+    if args.max_points is None and (source / FIT_FILE).is_file():
+        fit = _load_fit(args.source)
+    else:
+        # a fit folder's curves, or any curves input; refit (on the first rounds only with
+        # --max-points, replaying a pilot)
+        curves_path = source / "curves.nc" if (source / FIT_FILE).is_file() else source
+        curves = full = pb.load_curves(curves_path)
+        if args.max_points is not None:
+            if args.max_points < 4:
+                raise PalmInputError(f"--max-points must be at least 4, got {args.max_points}")
+            curves = full[["budget", "accuracy"]].where(full["step"] < args.max_points)
+            if "n_test" in full:
+                curves["n_test"] = full["n_test"]
+            curves = curves.dropna("step", how="all")
+        fit = pb.fit(curves, seed=args.seed, progress=not args.quiet)
+    advice = fit.advise(
+        args.target,
+        target_tolerance=args.tolerance,
+        eta=args.eta,
+        max_budget=args.max_budget,
+        reference=args.reference,
+        threshold=args.threshold,
+    )
+    table = advice.table.to_dataframe().reset_index().dropna(subset=["p_reachable"])
+    if args.json:
+        print(
+            pd.DataFrame(advice.recommendation)
+            .assign(table=[table.to_dict(orient="records")] * len(advice.recommendation))
+            .to_json(orient="records")
+        )
+        return
+    _emit(table, False, f"Advice for target accuracy {args.target}")
+    if args.crossover:
+        a, b = args.crossover.split(",")
+        cross = fit.crossover(a.strip(), b.strip(), max_budget=args.max_budget)
+        _emit(
+            cross.to_dataframe().reset_index(),
+            False,
+            f"Budget at which {b.strip()} overtakes {a.strip()} (90% interval)",
+        )
+    print()
+    print("\n".join(advice.recommendation["reason"]))
+
+
 def _cmd_plot(args: argparse.Namespace) -> None:
     from palm_bayes.plots import plot_fit
 
@@ -257,6 +305,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dirs", nargs="+", help="fit folders (e.g. independent and pooled)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_compare_models)
+
+    p = sub.add_parser("advise", help="which strategy to continue with, with probabilities")
+    p.add_argument("source", help="a fit folder, or curves (.csv/.nc/run folder) to fit")
+    p.add_argument("--target", type=float, required=True)
+    p.add_argument("--tolerance", type=float, default=0.01, help="dtau of the window W")
+    p.add_argument("--eta", type=float, default=0.1, help="relative cost tolerance")
+    p.add_argument("--max-budget", type=float, default=None)
+    p.add_argument("--reference", default="random", help="count labels saved against it")
+    p.add_argument("--threshold", type=float, default=0.7, help="P(cheapest) to recommend")
+    p.add_argument("--max-points", type=int, default=None, help="advise from the first N rounds")
+    p.add_argument("--crossover", default=None, metavar="A,B", help="budget where B overtakes A")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_advise)
 
     p = sub.add_parser("plot", help="data, posterior band and least squares as a PNG")
     p.add_argument("dir")

@@ -586,6 +586,31 @@ class PalmFit:
                 self._check_selection({dim: label}, "selection")
         return PalmFit(self.idata.sel(**lists))
 
+    # ------------------------------------------------------------------ decisions
+    def advise(self, target: float, **kwargs: Any):
+        """Which strategy to continue with: see :func:`palm_bayes.advise.advise`."""
+        from palm_bayes.advise import advise
+
+        return advise(self, target, **kwargs)
+
+    def crossover(self, a: str, b: str, **kwargs: Any) -> xr.Dataset:
+        """Budget at which ``b`` overtakes ``a``: see :func:`palm_bayes.advise.crossover`."""
+        from palm_bayes.advise import crossover
+
+        return crossover(self, a, b, **kwargs)
+
+    def aubc(self, budget_range: tuple[float, float] | None = None, **kwargs: Any) -> xr.Dataset:
+        """Normalised area under the budget curve: see :func:`palm_bayes.advise.aubc`."""
+        from palm_bayes.advise import aubc
+
+        return aubc(self, budget_range, **kwargs)
+
+    def win_matrix(self, budgets: Any, **kwargs: Any) -> xr.DataArray:
+        """Pairwise P(row beats column): see :func:`palm_bayes.advise.win_matrix`."""
+        from palm_bayes.advise import win_matrix
+
+        return win_matrix(self, budgets, **kwargs)
+
     # ------------------------------------------------------------------ diagnostics
     def summary(self, *, hdi_prob: float = 0.9) -> xr.Dataset:
         """PALM parameters with HDIs and sampler diagnostics, per curve.

@@ -1,0 +1,136 @@
+"""The deployment advisor, crossovers, AUBC and the win matrix, against known truths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+import palm_bayes as pb
+from palm_bayes.cli import main
+
+pytestmark = pytest.mark.slow
+BUDGETS = np.arange(1, 11) * 50.0
+SAMPLER = dict(draws=400, tune=400, chains=4, progress=False)
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "lcdb_curves.nc"
+
+
+def _random_strategies(rng: np.random.Generator) -> dict[str, dict[str, float]]:
+    return {
+        name: dict(
+            A_max=rng.uniform(0.9, 0.97),
+            delta=rng.uniform(0.08, 0.4),
+            alpha=rng.uniform(-0.3, 0.5),
+            beta=rng.uniform(0.7, 1.3),
+        )
+        for name in ("random", "margin", "typiclust")
+    }
+
+
+def test_advisor_picks_the_truly_cheapest_strategy():
+    target = 0.85
+    hits, decided = 0, 0
+    for k in range(6):
+        params = _random_strategies(np.random.default_rng(100 + k))
+        truth = {s: float(pb.labels_for_accuracy(target, b=50.0, **p)) for s, p in params.items()}
+        curves = pb.simulate_curves(params, BUDGETS, seeds=3, rng=k)
+        advice = pb.fit(curves, seed=k, **SAMPLER).advise(target, threshold=0.7)
+        row = advice.recommendation.iloc[0]
+        if row["verdict"] == "recommend":
+            decided += 1
+            hits += row["strategy"] == min(truth, key=truth.get)
+    assert decided >= 4
+    assert hits >= decided - 1
+
+
+def test_indistinguishable_strategies_are_not_enough_evidence():
+    same = dict(A_max=0.93, delta=0.2, alpha=0.0, beta=1.0)
+    params = {"a": same, "b": same, "worse": dict(A_max=0.9, delta=0.08, alpha=0.0, beta=1.0)}
+    curves = pb.simulate_curves(params, BUDGETS, seeds=3, rng=7)
+    fit = pb.fit(curves, seed=7, **SAMPLER)
+    advice = fit.advise(0.85, reference="worse")
+    row = advice.recommendation.iloc[0]
+    assert row["verdict"] == "not enough evidence yet"
+    table = advice.table.squeeze(["dataset", "embedding"])
+    assert float(table["p_cheapest"].sel(strategy="worse")) < 0.05
+    assert float(table["p_cheapest"].sel(strategy=["a", "b"]).sum()) > 0.95
+    assert float(table["expected_saved"].sel(strategy="a")) > 0  # fewer labels than 'worse'
+
+
+def test_crossover_interval_covers_the_true_crossover():
+    params = {
+        "typiclust": dict(A_max=0.82, delta=0.45, alpha=0.0, beta=1.0),  # fast, low ceiling
+        "margin": dict(A_max=0.96, delta=0.2, alpha=0.0, beta=1.0),  # slow, high ceiling
+    }
+    gap = lambda x: float(  # noqa: E731
+        pb.palm_curve(x, b=50.0, **params["margin"])
+        - pb.palm_curve(x, b=50.0, **params["typiclust"])
+    )
+    true_cross = brentq(gap, 50.0, 500.0)
+    curves = pb.simulate_curves(params, BUDGETS, seeds=3, rng=3)
+    cross = pb.fit(curves, seed=3, **SAMPLER).crossover("typiclust", "margin").squeeze()
+    assert float(cross["p_crossover"]) > 0.9
+    assert float(cross["lower"]) <= true_cross <= float(cross["upper"])
+
+
+def test_aubc_and_win_matrix():
+    params = {
+        "good": dict(A_max=0.95, delta=0.3, alpha=0.0, beta=1.0),
+        "poor": dict(A_max=0.8, delta=0.2, alpha=0.0, beta=1.0),
+    }
+    curves = pb.simulate_curves(params, BUDGETS, seeds=3, rng=5)
+    fit = pb.fit(curves, seed=5, **SAMPLER)
+    area = fit.aubc().squeeze(["dataset", "embedding"])
+    grid = np.linspace(BUDGETS[0], BUDGETS[-1], 2001)
+    for name, p in params.items():
+        true = np.trapezoid(pb.palm_curve(grid, b=50.0, **p), grid) / (grid[-1] - grid[0])
+        assert abs(float(area["median"].sel(strategy=name)) - true) < 0.01
+    wins = fit.win_matrix([100, 1000]).squeeze(["dataset", "embedding"])
+    assert wins.dims == ("strategy", "opponent", "budget")
+    assert np.isnan(wins.sel(strategy="good", opponent="good")).all()
+    np.testing.assert_allclose(
+        wins.sel(strategy="good", opponent="poor") + wins.sel(strategy="poor", opponent="good"), 1.0
+    )
+    assert float(wins.sel(strategy="good", opponent="poor", budget=1000)) > 0.99
+
+
+def test_advice_errors(tmp_path):
+    curves = pb.simulate_curves(
+        {"only": dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0)}, BUDGETS, seeds=2
+    )
+    single = pb.fit(curves, **SAMPLER)
+    with pytest.raises(pb.PalmInputError, match="only one"):
+        single.advise(0.8)
+    two = pb.fit(
+        pb.simulate_curves(
+            {
+                "a": dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0),
+                "b": dict(A_max=0.9, delta=0.3, alpha=0.0, beta=1.0),
+            },
+            BUDGETS,
+            seeds=2,
+        ),
+        **SAMPLER,
+    )
+    with pytest.raises(pb.PalmInputError, match="threshold"):
+        two.advise(0.8, threshold=1.5)
+    with pytest.raises(pb.PalmInputError, match="target_tolerance"):
+        two.advise(0.8, target_tolerance=0.5)
+    with pytest.raises(pb.PalmInputError, match="unknown strategy 'c'"):
+        two.crossover("a", "c")
+
+
+def test_cli_advise_replays_a_pilot(capsys):
+    args = ["advise", str(EXAMPLES), "--target", "0.85", "--max-points", "6", "--quiet"]
+    assert main(args + ["--reference", "LogisticRegression", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["dataset"] for row in rows} == {"openml-3", "openml-44", "openml-60"}
+    assert all(
+        row["verdict"] in {"recommend", "not enough evidence yet", "target not reachable"}
+        for row in rows
+    )
+    assert main(["advise", str(EXAMPLES), "--target", "0.85", "--max-points", "2"]) == 2
+    assert "at least 4" in capsys.readouterr().err
