@@ -5,7 +5,7 @@ round, 10 rounds, 3 seeds) for random, entropy, margin, coreset and typiclust; f
 first 6 rounds of every curve (a pilot); and reports, against the rounds held back: forecasts
 at the last budget, P(strategy beats random) at 400 labels, the labels needed for 90% accuracy
 and a PSIS-LOO comparison of the independent and the strategy-pooled fits; writes the curves,
-both fits, ``forecast.csv`` and ``fit.png``.
+both fits, ``forecast.csv``, ``fit.png`` and ``report.html``.
 
     python examples/al_demo.py --out demo-output/al
 """
@@ -19,6 +19,7 @@ import pandas as pd
 
 import palm_bayes as pb
 from palm_bayes.plots import plot_fit
+from palm_bayes.report import write_report
 
 STRATEGIES = ["random", "entropy", "margin", "coreset", "typiclust"]
 
@@ -51,6 +52,7 @@ def main() -> None:
     fit.to_netcdf(out / "fit.nc")
     pooled.to_netcdf(out / "fit_pooled.nc")
     plot_fit(fit).savefig(out / "fit.png", dpi=110)
+    write_report(fit, out / "report.html", target=args.target, budgets=[200, 400])
 
     last = float(curves["budget"].max())
     truth = curves["accuracy"].where(curves["budget"] == last).mean(("seed", "step"))

@@ -9,7 +9,7 @@ held-out rest of the real curve:
 * how many labels does each need to reach a target accuracy?
 
 Outputs (in --out): fit.nc, forecast.csv, prob_better.csv, labels_needed.csv, summary.csv,
-fit.png.
+fit.png, report.html.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pandas as pd
 
 import palm_bayes as pb
 from palm_bayes.plots import plot_fit
+from palm_bayes.report import write_report
 
 EXAMPLE = Path(__file__).with_name("lcdb_curves.nc")
 
@@ -111,6 +112,7 @@ def main() -> None:
 
     fig = plot_fit(fit, lsq=pb.fit_least_squares(pilot), truth=curves)
     fig.savefig(out / "fit.png", dpi=110)
+    write_report(fit, out / "report.html", target=args.target)
     print(f"\nWrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}/")
 
 

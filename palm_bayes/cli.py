@@ -225,6 +225,14 @@ def _cmd_advise(args: argparse.Namespace) -> None:
     print("\n".join(advice.recommendation["reason"]))
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from palm_bayes.report import write_report
+
+    fit = _load_fit(args.dir)
+    out = Path(args.out) if args.out else Path(args.dir) / "report.html"
+    print(write_report(fit, out, target=args.target, budgets=args.budget, reference=args.reference))
+
+
 def _cmd_plot(args: argparse.Namespace) -> None:
     from palm_bayes.plots import plot_fit
 
@@ -320,6 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_advise)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of a fit")
+    p.add_argument("dir")
+    p.add_argument("--out", default=None, help="default DIR/report.html")
+    p.add_argument("--target", type=float, default=None)
+    p.add_argument("--budget", type=float, nargs="+", default=None, help="win-matrix budgets")
+    p.add_argument("--reference", default="random")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("plot", help="data, posterior band and least squares as a PNG")
     p.add_argument("dir")
