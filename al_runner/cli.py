@@ -80,7 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_seeds, default=[0], help="count (3) or list (0,5,7)")
     run.add_argument("--epochs", type=_positive, help="training epochs (default per learner)")
     run.add_argument(
-        "--embedding", default="raw", help="fixed features of images: raw pixels or pca (64-d)"
+        "--embedding",
+        default="raw",
+        help="fixed features of images: raw, pca (64-d), or an SSL embedding simclr|mocov2|"
+        "mocov3|byol (cached in --embedding-dir, trained when missing)",
+    )
+    run.add_argument(
+        "--embedding-file", help="your features: .npy (pool rows then test rows) or .npz"
+    )
+    run.add_argument("--encoder-checkpoint", help="your torchvision ResNet-18/50 state dict")
+    run.add_argument(
+        "--embedding-dir", default="embeddings", help="SSL checkpoints and feature caches"
+    )
+    run.add_argument(
+        "--embedding-epochs", type=_positive, default=20, help="SSL epochs when training (20)"
     )
     run.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     run.add_argument("--threads", type=_positive, default=1, help="CPU threads (default 1)")
@@ -102,7 +115,45 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sub.add_parser("list", help="list datasets, strategies and learners")
+    _embed_parsers(sub)
     return parser
+
+
+def _embed_parsers(sub: argparse._SubParsersAction) -> None:
+    # literal copies of embeddings.METHODS / ARCHS: building the parser must not import torch
+    METHODS = ("simclr", "mocov2", "mocov3", "byol")  # noqa: N806
+    ARCHS = ("small", "resnet18", "resnet50")  # noqa: N806
+
+    emb = sub.add_parser("embed", help="train a self-supervised encoder and cache its features")
+    emb.add_argument("--dataset", required=True, help="in-memory image dataset")
+    emb.add_argument("--method", required=True, choices=METHODS)
+    emb.add_argument("--epochs", type=_positive, default=20, help="training epochs (20)")
+    emb.add_argument("--out", required=True, help="folder of checkpoint and feature cache")
+    emb.add_argument("--arch", default="auto", choices=("auto", *ARCHS), help="encoder")
+    emb.add_argument("--batch-size", type=_positive, default=256)
+    emb.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    emb.add_argument("--seed", type=int, default=0)
+    emb.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    emb.add_argument("--threads", type=_positive, default=1, help="CPU threads (default 1)")
+    emb.add_argument("--data-root", help="local data path")
+    emb.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
+    emb.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser("embed-eval", help="kNN and linear-probe accuracy of an embedding")
+    ev.add_argument("--dataset", required=True)
+    src = ev.add_mutually_exclusive_group(required=True)
+    src.add_argument("--method", choices=METHODS, help="the embed checkpoint in --dir")
+    src.add_argument("--embedding-file", help="your features (.npy pool+test rows, or .npz)")
+    src.add_argument("--encoder-checkpoint", help="your torchvision ResNet state dict")
+    ev.add_argument("--dir", default="embeddings", help="folder of embed checkpoints/caches")
+    ev.add_argument(
+        "--fractions", default="0.01,0.1,1", help="label fractions of the linear probes"
+    )
+    ev.add_argument("--k", type=_positive, default=20, help="kNN neighbours (20)")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--threads", type=_positive, default=1)
+    ev.add_argument("--data-root", help="local data path")
+    ev.add_argument("--class-list", help="ImageNet subsets: file of class ids")
 
 
 def _list() -> None:
@@ -140,6 +191,10 @@ def _run(args: argparse.Namespace) -> None:
         seeds=args.seeds,
         epochs=args.epochs,
         embedding=args.embedding,
+        embedding_file=args.embedding_file,
+        encoder_checkpoint=args.encoder_checkpoint,
+        embedding_dir=args.embedding_dir,
+        embedding_epochs=args.embedding_epochs,
         device=args.device,
         threads=args.threads,
         data_root=args.data_root,
@@ -166,6 +221,82 @@ def _run(args: argparse.Namespace) -> None:
         print(f"{name:<{width}s}" + "".join(f"{v:8.3f}" for v in row))
 
 
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+    except ImportError:
+        pass
+
+
+def _embed(args: argparse.Namespace) -> None:
+    from al_runner.datasets import load_dataset
+    from al_runner.embeddings import EmbedConfig, checkpoint_features, train_encoder
+
+    _threads(args.threads)
+    data = load_dataset(args.dataset, args.data_root)
+    cfg = EmbedConfig(
+        args.dataset, args.method, epochs=args.epochs, arch=args.arch,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    )  # fmt: skip
+    ckpt, losses = train_encoder(
+        data, cfg, args.out, device=args.device, resume=not args.overwrite,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    feats = checkpoint_features(data, ckpt, args.out, device=args.device, tag=args.method)
+    if losses:
+        print(f"loss: first {losses[0]:.4f}, last {losses[-1]:.4f} ({len(losses)} steps)")
+    print(f"wrote {ckpt}; features {feats['train'].shape} cached in {args.out}")
+
+
+def _embed_eval(args: argparse.Namespace) -> None:
+    from al_runner.datasets import dataset_features, load_dataset
+    from al_runner.embeddings import (
+        checkpoint_features,
+        checkpoint_path,
+        evaluate_embedding,
+        load_feature_file,
+    )
+
+    _threads(args.threads)
+    try:
+        fractions = tuple(float(f) for f in args.fractions.split(",") if f.strip())
+    except ValueError as exc:
+        raise ALRunnerError(f"--fractions must be numbers, got {args.fractions!r}") from exc
+    if not all(0 < f <= 1 for f in fractions):
+        raise ALRunnerError(f"--fractions must lie in (0, 1], got {fractions}")
+    data = load_dataset(args.dataset, args.data_root, class_list=args.class_list)
+    if args.embedding_file:
+        name, feats = "file", load_feature_file(data, args.embedding_file)
+    elif args.encoder_checkpoint:
+        feats = checkpoint_features(
+            data, args.encoder_checkpoint, args.dir, device=args.device, tag="torchvision",
+            torchvision=True,
+        )  # fmt: skip
+        name = "checkpoint"
+    else:
+        ckpt = checkpoint_path(args.dir, args.dataset, args.method)
+        if not ckpt.exists():
+            raise ALRunnerError(f"no checkpoint {ckpt}: run al-runner embed --out {args.dir}")
+        name = args.method
+        feats = checkpoint_features(data, ckpt, args.dir, device=args.device, tag=args.method)
+    rows = {name: evaluate_embedding(data, feats, fractions, k=args.k)}
+    if data.train.in_memory:
+        raw = {s: dataset_features(data, s) for s in ("train", "test")}
+        rows["raw pixels" if data.kind == "image" else "raw features"] = evaluate_embedding(
+            data, raw, fractions, k=args.k
+        )
+    cols = list(next(iter(rows.values())))
+    width = max(len(r) for r in rows)
+    print(" " * width + "".join(f"{c:>14s}" for c in cols))
+    for r, vals in rows.items():
+        print(f"{r:<{width}s}" + "".join(f"{vals[c]:14.4f}" for c in cols))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``al-runner``; returns the exit status (2 for bad input)."""
     parser = build_parser()
@@ -173,6 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "list":
             _list()
+        elif args.command == "embed":
+            _embed(args)
+        elif args.command == "embed-eval":
+            _embed_eval(args)
         else:
             _run(args)
     except (ALRunnerError, OSError) as exc:

@@ -41,7 +41,8 @@ __all__ = [
     "state_path",
 ]
 
-EMBEDDINGS = ("raw", "pca")
+EMBEDDINGS = ("raw", "pca", "simclr", "mocov2", "mocov3", "byol", "file", "checkpoint")
+_SSL = ("simclr", "mocov2", "mocov3", "byol")
 _REPR_DIM = 64
 _STATE_VERSION = 1
 
@@ -71,8 +72,19 @@ class RunConfig:
         Seeds of the repeated runs.
     epochs : int, optional
         Learner epochs (default per learner).
-    embedding : {"raw", "pca"}
-        Fixed features of image datasets: flattened pixels, or their 64-dim PCA.
+    embedding : {"raw", "pca", "simclr", "mocov2", "mocov3", "byol", "file", "checkpoint"}
+        Fixed features of image datasets: flattened pixels, their 64-dim PCA, a cached
+        self-supervised embedding (trained into ``embedding_dir`` when missing), a user's
+        feature file, or features of a user's torchvision ResNet checkpoint.
+    embedding_file : str, optional
+        Bring-your-own features aligned to the dataset (sets ``embedding="file"``); see
+        :func:`al_runner.embeddings.load_feature_file`.
+    encoder_checkpoint : str, optional
+        Bring-your-own torchvision ResNet state dict (sets ``embedding="checkpoint"``).
+    embedding_dir : str
+        Folder of SSL checkpoints and feature caches.
+    embedding_epochs : int
+        SSL training epochs when the embedding must be built.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     threads : int
@@ -93,6 +105,10 @@ class RunConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     epochs: int | None = None
     embedding: str = "raw"
+    embedding_file: str | None = None
+    encoder_checkpoint: str | None = None
+    embedding_dir: str = "embeddings"
+    embedding_epochs: int = 20
     device: str = "auto"
     threads: int = 1
     data_root: str | None = None
@@ -115,6 +131,17 @@ class RunConfig:
             raise ALRunnerError(f"strategies repeat a name: {self.strategies}")
         if self.learner not in LEARNERS:
             raise ALRunnerError(f"unknown learner {self.learner!r}; known: {', '.join(LEARNERS)}")
+        if self.embedding_file and self.encoder_checkpoint:
+            raise ALRunnerError("give --embedding-file or --encoder-checkpoint, not both")
+        for given, name in ((self.embedding_file, "file"), (self.encoder_checkpoint, "checkpoint")):
+            if given:
+                if self.embedding not in ("raw", name):
+                    raise ALRunnerError(f"--embedding {self.embedding} conflicts with a {name}")
+                self.embedding = name
+        if self.embedding in ("file", "checkpoint") and not (
+            self.embedding_file or self.encoder_checkpoint
+        ):
+            raise ALRunnerError(f"embedding {self.embedding!r} needs a file or checkpoint path")
         if self.embedding not in EMBEDDINGS:
             raise ALRunnerError(
                 f"unknown embedding {self.embedding!r}; known: {', '.join(EMBEDDINGS)}"
@@ -233,7 +260,11 @@ class _Experiment:
             )
         self.features: dict[str, np.ndarray] | None = None
         self.repr: np.ndarray | None = None
-        if data.train.in_memory:
+        if config.embedding in (*_SSL, "file", "checkpoint"):
+            feats = _embedding_features(config, data)
+            self.features = feats
+            self.repr = representation(feats["train"])
+        elif data.train.in_memory:
             feats = {s: dataset_features(data, s) for s in ("train", "test")}
             if config.embedding == "pca":  # fitted on the pool, applied to both splits
                 mean, comps = pca_basis(feats["train"])
@@ -283,9 +314,26 @@ class _Experiment:
         )
 
 
+def _embedding_features(config: RunConfig, data: ALDataset) -> dict[str, np.ndarray]:
+    """Fixed features from an SSL cache, a user's feature file or a user's checkpoint."""
+    from al_runner import embeddings as emb
+
+    if config.embedding == "file":
+        return emb.load_feature_file(data, str(config.embedding_file))
+    if config.embedding == "checkpoint":
+        return emb.checkpoint_features(
+            data, str(config.encoder_checkpoint), config.embedding_dir, device=config.device,
+            tag="torchvision", torchvision=True,
+        )  # fmt: skip
+    return emb.ssl_features(
+        data, config.embedding, config.embedding_dir, epochs=config.embedding_epochs,
+        device=config.device,
+    )  # fmt: skip
+
+
 def _config_key(config: RunConfig) -> dict[str, Any]:
     key = asdict(config)
-    for volatile in ("device", "threads", "data_root", "class_list", "labels"):
+    for volatile in ("device", "threads", "data_root", "class_list", "labels", "embedding_dir"):
         key.pop(volatile)
     return key
 
