@@ -375,7 +375,8 @@ def ssl_features(
     cache_dir : path
         Folder of checkpoints and feature caches.
     epochs : int
-        Training epochs when the checkpoint must be built or is unfinished.
+        Training epochs when the checkpoint is missing (an existing checkpoint is used as it
+        is; extend it with ``al-runner embed --epochs``, which resumes).
     device : str
     progress : bool
     **options
