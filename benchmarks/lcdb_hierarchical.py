@@ -58,7 +58,7 @@ def forecasts(fit: pb.PalmFit, truth: pd.DataFrame, method: str) -> list[dict]:
     return rows
 
 
-def run_fold(curves, held_out, prefix, sampler, seed) -> tuple[list[dict], dict]:
+def run_fold(curves, held_out, prefix, sampler, seed, priors) -> tuple[list[dict], dict]:
     held = curves.sel(dataset=held_out)
     train_held, truth = split_curves(held, prefix)
     truth = truth[truth["n_prefix"] >= 4].reset_index(drop=True)
@@ -68,7 +68,14 @@ def run_fold(curves, held_out, prefix, sampler, seed) -> tuple[list[dict], dict]
         train[var].loc[{"dataset": held_out}] = train_held[var]
     rows = []
     start = time.perf_counter()
-    pooled = pb.fit(train, hierarchy=("strategy", "dataset"), seed=seed, progress=False, **sampler)
+    pooled = pb.fit(
+        train,
+        hierarchy=("strategy", "dataset"),
+        priors=priors or None,
+        seed=seed,
+        progress=False,
+        **sampler,
+    )
     seconds = {"pooled": time.perf_counter() - start}
     rows += forecasts(pooled, truth, "pooled")
     start = time.perf_counter()
@@ -101,6 +108,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="NAME.FIELD=VALUE",
+        help="override a hierarchical prior, e.g. logit_ref_accuracy.curve_sd=3",
+    )
     parser.add_argument("--json", default=None, help="write per-curve results here")
     args = parser.parse_args()
     learners = args.learners.split(",")
@@ -111,10 +125,15 @@ def main() -> None:
     names = rng.permutation(names)[: args.datasets]
     curves = curves.sel(dataset=sorted(names)).dropna("seed", how="all")
     sampler = dict(draws=args.draws, tune=args.tune)
+    priors: dict[str, dict[str, float]] = {}
+    for item in args.prior:
+        key, value = item.split("=")
+        name, field = key.split(".")
+        priors.setdefault(name, {})[field] = float(value)
     rows, folds = [], []
     for k in range(0, len(names), args.holdout):
         held_out = list(names[k : k + args.holdout])
-        fold_rows, info = run_fold(curves, held_out, args.prefix, sampler, args.seed + k)
+        fold_rows, info = run_fold(curves, held_out, args.prefix, sampler, args.seed + k, priors)
         rows += fold_rows
         folds.append(info | {"held_out": ",".join(held_out)})
         print(f"fold {len(folds)}: held out {held_out}: {info}", flush=True)
