@@ -335,6 +335,11 @@ def _config_key(config: RunConfig) -> dict[str, Any]:
     key = asdict(config)
     for volatile in ("device", "threads", "data_root", "class_list", "labels", "embedding_dir"):
         key.pop(volatile)
+    for unset in ("embedding_file", "encoder_checkpoint"):  # keeps older state files valid
+        if key[unset] is None:
+            key.pop(unset)
+    if config.embedding not in _SSL:
+        key.pop("embedding_epochs")
     return key
 
 

@@ -42,7 +42,7 @@ def test_run_writes_curves_and_resumes(tmp_path, capsys):
         (["--dataset", "digits", "--rounds", "0"], "--rounds: must be >= 1"),
         (["--dataset", "digits", "--seeds", "x"], "--seeds takes a count"),
         (["--dataset", "cifar10"], "needs --data-root"),
-        (["--dataset", "digits", "--embedding", "simclr"], "unknown embedding 'simclr'"),
+        (["--dataset", "digits", "--embedding", "dino"], "unknown embedding 'dino'"),
         (["--dataset", "digits", "--strategy-option", "delta=1"], "STRATEGY.KEY=VALUE"),
         (
             [
