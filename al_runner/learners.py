@@ -173,6 +173,17 @@ class Learner(ABC):
     def _build(self) -> Any:
         """Return a torch module with ``trunk`` and ``head`` submodules."""
 
+    def _train_step(self, model: Any, loss_fn: Any, xb: Any, yb: Any, opt: Any, sched: Any) -> None:
+        """One optimiser step (bfloat16 autocast on CUDA), then the scheduler's."""
+        torch = _torch()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            loss = loss_fn(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+
     def _prepare(self, xb: Any, train: bool) -> Any:
         """Turn a raw batch (uint8 images or features) into the model's input."""
         return xb
@@ -195,13 +206,7 @@ class Learner(ABC):
             for start in range(0, n, batch):
                 sel = perm[start : start + batch]
                 xb = self._prepare(self._splits["train"].x[idx_t[sel]], train=True)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    loss = loss_fn(model(xb), labels[sel])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
+                self._train_step(model, loss_fn, xb, labels[sel], opt, sched)
                 step += 1
                 if step >= total:
                     break
@@ -263,13 +268,7 @@ class Learner(ABC):
         while step < total:
             for xb, yb in loader:
                 xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    loss = loss_fn(self.model(xb), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
+                self._train_step(self.model, loss_fn, xb, yb, opt, sched)
                 step += 1
                 if step >= total:
                     break
