@@ -114,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    sweep = sub.add_parser(
+        "sweep", help="run a grid of datasets x strategies x embeddings x seeds on Ray"
+    )
+    sweep.add_argument("grid", help="grid file (.toml): datasets, strategies, embeddings, ...")
+    sweep.add_argument("--out", required=True, help="merged curves file (.nc)")
+    sweep.add_argument(
+        "--results", help="folder of per-run curves and resume states (default <out>-runs)"
+    )
+    sweep.add_argument(
+        "--address", help="Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: local)"
+    )
+    sweep.add_argument("--max-concurrent", type=_positive, help="most runs at once")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     sub.add_parser("list", help="list datasets, strategies and learners")
     _embed_parsers(sub)
     return parser
@@ -221,16 +235,39 @@ def _run(args: argparse.Namespace) -> None:
         print(f"{name:<{width}s}" + "".join(f"{v:8.3f}" for v in row))
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from al_runner.sweep import SweepGrid, run_sweep
+
+    grid = SweepGrid.from_toml(args.grid)
+    result = run_sweep(
+        grid, args.out, results=args.results, address=args.address,
+        max_concurrent=args.max_concurrent, progress=not args.no_progress,
+    )  # fmt: skip
+    acc = result.curves["accuracy"]
+    final = acc.isel(step=-1).mean("seed")
+    print(
+        f"wrote {args.out}: {len(grid.runs())} runs ({result.skipped} already finished), "
+        f"{result.seconds:.0f} s; final mean accuracy over {len(grid.seeds)} seed(s):"
+    )
+    width = max(len(f"{d}/{e}") for d in grid.datasets for e in grid.embeddings)
+    print(" " * width + "".join(f"{s[:10]:>11s}" for s in grid.strategies))
+    for d in grid.datasets:
+        for e in grid.embeddings:
+            row = final.sel(dataset=d, embedding=e).to_numpy()
+            print(f"{d + '/' + e:<{width}s}" + "".join(f"{v:11.3f}" for v in row))
+    if result.failed:
+        print(f"{len(result.failed)} run(s) failed after retries:", file=sys.stderr)
+        for name, error in result.failed.items():
+            print(f"  {name}: {error}", file=sys.stderr)
+        print("rerun the same command to retry them (finished runs are kept)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _threads(n: int) -> None:
-    import torch
+    from al_runner.loop import set_threads
 
-    torch.set_num_threads(n)
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(n)
-    except ImportError:
-        pass
+    set_threads(n)
 
 
 def _embed(args: argparse.Namespace) -> None:
@@ -308,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _embed(args)
         elif args.command == "embed-eval":
             _embed_eval(args)
+        elif args.command == "sweep":
+            return _sweep(args)
         else:
             _run(args)
     except (ALRunnerError, OSError) as exc:

@@ -38,7 +38,9 @@ __all__ = [
     "pca_basis",
     "representation",
     "run_experiment",
+    "set_threads",
     "state_path",
+    "write_curves",
 ]
 
 EMBEDDINGS = ("raw", "pca", "simclr", "mocov2", "mocov3", "byol", "file", "checkpoint")
@@ -174,6 +176,19 @@ class RunConfig:
     def budgets(self) -> np.ndarray:
         """Cumulative labels at every step."""
         return int(self.initial_size) + np.arange(self.rounds) * self.budget
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` CPU threads in torch and faiss."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+    except ImportError:
+        pass
 
 
 def state_path(out: str | os.PathLike) -> Path:
@@ -397,16 +412,10 @@ def run_experiment(
     """
     config.validate()
     try:
-        import torch
+        import torch  # noqa: F401 - availability check
     except ImportError as exc:
         raise ALRunnerError("al_runner needs torch: pip install 'palm-bayes[runner]'") from exc
-    torch.set_num_threads(config.threads)
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(config.threads)
-    except ImportError:
-        pass
+    set_threads(config.threads)
     device = resolve_device(config.device)
     out_path = Path(out) if out is not None else None
     spath = state_path(out_path) if out_path is not None else None
@@ -449,7 +458,7 @@ def run_experiment(
             bar.close()
     curves = _curves(state, config, meta)
     if out_path is not None:
-        _write(curves, out_path)
+        write_curves(curves, out_path)
     return curves
 
 
@@ -495,7 +504,7 @@ def _run_one(
         step += 1
         if spath is not None:
             _save_state(spath, state)
-            _write(_curves(state, cfg, meta), out_path)
+            write_curves(_curves(state, cfg, meta), out_path)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(strategy=name, seed=seed, round=step, acc=f"{acc:.3f}")
@@ -551,7 +560,8 @@ def _curves(state: dict[str, Any], config: RunConfig, meta: dict[str, Any]) -> x
     return ds
 
 
-def _write(curves: xr.Dataset, path: Path) -> None:
+def write_curves(curves: xr.Dataset, path: str | os.PathLike) -> None:
+    """Write a curves Dataset to netCDF atomically (integer budgets, gzip accuracies)."""
     from palm_bayes.io_utils import atomic_write
 
     encoding = {

@@ -1,0 +1,580 @@
+"""Sweeps: a grid of datasets x strategies x embeddings x seeds, run as Ray tasks.
+
+Each run (one dataset, strategy, embedding and seed) is one Ray task with declared resources,
+so Ray packs the runs onto whatever the cluster has: a local instance bound to 127.0.0.1 by
+default, or a cluster by address. A self-supervised embedding is trained once per (dataset,
+embedding) by its own task, which the runs that need it wait for.
+
+Every run writes its curve and resume state atomically after each round into a results folder
+(:func:`al_runner.loop.run_experiment`), so a crashed worker, a killed driver or a lost node
+costs at most the round in progress: Ray retries the task (it resumes from its state), and a
+sweep started again skips finished runs and resumes the others. The sweep then merges the runs
+into one curves netCDF that :func:`palm_bayes.load_curves` reads.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from al_runner.errors import ALRunnerError
+
+__all__ = [
+    "RunSpec",
+    "SweepGrid",
+    "SweepResult",
+    "execute_run",
+    "merge_runs",
+    "run_sweep",
+    "start_ray",
+]
+
+_SSL = ("simclr", "mocov2", "mocov3", "byol")
+_GRID_EMBEDDINGS = ("raw", "pca", *_SSL)
+_CURVE_DIMS = ("dataset", "strategy", "embedding", "seed", "step")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: a cell of the grid."""
+
+    dataset: str
+    strategy: str
+    embedding: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """``dataset/embedding/strategy/seed`` (how progress and failures name the run)."""
+        return f"{self.dataset}/{self.embedding}/{self.strategy}/seed{self.seed}"
+
+    def path(self, results: str | os.PathLike) -> Path:
+        """The run's curves file inside the results folder (its state file sits beside it)."""
+        return Path(results) / self.dataset / self.embedding / self.strategy / f"seed{self.seed}.nc"
+
+
+@dataclass
+class SweepGrid:
+    """A sweep: the grid and the settings every run shares (read from a TOML file).
+
+    Parameters
+    ----------
+    datasets, strategies : list of str
+        Registry names (``al-runner list``); ``strategies = ["all"]`` takes every strategy.
+    embeddings : list of str
+        ``raw``, ``pca`` or an SSL method (``simclr``, ``mocov2``, ``mocov3``, ``byol``).
+    seeds : list of int
+        Seeds of the repeated runs (a TOML integer ``n`` means ``0 .. n-1``).
+    learner, rounds, budget, initial_size, initial, epochs :
+        As in :class:`al_runner.loop.RunConfig`.
+    embedding_epochs : int
+        SSL training epochs when an embedding must be built.
+    embedding_options : dict
+        Further SSL training settings (:class:`al_runner.embeddings.EmbedConfig` fields such as
+        ``batch_size``, ``arch``, ``lr``, ``max_steps_per_epoch``).
+    embedding_dir : str, optional
+        Folder of SSL checkpoints and feature caches (default: ``embeddings/`` inside the
+        results folder).
+    threads : int
+        CPU threads per run (the CPUs each Ray task asks for).
+    gpus_per_run : float
+        GPUs each run of an image learner (cnn, resnet*) asks for when the cluster has GPUs;
+        a fraction packs several runs onto one GPU.
+    device : str
+        ``auto`` (GPU learners on GPUs when the cluster has them), ``cpu`` or ``cuda``.
+    retries : int
+        Ray retries of a failed or lost run before it is reported as failed.
+    data_roots, class_lists : dict
+        Per dataset: the local data path and ImageNet class-list file.
+    strategy_options : dict
+        Per strategy keyword arguments, e.g. ``{"probcover": {"delta": 0.6}}``.
+    """
+
+    datasets: list[str]
+    strategies: list[str]
+    embeddings: list[str] = field(default_factory=lambda: ["raw"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    learner: str = "linear"
+    rounds: int = 10
+    budget: int = 20
+    initial_size: int | None = None
+    initial: str = "random"
+    epochs: int | None = None
+    embedding_epochs: int = 20
+    embedding_options: dict[str, Any] = field(default_factory=dict)
+    embedding_dir: str | None = None
+    threads: int = 1
+    gpus_per_run: float = 1.0
+    device: str = "auto"
+    retries: int = 2
+    data_roots: dict[str, str] = field(default_factory=dict)
+    class_lists: dict[str, str] = field(default_factory=dict)
+    strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> SweepGrid:
+        """Read a grid file; unknown keys and wrong types are errors that name the key."""
+        path = Path(path)
+        try:
+            table = tomllib.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ALRunnerError(f"grid file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ALRunnerError(f"grid file {path} is not valid TOML: {exc}") from exc
+        return cls.from_dict(table, source=str(path))
+
+    @classmethod
+    def from_dict(cls, table: dict[str, Any], source: str = "grid") -> SweepGrid:
+        """Build a grid from a dict with the TOML file's keys."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ALRunnerError(f"{source}: unknown key(s) {unknown}; known: {sorted(known)}")
+        for key in ("datasets", "strategies"):
+            if key not in table:
+                raise ALRunnerError(f"{source}: missing key {key!r}")
+        table = dict(table)
+        if isinstance(table.get("seeds"), int):
+            table["seeds"] = list(range(table["seeds"]))
+        for key in ("datasets", "strategies", "embeddings", "seeds"):
+            value = table.get(key)
+            if isinstance(value, str):
+                table[key] = [value]
+            elif value is not None and not isinstance(value, list):
+                raise ALRunnerError(f"{source}: {key} must be a list, got {value!r}")
+        return cls(**table).validate()
+
+    def validate(self) -> SweepGrid:
+        """Check every name and size up front, before any run starts; return self."""
+        from al_runner.datasets import DATASETS
+        from al_runner.strategies import STRATEGIES, get_strategy
+
+        if self.strategies == ["all"]:
+            self.strategies = list(STRATEGIES)
+        for key in ("datasets", "strategies", "embeddings", "seeds"):
+            values = getattr(self, key)
+            if not values:
+                raise ALRunnerError(f"the grid has no {key}")
+            if len(set(values)) != len(values):
+                raise ALRunnerError(f"{key} repeat a value: {values}")
+        unknown = [d for d in self.datasets if d not in DATASETS]
+        if unknown:
+            raise ALRunnerError(f"unknown dataset {unknown[0]!r}; known: {', '.join(DATASETS)}")
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise ALRunnerError(
+                f"unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)} (or 'all')"
+            )
+        unknown = [e for e in self.embeddings if e not in _GRID_EMBEDDINGS]
+        if unknown:
+            raise ALRunnerError(
+                f"unknown embedding {unknown[0]!r}; a sweep takes {', '.join(_GRID_EMBEDDINGS)} "
+                "(your own features: al-runner run --embedding-file)"
+            )
+        for key, table in (("data_roots", self.data_roots), ("class_lists", self.class_lists)):
+            extra = sorted(set(table) - set(self.datasets))
+            if extra:
+                raise ALRunnerError(f"{key} names datasets not in the grid: {extra}")
+        extra = sorted(set(self.strategy_options) - set(self.strategies))
+        if extra:
+            raise ALRunnerError(f"strategy_options names strategies not in the grid: {extra}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ALRunnerError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        g = float(self.gpus_per_run)
+        if not (0 < g <= 1 or (g > 1 and g.is_integer())):
+            raise ALRunnerError(
+                f"gpus_per_run must be a fraction of one GPU or a whole number, got {g}"
+            )
+        if self.retries < 0:
+            raise ALRunnerError(f"retries must be >= 0, got {self.retries}")
+        self.seeds = [int(s) for s in self.seeds]
+        for d in self.datasets:
+            for e in self.embeddings:  # learner, rounds, budget, ... as al-runner run checks them
+                self.run_config(RunSpec(d, self.strategies[0], e, self.seeds[0]), ".").validate()
+        known = {f.name for f in fields(_embed_config())} - {"dataset", "method", "epochs"}
+        extra = sorted(set(self.embedding_options) - known)
+        if extra:
+            raise ALRunnerError(f"unknown embedding_options {extra}; known: {sorted(known)}")
+        for name, options in self.strategy_options.items():
+            get_strategy(name, **options)  # an unknown parameter errors here, not in a worker
+        return self
+
+    def runs(self) -> list[RunSpec]:
+        """Every cell of the grid, dataset-major."""
+        return [
+            RunSpec(d, s, e, seed)
+            for d in self.datasets
+            for e in self.embeddings
+            for seed in self.seeds
+            for s in self.strategies
+        ]
+
+    def run_config(self, spec: RunSpec, embedding_dir: str | os.PathLike) -> Any:
+        """The :class:`al_runner.loop.RunConfig` of one run."""
+        from al_runner.loop import RunConfig
+
+        return RunConfig(
+            dataset=spec.dataset,
+            strategies=[spec.strategy],
+            learner=self.learner,
+            rounds=self.rounds,
+            budget=self.budget,
+            initial_size=self.initial_size,
+            initial=self.initial,
+            seeds=[spec.seed],
+            epochs=self.epochs,
+            embedding=spec.embedding,
+            embedding_dir=str(embedding_dir),
+            embedding_epochs=self.embedding_epochs,
+            device=self.device,
+            threads=self.threads,
+            data_root=self.data_roots.get(spec.dataset),
+            class_list=self.class_lists.get(spec.dataset),
+            strategy_options={
+                k: v for k, v in self.strategy_options.items() if k == spec.strategy
+            },
+        )
+
+
+@dataclass
+class SweepResult:
+    """What a sweep produced."""
+
+    curves: xr.Dataset
+    """The merged curves (NaN where a run failed before finishing)."""
+    failed: dict[str, str]
+    """Run name -> its last error, for runs that failed after every retry."""
+    skipped: int
+    """Runs already finished before this sweep started."""
+    seconds: float
+
+
+def execute_run(config: Any, out: str) -> dict[str, Any]:
+    """Run (or resume) one grid cell into ``out``; the function each Ray task calls."""
+    from al_runner.loop import run_experiment
+
+    curves = run_experiment(config, out, progress=False)
+    return {"accuracy": curves["accuracy"].to_numpy().ravel().tolist()}
+
+
+def _embed_config() -> type:
+    from al_runner.embeddings import EmbedConfig
+
+    return EmbedConfig
+
+
+def build_embedding(config: Any, options: dict[str, Any] | None = None) -> str:
+    """Train (or find) the SSL encoder and feature cache of ``config``'s dataset and method.
+
+    ``options`` are further :class:`al_runner.embeddings.EmbedConfig` fields.
+    """
+    from al_runner.datasets import load_dataset
+    from al_runner.embeddings import checkpoint_path, ssl_features
+    from al_runner.loop import set_threads
+
+    set_threads(config.threads)
+    data = load_dataset(config.dataset, config.data_root, class_list=config.class_list)
+    ssl_features(
+        data, config.embedding, config.embedding_dir, epochs=config.embedding_epochs,
+        device=config.device, progress=False, **(options or {}),
+    )  # fmt: skip
+    return str(checkpoint_path(config.embedding_dir, data.name, config.embedding))
+
+
+def _run_task(runner: Callable[[Any, str], Any], config: Any, out: str, *ready: Any) -> Any:
+    """Ray task body of a run; ``ready`` are the embeddings it waited for (unused)."""
+    return runner(config, out)
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Connect to Ray: a new local instance on 127.0.0.1 (``address=None``) or a cluster.
+
+    Returns whether this call started Ray (and should shut it down). An already initialised
+    Ray session is reused as it is.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address is None:
+        # Ray's single-node mode: every Ray server binds to the loopback address only.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        import ray
+    except ImportError as exc:
+        raise ALRunnerError("sweeps need Ray: pip install 'palm-bayes[sweep]'") from exc
+    if ray.is_initialized():
+        return False
+    if address is None:  # ray imported before the variable was set reads it at import time
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    common = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address is None:
+        ray.init(
+            address="local", num_cpus=num_cpus or os.cpu_count(),
+            object_store_memory=512 * 1024**2, _node_ip_address="127.0.0.1", **common,
+        )  # fmt: skip
+    else:
+        try:
+            ray.init(address=address, **common)
+        except (ConnectionError, RuntimeError) as exc:
+            raise ALRunnerError(f"cannot connect to the Ray cluster at {address}: {exc}") from exc
+    return True
+
+
+def _finished_rounds(spec: RunSpec, config: Any, results: Path) -> int:
+    """Rounds a run has finished, from its state file; a state of other settings is an error."""
+    from al_runner.loop import _load_state, state_path
+
+    path = state_path(spec.path(results))
+    if not path.exists():
+        return 0
+    try:
+        state = _load_state(path, config)
+    except ALRunnerError as exc:
+        raise ALRunnerError(
+            f"{spec.name}: {exc} (the results folder {results} holds runs of another grid)"
+        ) from exc
+    run = state["runs"].get(f"{spec.strategy}/{spec.seed}")
+    return len(run["accuracy"]) if run else 0
+
+
+def _rounds_now(spec: RunSpec, results: Path) -> list[float]:
+    """Accuracies a (possibly running) run has saved so far; [] when unreadable."""
+    from al_runner.loop import state_path
+
+    try:
+        state = json.loads(state_path(spec.path(results)).read_text())
+        return list(state["runs"][f"{spec.strategy}/{spec.seed}"]["accuracy"])
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def _resources(grid: SweepGrid, cluster: dict[str, float]) -> tuple[dict, dict]:
+    """Ray options of a run and of an embedding task."""
+    from al_runner.learners import LEARNERS
+
+    has_gpu = cluster.get("GPU", 0) > 0
+    if grid.device == "cuda" and not has_gpu:
+        raise ALRunnerError("device = 'cuda' but the Ray cluster has no GPU")
+    use_gpu = has_gpu and grid.device != "cpu"
+    image_learner = not LEARNERS[grid.learner].uses_features
+    run = {"num_cpus": grid.threads, "num_gpus": grid.gpus_per_run if use_gpu and image_learner
+           else 0}  # fmt: skip
+    embed = {"num_cpus": grid.threads, "num_gpus": 1 if use_gpu else 0}
+    if cluster.get("CPU", 0) < grid.threads:
+        raise ALRunnerError(
+            f"each run asks for {grid.threads} CPU(s) but the cluster has {cluster.get('CPU', 0)}"
+        )
+    return run, embed
+
+
+def _error_text(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)
+    if cause is not None and not isinstance(cause, type(exc)):
+        return f"{type(cause).__name__}: {cause}"
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def run_sweep(
+    grid: SweepGrid,
+    out: str | os.PathLike,
+    *,
+    results: str | os.PathLike | None = None,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    progress: bool = True,
+    runner: Callable[[Any, str], Any] = execute_run,
+) -> SweepResult:
+    """Run every cell of ``grid`` on Ray, then merge the runs into the curves file ``out``.
+
+    Parameters
+    ----------
+    grid : SweepGrid
+    out : path
+        Merged curves netCDF (the curves contract), written atomically at the end.
+    results : path, optional
+        Folder of the per-run curves and resume states (default ``<out stem>-runs`` beside
+        ``out``). On a cluster it must be a path every node sees (a shared filesystem).
+    address : str, optional
+        Ray address (``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``); default a local instance.
+    max_concurrent : int, optional
+        Most runs in flight at once (default: as many as the cluster's resources allow).
+    progress : bool
+        Show a progress bar of rounds, with runs done / running / failed and the best curve.
+    runner : callable
+        ``runner(config, out)`` executed by each task (default :func:`execute_run`).
+
+    Returns
+    -------
+    SweepResult
+    """
+    t0 = time.perf_counter()
+    grid.validate()
+    out = Path(out).resolve()
+    if out.suffix.lower() not in (".nc", ".nc4"):
+        raise ALRunnerError(f"--out must be a netCDF file ending in .nc, got {out}")
+    results = Path(results).resolve() if results else out.with_name(out.stem + "-runs")
+    embed_dir = Path(grid.embedding_dir).resolve() if grid.embedding_dir else results / "embeddings"
+    specs = grid.runs()
+    configs = {spec: grid.run_config(spec, embed_dir).validate() for spec in specs}
+    done_before = {spec for spec in specs if _finished_rounds(spec, configs[spec], results)
+                   == grid.rounds and spec.path(results).exists()}  # fmt: skip
+    todo = [spec for spec in specs if spec not in done_before]
+    if max_concurrent is not None and max_concurrent < 1:
+        raise ALRunnerError(f"--max-concurrent must be >= 1, got {max_concurrent}")
+    failed: dict[str, str] = {}
+    if todo:
+        failed = _dispatch(grid, todo, configs, results, address, max_concurrent, progress,
+                           runner, n_done=len(done_before))  # fmt: skip
+    curves = merge_runs(grid, results, failed=failed)
+    from al_runner.loop import write_curves
+
+    write_curves(curves, out)
+    return SweepResult(curves, failed, len(done_before), time.perf_counter() - t0)
+
+
+def _dispatch(
+    grid: SweepGrid,
+    todo: list[RunSpec],
+    configs: dict[RunSpec, Any],
+    results: Path,
+    address: str | None,
+    max_concurrent: int | None,
+    progress: bool,
+    runner: Callable[[Any, str], Any],
+    n_done: int,
+) -> dict[str, str]:
+    """Submit the runs (and the embeddings they need) to Ray and wait for all of them."""
+    started = start_ray(address)
+    import ray
+
+    try:
+        run_opts, embed_opts = _resources(grid, ray.cluster_resources())
+        retry = {"max_retries": grid.retries, "retry_exceptions": True}
+        task, embed_task = ray.remote(_run_task), ray.remote(build_embedding)
+        embeds: dict[tuple[str, str], Any] = {}
+        for spec in todo:
+            key = (spec.dataset, spec.embedding)
+            if spec.embedding in _SSL and key not in embeds:
+                embeds[key] = embed_task.options(
+                    name=f"embed:{spec.dataset}/{spec.embedding}", **embed_opts, **retry
+                ).remote(configs[spec], grid.embedding_options)
+        pending = list(todo)
+        inflight: dict[Any, RunSpec] = {}
+        failed: dict[str, str] = {}
+        finished: dict[RunSpec, list[float]] = {}
+        bar = _Progress(grid, todo, n_done, results, enabled=progress)
+        try:
+            while pending or inflight:
+                while pending and (max_concurrent is None or len(inflight) < max_concurrent):
+                    spec = pending.pop(0)
+                    key = (spec.dataset, spec.embedding)
+                    deps = [embeds[key]] if key in embeds else []
+                    ref = task.options(name=spec.name, **run_opts, **retry).remote(
+                        runner, configs[spec], str(spec.path(results)), *deps
+                    )
+                    inflight[ref] = spec
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+                for ref in ready:
+                    spec = inflight.pop(ref)
+                    try:
+                        ray.get(ref)
+                        finished[spec] = _rounds_now(spec, results)
+                    except ray.exceptions.RayError as exc:
+                        failed[spec.name] = _error_text(exc)
+                bar.update(inflight.values(), finished, failed)
+        finally:
+            bar.close()
+    finally:
+        if started:
+            ray.shutdown()
+    return failed
+
+
+class _Progress:
+    """A tqdm bar of finished rounds with runs done / running / failed and the best curve."""
+
+    def __init__(
+        self, grid: SweepGrid, todo: list[RunSpec], n_done: int, results: Path, enabled: bool
+    ) -> None:
+        self.grid, self.todo, self.n_done, self.results = grid, todo, n_done, results
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            total = (len(todo) + n_done) * grid.rounds
+            initial = n_done * grid.rounds + sum(len(_rounds_now(s, results)) for s in todo)
+            self.bar = tqdm(total=total, initial=initial, desc="sweep", unit="round",
+                            dynamic_ncols=True)  # fmt: skip
+
+    def update(self, running: Any, finished: dict[RunSpec, list[float]], failed: dict) -> None:
+        if self.bar is None:
+            return
+        rounds = self.n_done * self.grid.rounds + sum(
+            len(_rounds_now(s, self.results)) for s in self.todo
+        )
+        self.bar.update(rounds - self.bar.n)
+        best = max(finished.items(), key=lambda kv: kv[1][-1] if kv[1] else -1, default=None)
+        post = {"done": self.n_done + len(finished), "active": len(list(running)),
+                "failed": len(failed)}  # fmt: skip
+        if best is not None and best[1]:
+            spec = best[0]
+            post["best"] = f"{spec.dataset}/{spec.embedding}/{spec.strategy} {best[1][-1]:.3f}"
+        self.bar.set_postfix(post, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def merge_runs(
+    grid: SweepGrid, results: str | os.PathLike, failed: dict[str, str] | None = None
+) -> xr.Dataset:
+    """Merge the per-run curves files of ``grid`` in ``results`` into one curves Dataset.
+
+    Cells of runs that never finished a round are NaN; ``attrs["complete"]`` says whether every
+    run finished, and ``attrs["failed_runs"]`` names the failures.
+    """
+    results = Path(results)
+    parts, complete = [], True
+    for spec in grid.runs():
+        path = spec.path(results)
+        if not path.exists():
+            complete = False
+            continue
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            part = ds.load()
+        complete &= bool(part.attrs.get("complete", 0))
+        last_attrs = dict(part.attrs)
+        parts.append(part)
+    if not parts:
+        raise ALRunnerError(f"no run of the grid has finished a round in {results}")
+    merged = xr.merge(parts, compat="no_conflicts", join="outer", combine_attrs="drop")
+    merged = merged.reindex(
+        dataset=grid.datasets, strategy=grid.strategies, embedding=grid.embeddings,
+        seed=np.asarray(grid.seeds, dtype=np.int64), step=np.arange(grid.rounds),
+    )  # fmt: skip
+    merged = merged.transpose(*_CURVE_DIMS, ...)
+    if merged["n_test"].notnull().all():
+        merged["n_test"] = merged["n_test"].astype(np.int64)
+    keep = ("learner", "epochs", "labels_per_round", "initial_size", "initial", "rounds",
+            "device", "versions")  # fmt: skip
+    merged.attrs = {k: last_attrs[k] for k in keep if k in last_attrs}
+    merged.attrs.update(
+        created_by="al_runner sweep",
+        date=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        complete=int(complete and not failed),
+        failed_runs="; ".join(sorted(failed or {})),
+        grid=json.dumps(asdict(grid)),
+    )
+    return merged
