@@ -10,7 +10,7 @@ DEMO_OUT ?= demo-output
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,runner]"
+	$(BIN)/python -m pip install -q -e ".[dev,runner,sweep]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -546,8 +546,17 @@ def merge_runs(
     run finished, and ``attrs["failed_runs"]`` names the failures.
     """
     results = Path(results)
-    parts, complete = [], True
-    for spec in grid.runs():
+    runs = grid.runs()
+    coords = {
+        "dataset": list(grid.datasets), "strategy": list(grid.strategies),
+        "embedding": list(grid.embeddings), "seed": np.asarray(grid.seeds, dtype=np.int64),
+        "step": np.arange(grid.rounds),
+    }  # fmt: skip
+    shape = tuple(len(v) for v in coords.values())
+    arrays: dict[str, np.ndarray] = {}
+    last_attrs: dict[str, Any] = {}
+    complete = True
+    for spec in runs:
         path = spec.path(results)
         if not path.exists():
             complete = False
@@ -556,15 +565,24 @@ def merge_runs(
             part = ds.load()
         complete &= bool(part.attrs.get("complete", 0))
         last_attrs = dict(part.attrs)
-        parts.append(part)
-    if not parts:
+        cell = (
+            grid.datasets.index(spec.dataset), grid.strategies.index(spec.strategy),
+            grid.embeddings.index(spec.embedding), grid.seeds.index(spec.seed),
+        )  # fmt: skip
+        for name, var in part.data_vars.items():
+            values = var.to_numpy().reshape(-1)
+            full = arrays.setdefault(name, np.full(shape if "step" in var.dims else shape[:-1],
+                                                   np.nan))  # fmt: skip
+            if "step" in var.dims:
+                full[(*cell, slice(0, values.size))] = values
+            else:
+                full[cell] = values[0]
+    if not arrays:
         raise ALRunnerError(f"no run of the grid has finished a round in {results}")
-    merged = xr.merge(parts, compat="no_conflicts", join="outer", combine_attrs="drop")
-    merged = merged.reindex(
-        dataset=grid.datasets, strategy=grid.strategies, embedding=grid.embeddings,
-        seed=np.asarray(grid.seeds, dtype=np.int64), step=np.arange(grid.rounds),
-    )  # fmt: skip
-    merged = merged.transpose(*_CURVE_DIMS, ...)
+    merged = xr.Dataset(
+        {name: (_CURVE_DIMS if a.ndim == 5 else _CURVE_DIMS[:-1], a) for name, a in arrays.items()},
+        coords=coords,
+    )
     if merged["n_test"].notnull().all():
         merged["n_test"] = merged["n_test"].astype(np.int64)
     keep = ("learner", "epochs", "labels_per_round", "initial_size", "initial", "rounds",

@@ -24,7 +24,7 @@ from al_runner.sweep import RunSpec, SweepGrid, execute_run, run_sweep, start_ra
 
 GRID = {
     "datasets": ["digits"],
-    "strategies": ["random", "margin"],
+    "strategies": ["random", "entropy"],  # names of unequal length
     "embeddings": ["raw", "pca"],
     "seeds": [0, 1],
     "learner": "linear",
@@ -140,24 +140,24 @@ def test_failing_run_is_retried_then_reported_while_others_finish(local_ray, tmp
         with open(marks / name, "a") as fh:
             fh.write("attempt\n")
         attempts = len((marks / name).read_text().splitlines())
-        if name == "margin-1":
-            raise ValueError("injected failure for margin seed 1")
+        if name == "entropy-1":
+            raise ValueError("injected failure for entropy seed 1")
         if name == "random-0" and attempts == 1:
             raise RuntimeError("transient failure, first attempt only")
         return execute_run(config, out)
 
     result = run_sweep(grid, tmp_path / "c.nc", progress=False, runner=flaky)
-    assert list(result.failed) == ["digits/raw/margin/seed1"]
-    assert "injected failure for margin seed 1" in result.failed["digits/raw/margin/seed1"]
-    assert len((marks / "margin-1").read_text().splitlines()) == 2  # 1 try + 1 retry
+    assert list(result.failed) == ["digits/raw/entropy/seed1"]
+    assert "injected failure for entropy seed 1" in result.failed["digits/raw/entropy/seed1"]
+    assert len((marks / "entropy-1").read_text().splitlines()) == 2  # 1 try + 1 retry
     assert len((marks / "random-0").read_text().splitlines()) == 2  # retried, then fine
     curves = xr.load_dataset(tmp_path / "c.nc", engine="h5netcdf")
     assert curves.attrs["complete"] == 0
-    assert curves.attrs["failed_runs"] == "digits/raw/margin/seed1"
+    assert curves.attrs["failed_runs"] == "digits/raw/entropy/seed1"
     acc = curves["accuracy"].squeeze(["dataset", "embedding"])
-    assert acc.sel(strategy="margin", seed=1).isnull().all()
+    assert acc.sel(strategy="entropy", seed=1).isnull().all()
     assert acc.sel(strategy="random").notnull().all()
-    assert acc.sel(strategy="margin", seed=0).notnull().all()
+    assert acc.sel(strategy="entropy", seed=0).notnull().all()
     assert pb.load_curves(tmp_path / "c.nc").sizes["strategy"] == 2
 
 
@@ -190,7 +190,7 @@ def test_ssl_embedding_is_trained_once_per_dataset_before_its_runs(local_ray, tm
         ({"learner": "svm"}, "unknown learner 'svm'"),
         ({"rounds": 0}, "rounds must be >= 1"),
         ({"strategy_options": {"probcover": {"delta": 0.5}}}, "not in the grid"),
-        ({"strategy_options": {"margin": {"colour": 1}}}, "strategy 'margin': Margin() takes no"),
+        ({"strategy_options": {"entropy": {"colour": 1}}}, "'entropy': Entropy() takes no"),
         ({"embedding_options": {"colour": 1}}, "unknown embedding_options"),
         ({"data_roots": {"cifar10": "/x"}}, "data_roots names datasets not in the grid"),
         ({"gpus_per_run": 1.5}, "gpus_per_run"),
