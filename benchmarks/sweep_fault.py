@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         subprocess.run([shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray",
                         "stop", "--force"], env=env, capture_output=True)  # fmt: skip
-    print(log[-1500:])
+    print(log[log.find("wrote "):] if "wrote " in log else log[-1500:])
     if t_kill is None:
         print("the sweep ended before the kill; nothing was tested")
         return 1
