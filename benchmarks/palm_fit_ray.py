@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 
-import palm_bayes as pb
 from palm_bayes.datasets import lcdb_curves
 
 
@@ -36,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     curves = lcdb_curves(n_curves=args.n_curves, seed=args.seed)
     stacked = curves.stack(curve=("dataset", "strategy", "embedding"))
-    stacked = stacked.isel(curve=np.flatnonzero(stacked["accuracy"].notnull().any(["seed", "step"])))
+    observed = stacked["accuracy"].notnull().any(["seed", "step"])
+    stacked = stacked.isel(curve=np.flatnonzero(observed))
     n = stacked.sizes["curve"]
     cores = os.cpu_count() or 1
     rows = []
