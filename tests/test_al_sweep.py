@@ -222,3 +222,34 @@ def test_cli_sweep_reports_bad_grid_files(tmp_path, capsys):
     good.write_text('datasets = ["digits"]\nstrategies = ["random"]\n')
     assert al_main(["sweep", str(good), "--out", str(tmp_path / "c.csv")]) == 2
     assert "must be a netCDF file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("learner", "device", "cluster", "run_gpus", "embed_gpus"),
+    [
+        ("cnn", "auto", {"CPU": 8, "GPU": 2}, 1.0, 1),  # image learner on a GPU cluster
+        ("linear", "auto", {"CPU": 8, "GPU": 2}, 0, 1),  # features: CPU; SSL training: GPU
+        ("cnn", "cpu", {"CPU": 8, "GPU": 2}, 0, 0),  # the grid asks for the CPU
+        ("resnet18", "auto", {"CPU": 2}, 0, 0),  # no GPU in the cluster
+    ],
+)
+def test_runs_ask_ray_for_a_gpu_only_when_they_can_use_one(
+    learner, device, cluster, run_gpus, embed_gpus
+):
+    from al_runner.sweep import _resources
+
+    grid = SweepGrid.from_dict({**GRID, "learner": learner, "device": device})
+    run, embed = _resources(grid, cluster)
+    assert run == {"num_cpus": 1, "num_gpus": run_gpus}
+    assert embed == {"num_cpus": 1, "num_gpus": embed_gpus}
+
+
+def test_resource_requests_the_cluster_cannot_meet_error_clearly():
+    from al_runner.sweep import _resources
+
+    with pytest.raises(ALRunnerError, match="no GPU"):
+        _resources(SweepGrid.from_dict({**GRID, "device": "cuda"}), {"CPU": 4})
+    with pytest.raises(ALRunnerError, match="asks for 4 CPU"):
+        _resources(SweepGrid.from_dict({**GRID, "threads": 4}), {"CPU": 2})
+    half = SweepGrid.from_dict({**GRID, "learner": "cnn", "gpus_per_run": 0.25})
+    assert _resources(half, {"CPU": 4, "GPU": 1})[0]["num_gpus"] == 0.25
