@@ -323,11 +323,29 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
             object_store_memory=512 * 1024**2, _node_ip_address="127.0.0.1", **common,
         )  # fmt: skip
     else:
+        _check_reachable(address)
         try:
             ray.init(address=address, **common)
         except (ConnectionError, RuntimeError) as exc:
             raise ALRunnerError(f"cannot connect to the Ray cluster at {address}: {exc}") from exc
     return True
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when nothing listens at ``HOST:PORT`` (Ray itself retries for minutes)."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and the like: Ray resolves them (and fails fast when there is none)
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ALRunnerError(
+            f"no Ray cluster answers at {address} ({exc}); start one with `ray start --head` "
+            "or leave out --address for a local instance"
+        ) from exc
 
 
 def _finished_rounds(spec: RunSpec, config: Any, results: Path) -> int:

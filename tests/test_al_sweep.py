@@ -253,3 +253,16 @@ def test_resource_requests_the_cluster_cannot_meet_error_clearly():
         _resources(SweepGrid.from_dict({**GRID, "threads": 4}), {"CPU": 2})
     half = SweepGrid.from_dict({**GRID, "learner": "cnn", "gpus_per_run": 0.25})
     assert _resources(half, {"CPU": 4, "GPU": 1})[0]["num_gpus"] == 0.25
+
+
+def test_unreachable_cluster_address_errors_fast(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    good = tmp_path / "g.toml"
+    good.write_text('datasets = ["digits"]\nstrategies = ["random"]\nrounds = 4\n')
+    args = ["sweep", str(good), "--out", str(tmp_path / "c.nc"), "--address", f"127.0.0.1:{port}"]
+    assert al_main(args) == 2
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in capsys.readouterr().err
