@@ -310,6 +310,8 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         import ray
     except ImportError as exc:
         raise ALRunnerError("sweeps need Ray: pip install 'palm-bayes[sweep]'") from exc
+    if address is not None:
+        _check_reachable(address)
     if ray.is_initialized():
         return False
     if address is None:  # ray imported before the variable was set reads it at import time
@@ -323,7 +325,6 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
             object_store_memory=512 * 1024**2, _node_ip_address="127.0.0.1", **common,
         )  # fmt: skip
     else:
-        _check_reachable(address)
         try:
             ray.init(address=address, **common)
         except (ConnectionError, RuntimeError) as exc:
