@@ -521,30 +521,41 @@ def _dispatch(
 
 
 class _Progress:
-    """A tqdm bar of finished rounds with runs done / running / failed and the best curve."""
+    """A tqdm bar of saved rounds with runs done / active / failed and the best finished curve.
+
+    Only the state files of runs in flight are read at each update; a run's count is frozen
+    once it leaves the flight.
+    """
 
     def __init__(
         self, grid: SweepGrid, todo: list[RunSpec], n_done: int, results: Path, enabled: bool
     ) -> None:
-        self.grid, self.todo, self.n_done, self.results = grid, todo, n_done, results
+        self.grid, self.n_done, self.results = grid, n_done, results
         self.bar = None
+        self.rounds = {s: len(_rounds_now(s, results)) for s in todo} if enabled else {}
         if enabled:
             from tqdm.auto import tqdm
 
             total = (len(todo) + n_done) * grid.rounds
-            initial = n_done * grid.rounds + sum(len(_rounds_now(s, results)) for s in todo)
-            self.bar = tqdm(total=total, initial=initial, desc="sweep", unit="round",
+            self.bar = tqdm(total=total, initial=self.saved(), desc="sweep", unit="round",
                             dynamic_ncols=True)  # fmt: skip
 
-    def update(self, running: Any, finished: dict[RunSpec, list[float]], failed: dict) -> None:
+    def saved(self) -> int:
+        return self.n_done * self.grid.rounds + sum(self.rounds.values())
+
+    def update(
+        self, running: Any, finished: dict[RunSpec, list[float]], failed: dict[str, str]
+    ) -> None:
         if self.bar is None:
             return
-        rounds = self.n_done * self.grid.rounds + sum(
-            len(_rounds_now(s, self.results)) for s in self.todo
-        )
-        self.bar.update(rounds - self.bar.n)
+        running = list(running)
+        for spec in running:
+            self.rounds[spec] = len(_rounds_now(spec, self.results))
+        for spec, accuracy in finished.items():
+            self.rounds[spec] = len(accuracy)
+        self.bar.update(self.saved() - self.bar.n)
         best = max(finished.items(), key=lambda kv: kv[1][-1] if kv[1] else -1, default=None)
-        post = {"done": self.n_done + len(finished), "active": len(list(running)),
+        post = {"done": self.n_done + len(finished), "active": len(running),
                 "failed": len(failed)}  # fmt: skip
         if best is not None and best[1]:
             spec = best[0]
