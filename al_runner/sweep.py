@@ -42,6 +42,7 @@ __all__ = [
 _SSL = ("simclr", "mocov2", "mocov3", "byol")
 _GRID_EMBEDDINGS = ("raw", "pca", *_SSL)
 _CURVE_DIMS = ("dataset", "strategy", "embedding", "seed", "step")
+_LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-node, loopback-only mode
 
 
 @dataclass(frozen=True)
@@ -303,27 +304,33 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     Ray session is reused as it is.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address is None:
-        # Ray's single-node mode: every Ray server binds to the loopback address only.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
+        from ray._private import ray_constants
     except ImportError as exc:
         raise ALRunnerError("sweeps need Ray: pip install 'palm-bayes[sweep]'") from exc
     if address is not None:
         _check_reachable(address)
     if ray.is_initialized():
         return False
-    if address is None:  # ray imported before the variable was set reads it at import time
-        from ray._private import ray_constants
-
-        ray_constants.ENABLE_RAY_CLUSTER = False
     common = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address is None:
-        ray.init(
-            address="local", num_cpus=num_cpus or os.cpu_count(),
-            object_store_memory=512 * 1024**2, _node_ip_address="127.0.0.1", **common,
-        )  # fmt: skip
+        # Ray's single-node mode: every Ray server binds to 127.0.0.1 only. The processes Ray
+        # starts read the variable; this process read it when ray was imported.
+        env_before = os.environ.get(_LOCAL_ONLY)
+        flag_before = ray_constants.ENABLE_RAY_CLUSTER
+        os.environ[_LOCAL_ONLY], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+        try:
+            ray.init(
+                address="local", num_cpus=num_cpus or os.cpu_count(),
+                object_store_memory=512 * 1024**2, _node_ip_address="127.0.0.1", **common,
+            )  # fmt: skip
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = flag_before
+            if env_before is None:
+                os.environ.pop(_LOCAL_ONLY, None)
+            else:
+                os.environ[_LOCAL_ONLY] = env_before
     else:
         try:
             ray.init(address=address, **common)

@@ -67,9 +67,58 @@ def _assert_matches(curves, reference):
         np.testing.assert_array_equal(cell["budget"].to_numpy(), [20, 40, 60, 80])
 
 
+def _descendants(pid: int) -> set[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {c for c, p in parents.items() if p in frontier} - found
+        found |= frontier
+    return found
+
+
+def _listening_addresses(pids: set[int]) -> set[str]:
+    """Local addresses of the TCP sockets in LISTEN state owned by ``pids`` (Linux /proc)."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # 0A = LISTEN
+                addresses.add(cols[1].split(":")[0])
+    return addresses
+
+
 def test_local_ray_listens_on_loopback_only(local_ray):
     nodes = local_ray.nodes()
     assert [n["NodeManagerAddress"] for n in nodes] == ["127.0.0.1"]
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("no /proc/net/tcp to read listening sockets from")
+
+    @local_ray.remote
+    def ping():
+        return os.getpid()
+
+    local_ray.get([ping.remote() for _ in range(4)])  # start the workers too
+    ray_pids = _descendants(os.getpid())
+    listening = _listening_addresses(ray_pids)
+    assert listening, "found no listening Ray sockets"
+    # 127.0.0.1, ::ffff:127.0.0.1 and ::1 as /proc/net/tcp{,6} write them
+    loopback = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
+    assert listening <= loopback, f"Ray listens beyond loopback: {listening}"
 
 
 def test_grid_gives_the_same_curves_as_runs_one_by_one(local_ray, reference, tmp_path):
