@@ -321,10 +321,21 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         flag_before = ray_constants.ENABLE_RAY_CLUSTER
         os.environ[_LOCAL_ONLY], ray_constants.ENABLE_RAY_CLUSTER = "0", False
         try:
-            ray.init(
-                address="local", num_cpus=num_cpus or os.cpu_count(),
-                object_store_memory=512 * 1024**2, _node_ip_address="127.0.0.1", **common,
-            )  # fmt: skip
+            for attempt in (1, 2):  # Ray gives its raylet 30 s to start: a busy machine may not
+                try:
+                    ray.init(
+                        address="local", num_cpus=num_cpus or os.cpu_count(),
+                        object_store_memory=512 * 1024**2, _node_ip_address="127.0.0.1",
+                        **common,
+                    )  # fmt: skip
+                    break
+                except Exception as exc:  # Ray raises a bare Exception on a startup timeout
+                    ray.shutdown()
+                    if attempt == 2:
+                        raise ALRunnerError(
+                            f"could not start a local Ray instance ({exc}); is the machine "
+                            "overloaded? rerun the command (finished runs are kept)"
+                        ) from exc
         finally:
             ray_constants.ENABLE_RAY_CLUSTER = flag_before
             if env_before is None:
