@@ -536,6 +536,8 @@ class PalmFit:
         """Posterior draws of the labels needed for ``target`` (``inf``: not within max_budget)."""
         post, const = self.idata.posterior, self.idata.constant_data
         target = xr.DataArray(target) if not isinstance(target, xr.DataArray) else target
+        # a target array may carry labels the fit does not have (e.g. curves without data)
+        target = target.reindex({d: post[d] for d in target.dims if d in self.curve_dims})
         closed = labels_for_accuracy_log_lambda(
             target, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
         ).clip(min=0.0)
@@ -548,7 +550,7 @@ class PalmFit:
         # fitted curves at a time (draws x grid x curves can be large)
         eps = xr.DataArray(
             np.random.default_rng(seed).standard_normal(post["A_max"].shape),
-            dims=post["A_max"].dims,
+            coords=post["A_max"].coords,
         )
         parts = xr.Dataset(
             {

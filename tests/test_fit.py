@@ -93,6 +93,21 @@ def test_labels_needed_covers_the_truth(curves, fitted):
     assert np.isinf(float(unreachable["median"]))
 
 
+def test_labels_needed_takes_per_curve_targets_with_extra_labels(fitted):
+    """A target array per curve may name curves the fit lacks; they are ignored, not an error."""
+    names = fitted.idata.posterior["strategy"].values.tolist()
+    taus = [0.55 + 0.05 * k for k in range(len(names))]
+    target = xr.DataArray(
+        [*taus, 0.5], dims="strategy", coords={"strategy": [*names, "not-fitted"]}
+    )
+    out = fitted.labels_needed(target, hdi_prob=0.9)
+    assert out["strategy"].values.tolist() == names
+    for name, tau in zip(names, taus, strict=True):
+        single = fitted.labels_needed(tau, hdi_prob=0.9).sel(strategy=name).squeeze()
+        row = out.sel(strategy=name).squeeze()
+        assert float(row["median"]) == pytest.approx(float(single["median"]), rel=1e-9)
+
+
 def test_labels_needed_without_discrepancy_is_the_closed_form(curves):
     fit = pb.fit(
         curves.sel(strategy=["fast"]), seed=2, priors={"extrapolation": {"sd": 0}}, **SAMPLER
