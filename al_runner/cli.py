@@ -139,7 +139,7 @@ def _embed_parsers(sub: argparse._SubParsersAction) -> None:
     ARCHS = ("small", "resnet18", "resnet50")  # noqa: N806
 
     emb = sub.add_parser("embed", help="train a self-supervised encoder and cache its features")
-    emb.add_argument("--dataset", required=True, help="in-memory image dataset")
+    emb.add_argument("--dataset", required=True, help="image dataset (in memory or ImageNet)")
     emb.add_argument("--method", required=True, choices=METHODS)
     emb.add_argument("--epochs", type=_positive, default=20, help="training epochs (20)")
     emb.add_argument("--out", required=True, help="folder of checkpoint and feature cache")
@@ -150,6 +150,7 @@ def _embed_parsers(sub: argparse._SubParsersAction) -> None:
     emb.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     emb.add_argument("--threads", type=_positive, default=1, help="CPU threads (default 1)")
     emb.add_argument("--data-root", help="local data path")
+    emb.add_argument("--class-list", help="ImageNet subsets: file of class ids")
     emb.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     emb.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -275,7 +276,7 @@ def _embed(args: argparse.Namespace) -> None:
     from al_runner.embeddings import EmbedConfig, checkpoint_features, train_encoder
 
     _threads(args.threads)
-    data = load_dataset(args.dataset, args.data_root)
+    data = load_dataset(args.dataset, args.data_root, class_list=args.class_list)
     cfg = EmbedConfig(
         args.dataset, args.method, epochs=args.epochs, arch=args.arch,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -46,6 +46,8 @@ _FMNIST_FILES = {
 }
 _SPLIT_SEED = 0  # fixed: the test set must not move between runs or seeds
 IMAGENET_SIZE = 224  # crop size of ImageNet subsets (resized to 256/224 of it first)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # channel statistics that normalise ImageNet subsets
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -299,7 +301,7 @@ def _load_imagenet(
         def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
             return classes, {c: i for i, c in enumerate(classes)}
 
-    norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     size = IMAGENET_SIZE
     train_tf = T.Compose(
         [T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor(), norm]

@@ -182,3 +182,37 @@ def test_cli_embed_then_eval_then_run_uses_the_cache(tmp_path, capsys):
     assert rc == 0
     assert caches[0].stat().st_mtime_ns == mtime  # reused, not rebuilt
     assert main([*ev[:3], "--embedding-file", str(tmp_path / "none.npy")]) == 2
+
+
+def test_imagenet_subset_on_disk_trains_and_extracts(tmp_path, monkeypatch, capsys):
+    """ImageFolder pools (ImageNet subsets) train from disk at the eval crop size."""
+    from PIL import Image
+
+    import al_runner.learners as learners
+    from al_runner.datasets import IMAGENET_MEAN, IMAGENET_SIZE
+    from al_runner.embeddings.encoders import auto_arch
+
+    rng = np.random.default_rng(0)
+    names = [f"n{i:08d}" for i in range(50)]
+    for split, n in (("train", 2), ("val", 1)):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True)
+            for j in range(n):
+                pixels = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / split / name / f"{j}.JPEG")
+    (tmp_path / "imagenet50_classes.txt").write_text("\n".join(names))
+    monkeypatch.setattr(learners, "_workers", lambda: 0)
+    out = tmp_path / "emb"
+    main(["embed", "--dataset", "imagenet50", "--data-root", str(tmp_path), "--method", "byol",
+          "--epochs", "1", "--batch-size", "25", "--arch", "small", "--out", str(out),
+          "--no-progress"])  # fmt: skip
+    assert "(4 steps)" in capsys.readouterr().out
+    ckpt = torch.load(out / "imagenet50-byol.pt", weights_only=False)
+    assert tuple(ckpt["image_shape"]) == (3, IMAGENET_SIZE, IMAGENET_SIZE)
+    assert np.allclose(ckpt["mean"].flatten().numpy(), IMAGENET_MEAN)
+    data = load_dataset("imagenet50", tmp_path)
+    feats = emb.checkpoint_features(data, out / "imagenet50-byol.pt", out, device="cpu")
+    assert feats["train"].shape == (100, 128) and feats["test"].shape == (50, 128)
+    assert np.isfinite(feats["train"]).all()
+    # without --arch the ImageNet crop size gets the ResNet-50 encoder
+    assert auto_arch((3, IMAGENET_SIZE, IMAGENET_SIZE)) == "resnet50"

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from al_runner.datasets import ALDataset
+from al_runner.datasets import IMAGENET_MEAN, IMAGENET_SIZE, IMAGENET_STD, ALDataset
 from al_runner.embeddings.augment import Augment
 from al_runner.embeddings.encoders import Encoder, build_encoder
 from al_runner.embeddings.methods import METHODS, SSLMethod, build_method
@@ -88,15 +88,71 @@ def file_hash(path: str | os.PathLike, n: int = 12) -> str:
     return h.hexdigest()[:n]
 
 
-def _pool_images(data: ALDataset) -> torch.Tensor:
+class _MemoryPool:
+    """The pool of an in-memory image dataset: uint8 ``(N, C, H, W)`` batches by index."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = torch.as_tensor(x)
+        self.shape = tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return _channel_stats(self.x)
+
+    def batches(self, order: torch.Tensor, bs: int) -> Any:
+        for start in range(0, len(order) - bs + 1, bs):
+            yield self.x[order[start : start + bs]]
+
+
+class _DiskPool:
+    """The pool of an on-disk ImageFolder (ImageNet subsets), decoded in DataLoader workers.
+
+    Images are resized and centre-cropped to the evaluation size of the dataset (so training
+    and feature extraction see the same resolution) and kept as uint8; the random views are
+    made on the device like for in-memory data. Normalisation: the ImageNet channel statistics
+    the dataset's evaluation transform uses.
+    """
+
+    def __init__(self, dataset: Any, workers: int) -> None:
+        import copy
+
+        from torchvision import transforms as T
+
+        size = IMAGENET_SIZE
+        self.dataset = copy.copy(dataset)
+        self.dataset.transform = T.Compose(
+            [T.Resize(round(size * 256 / 224)), T.CenterCrop(size), T.PILToTensor()]
+        )
+        self.shape = (3, size, size)
+        self.workers = workers
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        return mean, torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    def batches(self, order: torch.Tensor, bs: int) -> Any:
+        subset = torch.utils.data.Subset(self.dataset, order.tolist())
+        loader = torch.utils.data.DataLoader(
+            subset, batch_size=bs, drop_last=True, num_workers=self.workers,
+            pin_memory=torch.cuda.is_available(),
+        )  # fmt: skip
+        for xb, _ in loader:
+            yield xb
+
+
+def _pool(data: ALDataset) -> _MemoryPool | _DiskPool:
     if data.kind != "image":
         raise ALRunnerError(f"{data.name} holds features, not images: nothing to embed")
-    if not data.train.in_memory:
-        raise ALRunnerError(
-            f"{data.name} lives on disk; self-supervised training here needs an in-memory "
-            "image dataset (use --encoder-checkpoint for ImageNet subsets)"
-        )
-    return torch.as_tensor(data.train.x)
+    if data.train.in_memory:
+        return _MemoryPool(data.train.x)
+    from al_runner.learners import _workers
+
+    return _DiskPool(data.train.x, _workers())
 
 
 def _channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,7 +193,8 @@ def train_encoder(
     Parameters
     ----------
     data : ALDataset
-        In-memory image dataset; only the train split (the unlabelled pool) is used.
+        Image dataset, in memory or an on-disk ImageFolder (ImageNet subsets); only the train
+        split (the unlabelled pool) is used.
     config : EmbedConfig
     out_dir : path
         Folder of the checkpoint ``<dataset>-<method>.pt``.
@@ -159,9 +216,9 @@ def train_encoder(
 
     config.validate()
     dev = torch.device(resolve_device(device))
-    x = _pool_images(data)
-    mean, std = _channel_stats(x)
-    shape = tuple(x.shape[1:])
+    pool = _pool(data)
+    mean, std = pool.stats()
+    shape = pool.shape
     torch.manual_seed(config.seed)
     method = build_method(
         config.method, build_encoder(config.arch, shape), **config.method_options
@@ -188,7 +245,7 @@ def train_encoder(
         torch.set_rng_state(ckpt["torch_rng"])
         start_epoch = int(ckpt["epoch"])
     aug = Augment(flip=not any(config.dataset.startswith(p) for p in _NO_FLIP))
-    n = x.shape[0]
+    n = len(pool)
     bs = min(config.batch_size, n)
     steps = n // bs
     if config.max_steps_per_epoch:
@@ -207,8 +264,8 @@ def train_encoder(
 
             bar = tqdm(total=steps, desc=f"{config.method} {epoch + 1}/{config.epochs}",
                        unit="step", dynamic_ncols=True, leave=False)  # fmt: skip
-        for step in range(steps):
-            xb = x[perm[step * bs : (step + 1) * bs]].to(dev).float() / 255.0
+        for step, batch in enumerate(pool.batches(perm[: steps * bs], bs)):
+            xb = batch.to(dev, non_blocking=True).float() / 255.0
             v1 = (aug(xb, gen) - mean_d) / std_d
             v2 = (aug(xb, gen) - mean_d) / std_d
             loss = method.loss(v1, v2)
