@@ -10,6 +10,8 @@ pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("faiss")
 
+from conftest import make_imagenet50
+
 from al_runner import embeddings as emb
 from al_runner.cli import main
 from al_runner.datasets import load_dataset
@@ -186,21 +188,11 @@ def test_cli_embed_then_eval_then_run_uses_the_cache(tmp_path, capsys):
 
 def test_imagenet_subset_on_disk_trains_and_extracts(tmp_path, monkeypatch, capsys):
     """ImageFolder pools (ImageNet subsets) train from disk at the eval crop size."""
-    from PIL import Image
-
     import al_runner.learners as learners
     from al_runner.datasets import IMAGENET_MEAN, IMAGENET_SIZE
     from al_runner.embeddings.encoders import auto_arch
 
-    rng = np.random.default_rng(0)
-    names = [f"n{i:08d}" for i in range(50)]
-    for split, n in (("train", 2), ("val", 1)):
-        for name in names:
-            (tmp_path / split / name).mkdir(parents=True)
-            for j in range(n):
-                pixels = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(tmp_path / split / name / f"{j}.JPEG")
-    (tmp_path / "imagenet50_classes.txt").write_text("\n".join(names))
+    make_imagenet50(tmp_path, height=20, width=24)
     monkeypatch.setattr(learners, "_workers", lambda: 0)
     out = tmp_path / "emb"
     main(["embed", "--dataset", "imagenet50", "--data-root", str(tmp_path), "--method", "byol",

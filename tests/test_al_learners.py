@@ -6,6 +6,7 @@ import pytest
 pytest.importorskip("torch")
 
 import torch  # noqa: E402
+from conftest import make_imagenet50
 
 from al_runner.datasets import ALDataset, Split, load_dataset
 from al_runner.errors import ALRunnerError
@@ -127,20 +128,10 @@ def test_cnn_on_cuda_with_amp(digits):
 
 def test_on_disk_imagefolder_runs_through_the_loop(tmp_path, monkeypatch):
     pytest.importorskip("torchvision")
-    from PIL import Image
-
     import al_runner.learners as learners
     from al_runner.loop import RunConfig, run_experiment
 
-    rng = np.random.default_rng(0)
-    names = [f"n{i:08d}" for i in range(50)]
-    for split, n in (("train", 2), ("val", 1)):
-        for name in names:
-            (tmp_path / split / name).mkdir(parents=True)
-            for j in range(n):
-                pixels = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(tmp_path / split / name / f"{j}.JPEG")
-    (tmp_path / "imagenet50_classes.txt").write_text("\n".join(names))
+    make_imagenet50(tmp_path)
     monkeypatch.setattr(learners, "_workers", lambda: 0)
     monkeypatch.setattr(learners.CNNLearner, "min_steps", 1)
     cfg = RunConfig(
