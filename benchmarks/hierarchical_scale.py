@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--datasets", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=None, help="default: pb.fit's (2000)")
+    parser.add_argument("--tune", type=int, default=None, help="default: pb.fit's (2000)")
     parser.add_argument("--target-accept", type=float, default=None)
     parser.add_argument("--partial-rounds", type=int, default=4)
     args = parser.parse_args()
@@ -66,10 +66,14 @@ def main() -> None:
         truth = truth - truth.mean(truth.dims[0])
         inside = (hdi[name].sel(hdi="lower") <= truth) & (truth <= hdi[name].sel(hdi="higher"))
         cover[name] = float(inside.mean())
+    free = list(fit.free_vars)
+    rhat = az.rhat(fit.idata.posterior[free])
+    worst = max(free, key=lambda v: float(rhat[v].max()))
     row = {
         "curves": int(fit.idata.constant_data["fitted"].sum()),
         "seconds (compile + sample)": round(seconds, 1),
         "max r_hat": round(float(fit.diagnostics()["r_hat_max"].max()), 4),
+        "worst free variable (its r_hat)": f"{worst} ({float(rhat[worst].max()):.4f})",
         "divergent share": float(diverging.mean()),
         "leapfrog steps per draw": float(fit.idata.sample_stats["n_steps"].mean()),
         "90% HDI covers strategy effects": cover["effect_strategy"],

@@ -255,8 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("curves", help="curves: .csv, .nc or a PALM run folder")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument(
+        "--draws", type=int, default=None, help="kept draws per chain (1000; 2000 with --hierarchy)"
+    )
+    p.add_argument(
+        "--tune", type=int, default=None, help="tuning draws per chain (as --draws)"
+    )
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--labels-per-round", type=float, default=None)
     p.add_argument(

@@ -49,8 +49,8 @@ def fit(
     labels_per_round: float | None = None,
     seed: int = 0,
     chains: int = 4,
-    draws: int = 1000,
-    tune: int = 1000,
+    draws: int | None = None,
+    tune: int | None = None,
     target_accept: float | None = None,
     cores: int | None = None,
     progress: bool = True,
@@ -75,9 +75,10 @@ def fit(
     seed : int
         Random seed (curve ``k`` of an independent fit is sampled with ``seed + k``).
     chains, draws, tune, target_accept, cores
-        NUTS settings (nutpie). ``target_accept`` defaults to 0.99 for independent fits (short
-        prefixes have curved posteriors) and 0.95 for hierarchical ones; ``cores`` to
-        ``min(chains, os.cpu_count())``.
+        NUTS settings (nutpie). ``draws`` and ``tune`` default to 1,000 each for independent
+        fits and 2,000 each for hierarchical ones (their group scales need them for r_hat <=
+        1.01); ``target_accept`` to 0.99 for independent fits (short prefixes have curved
+        posteriors) and 0.95 for hierarchical ones; ``cores`` to ``min(chains, os.cpu_count())``.
     progress : bool
         Show a progress bar over curves.
 
@@ -102,6 +103,9 @@ def fit(
     cores = cores or min(chains, os.cpu_count() or 1)
     if target_accept is None:
         target_accept = 0.99 if hierarchy is None else 0.95
+    default_draws = 1000 if hierarchy is None else 2000
+    draws = default_draws if draws is None else draws
+    tune = default_draws if tune is None else tune
     sampler = {
         "chains": chains,
         "draws": draws,

@@ -147,3 +147,23 @@ def test_population_needs_a_pooled_fit(independent, pooled):
         independent.forecast([100], new="dataset")
     with pytest.raises(pb.PalmInputError, match="unknown dimension 'learner'"):
         pooled.forecast([100], new="learner")
+
+
+def test_hierarchical_fits_default_to_more_draws(curves, monkeypatch):
+    """Group scales mix slowly: pooled fits default to 2,000 + 2,000 draws, independent 1,000."""
+    import sys
+
+    fit_module = sys.modules["palm_bayes.fit"]  # the attribute palm_bayes.fit is the function
+    seen = {}
+
+    def capture(curves, hierarchy, priors, b, sampler, cores, progress):
+        seen.update(sampler)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(fit_module, "_fit_hierarchical", capture)
+    with pytest.raises(RuntimeError, match="captured"):
+        pb.fit(curves, hierarchy="strategy", progress=False)
+    assert (seen["draws"], seen["tune"], seen["target_accept"]) == (2000, 2000, 0.95)
+    with pytest.raises(RuntimeError, match="captured"):
+        pb.fit(curves, hierarchy="strategy", draws=300, progress=False)
+    assert (seen["draws"], seen["tune"]) == (300, 2000)
