@@ -9,6 +9,7 @@ one by one. Ray retries the lost tasks on the head; they resume from their last 
 It runs ``ray stop`` at the end: do not run it beside another Ray instance of yours.
 
     python benchmarks/sweep_fault.py
+    python benchmarks/sweep_fault.py --client-port 10001   # the driver connects by ray://
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=6411, help="head GCS port")
     parser.add_argument("--worker-port", type=int, default=6420, help="worker node manager port")
+    parser.add_argument(
+        "--client-port", type=int, default=None,
+        help="connect the sweep through Ray Client (ray://127.0.0.1:PORT; needs ray[client])",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="sweep-fault-"))
     token = tmp / "token"
@@ -86,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     rounds_total = len(SweepGrid.from_dict(GRID).runs()) * GRID["rounds"]
     t_kill = None
     try:
+        client = [] if args.client_port is None else [
+            "--ray-client-server-port", str(args.client_port)]  # fmt: skip
         head = _ray("start", "--head", "--node-ip-address", "127.0.0.1", "--port",
                     str(args.port), "--num-cpus", "1", "--include-dashboard", "false",
-                    "--disable-usage-stats", env=env)  # fmt: skip
+                    "--disable-usage-stats", *client, env=env)  # fmt: skip
         address = next(
             line.split("--address=")[1].split()[0].strip("'\"")
             for line in head.splitlines() if "--address=" in line
@@ -97,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
              str(args.worker_port), "--disable-usage-stats", env=env)  # fmt: skip
         worker = _raylet_pid(args.worker_port)
         print(f"Ray head and worker node at {address}; worker raylet pid {worker}")
+        if args.client_port is not None:
+            address = f"ray://127.0.0.1:{args.client_port}"
+            print(f"the sweep connects through Ray Client at {address}")
         t0 = time.perf_counter()
         driver = subprocess.Popen(
             [sys.executable, "-m", "al_runner.cli", "sweep", str(grid_file), "--out", str(out),
