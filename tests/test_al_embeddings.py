@@ -17,7 +17,7 @@ from al_runner.cli import main
 from al_runner.datasets import load_dataset
 from al_runner.embeddings.encoders import build_encoder
 from al_runner.embeddings.methods import build_method, nt_xent
-from al_runner.embeddings.train import file_hash
+from al_runner.embeddings.train import file_hash, load_checkpoint
 from al_runner.errors import ALRunnerError
 from al_runner.loop import RunConfig, run_experiment
 
@@ -208,3 +208,29 @@ def test_imagenet_subset_on_disk_trains_and_extracts(tmp_path, monkeypatch, caps
     assert np.isfinite(feats["train"]).all()
     # without --arch the ImageNet crop size gets the ResNet-50 encoder
     assert auto_arch((3, IMAGENET_SIZE, IMAGENET_SIZE)) == "resnet50"
+
+
+@pytest.mark.parametrize(("arch", "dim"), [("resnet18", 512), ("resnet50", 2048)])
+def test_paper_scale_encoders_train_and_extract(arch, dim, tmp_path):
+    """The GPU-sized encoders run the CPU path: weights are trained, features have their dim."""
+    from al_runner.datasets import ALDataset, Split
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (40, 3, 32, 32), dtype=np.uint8)
+    labels = np.arange(40) % 4
+    data = ALDataset("cifar10", "image", Split(images[:32], labels[:32]),
+                     Split(images[32:], labels[32:]), n_classes=4)  # fmt: skip
+    cfg = emb.EmbedConfig("cifar10", "mocov3", epochs=1, batch_size=8, arch=arch,
+                          max_steps_per_epoch=2)  # fmt: skip
+    torch.manual_seed(cfg.seed)  # train_encoder seeds the same way: same initial weights
+    initial = build_method("mocov3", build_encoder(arch, (3, 32, 32))).encoder
+    before = {k: v.detach().clone() for k, v in initial.named_parameters()}
+    ckpt, losses = emb.train_encoder(data, cfg, tmp_path, device="cpu", progress=False)
+    assert len(losses) == 2 and np.all(np.isfinite(losses))
+    encoder, _ = load_checkpoint(ckpt)
+    after = dict(encoder.named_parameters())
+    assert before.keys() == after.keys()
+    moved = [k for k, v in before.items() if not torch.equal(v, after[k])]
+    assert moved, "no encoder weight changed"
+    feats = emb.checkpoint_features(data, ckpt, tmp_path, device="cpu")
+    assert feats["train"].shape == (32, dim) and feats["test"].shape == (8, dim)
