@@ -20,10 +20,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check palm_bayes al_runner tests benchmarks examples
+	$(BIN)/ruff format --check palm_bayes al_runner tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check palm_bayes al_runner tests benchmarks examples
+	$(BIN)/ruff format --check palm_bayes al_runner tests benchmarks examples
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/lcdb_forecast.py

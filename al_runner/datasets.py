@@ -303,12 +303,8 @@ def _load_imagenet(
 
     norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     size = IMAGENET_SIZE
-    train_tf = T.Compose(
-        [T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor(), norm]
-    )
-    eval_tf = T.Compose(
-        [T.Resize(round(size * 256 / 224)), T.CenterCrop(size), T.ToTensor(), norm]
-    )
+    train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor(), norm])
+    eval_tf = T.Compose([T.Resize(round(size * 256 / 224)), T.CenterCrop(size), T.ToTensor(), norm])
     train = _Subset(str(path / "train"), transform=eval_tf)
     train_aug = _Subset(str(path / "train"), transform=train_tf)
     test = _Subset(str(path / "val"), transform=eval_tf)

@@ -241,9 +241,7 @@ class SweepGrid:
             threads=self.threads,
             data_root=self.data_roots.get(spec.dataset),
             class_list=self.class_lists.get(spec.dataset),
-            strategy_options={
-                k: v for k, v in self.strategy_options.items() if k == spec.strategy
-            },
+            strategy_options={k: v for k, v in self.strategy_options.items() if k == spec.strategy},
         )
 
 

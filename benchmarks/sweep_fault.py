@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                     "--disable-usage-stats", *client, env=env)  # fmt: skip
         address = next(
             line.split("--address=")[1].split()[0].strip("'\"")
-            for line in head.splitlines() if "--address=" in line
+            for line in head.splitlines()
+            if "--address=" in line
         )
         _ray("start", "--address", address, "--num-cpus", "1", "--node-manager-port",
              str(args.worker_port), "--disable-usage-stats", env=env)  # fmt: skip
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         subprocess.run([shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray",
                         "stop", "--force"], env=env, capture_output=True)  # fmt: skip
-    print(log[log.find("wrote "):] if "wrote " in log else log[-1500:])
+    print(log[log.find("wrote ") :] if "wrote " in log else log[-1500:])
     if t_kill is None:
         print("the sweep ended before the kill; nothing was tested")
         return 1
@@ -141,9 +142,16 @@ def main(argv: list[str] | None = None) -> int:
             budget=GRID["budget"], seeds=[spec.seed],
         )  # fmt: skip
         ref = run_experiment(cfg, progress=False)["accuracy"].to_numpy().ravel()
-        got = merged["accuracy"].sel(
-            dataset=spec.dataset, strategy=spec.strategy, embedding=spec.embedding, seed=spec.seed
-        ).to_numpy()
+        got = (
+            merged["accuracy"]
+            .sel(
+                dataset=spec.dataset,
+                strategy=spec.strategy,
+                embedding=spec.embedding,
+                seed=spec.seed,
+            )
+            .to_numpy()
+        )
         (run,) = json.loads(state_path(spec.path(results)).read_text())["runs"].values()
         expected = [GRID["budget"] * (k + 1) for k in range(GRID["rounds"])]
         ordered &= run["budget"] == expected and len(set(run["labelled"])) == expected[-1]

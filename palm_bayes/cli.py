@@ -258,9 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--draws", type=int, default=None, help="kept draws per chain (1000; 2000 with --hierarchy)"
     )
-    p.add_argument(
-        "--tune", type=int, default=None, help="tuning draws per chain (as --draws)"
-    )
+    p.add_argument("--tune", type=int, default=None, help="tuning draws per chain (as --draws)")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--labels-per-round", type=float, default=None)
     p.add_argument(

@@ -148,9 +148,7 @@ def _saved_rounds(results: Path) -> list[int]:
 
 def test_killed_sweep_resumes_with_no_round_lost_or_repeated(local_ray, reference, tmp_path):
     grid_file = tmp_path / "grid.toml"
-    grid_file.write_text(
-        "\n".join(f"{k} = {json.dumps(v)}" for k, v in GRID.items()) + "\n"
-    )
+    grid_file.write_text("\n".join(f"{k} = {json.dumps(v)}" for k, v in GRID.items()) + "\n")
     out, results = tmp_path / "c.nc", tmp_path / "c-runs"
     cmd = [sys.executable, "-m", "al_runner.cli", "sweep", str(grid_file), "--out", str(out),
            "--no-progress", "--max-concurrent", "1"]  # fmt: skip

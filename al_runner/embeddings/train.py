@@ -286,8 +286,10 @@ def train_encoder(
             break
         _save(path, _payload(method, opt, gen, epoch + 1, key, config, mean, std, shape))
     if stopped or not path.exists():
-        done = start_epoch if not path.exists() else int(
-            torch.load(path, map_location="cpu", weights_only=False)["epoch"]
+        done = (
+            start_epoch
+            if not path.exists()
+            else int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
         )
         _save(path, _payload(method, opt, gen, done, key, config, mean, std, shape))
     return path, losses
@@ -484,9 +486,7 @@ def checkpoint_features(
     return _cached(cache, lambda: extract_features(data, checkpoint, device))
 
 
-def _torchvision_features(
-    data: ALDataset, checkpoint: Path, device: str
-) -> dict[str, np.ndarray]:
+def _torchvision_features(data: ALDataset, checkpoint: Path, device: str) -> dict[str, np.ndarray]:
     from al_runner.embeddings.encoders import torchvision_resnet_from_state_dict
     from al_runner.learners import resolve_device
 
@@ -503,8 +503,7 @@ def _torchvision_features(
         mean, std = mean.mean().view(1, 1, 1, 1), std.mean().view(1, 1, 1, 1)
     dev = resolve_device(device)
     feats = {
-        s: encoder_features(encoder, getattr(data, s).x, mean, std, dev)
-        for s in ("train", "test")
+        s: encoder_features(encoder, getattr(data, s).x, mean, std, dev) for s in ("train", "test")
     }
     return standardise(feats["train"], feats["test"])
 
@@ -542,8 +541,7 @@ def load_feature_file(data: ALDataset, path: str | os.PathLike) -> dict[str, np.
     for name, arr, n in (("train", train, n_pool), ("test", test, n_test)):
         if arr.ndim != 2 or arr.shape[0] != n:
             raise ALRunnerError(
-                f"{path}: {name} features have shape {arr.shape}, expected ({n}, D) for "
-                f"{data.name}"
+                f"{path}: {name} features have shape {arr.shape}, expected ({n}, D) for {data.name}"
             )
         if not np.all(np.isfinite(arr)):
             raise ALRunnerError(f"{path}: {name} features hold NaN or inf")
