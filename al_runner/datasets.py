@@ -270,6 +270,13 @@ def _read_class_list(path: Path, expected: int, name: str) -> list[str]:
     return classes
 
 
+def imagenet_resize_crop() -> list[Any]:
+    """The evaluation geometry of ImageNet subsets: resize to 256/224 of the crop, centre crop."""
+    from torchvision import transforms as T
+
+    return [T.Resize(round(IMAGENET_SIZE * 256 / 224)), T.CenterCrop(IMAGENET_SIZE)]
+
+
 def _load_imagenet(
     name: str,
     root: str | os.PathLike | None = None,
@@ -304,7 +311,7 @@ def _load_imagenet(
     norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     size = IMAGENET_SIZE
     train_tf = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor(), norm])
-    eval_tf = T.Compose([T.Resize(round(size * 256 / 224)), T.CenterCrop(size), T.ToTensor(), norm])
+    eval_tf = T.Compose([*imagenet_resize_crop(), T.ToTensor(), norm])
     train = _Subset(str(path / "train"), transform=eval_tf)
     train_aug = _Subset(str(path / "train"), transform=train_tf)
     test = _Subset(str(path / "val"), transform=eval_tf)

@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from al_runner.datasets import IMAGENET_MEAN, IMAGENET_SIZE, IMAGENET_STD, ALDataset
+from al_runner.datasets import (
+    IMAGENET_MEAN,
+    IMAGENET_SIZE,
+    IMAGENET_STD,
+    ALDataset,
+    imagenet_resize_crop,
+)
 from al_runner.embeddings.augment import Augment
 from al_runner.embeddings.encoders import Encoder, build_encoder
 from al_runner.embeddings.methods import METHODS, SSLMethod, build_method
@@ -120,12 +126,9 @@ class _DiskPool:
 
         from torchvision import transforms as T
 
-        size = IMAGENET_SIZE
         self.dataset = copy.copy(dataset)
-        self.dataset.transform = T.Compose(
-            [T.Resize(round(size * 256 / 224)), T.CenterCrop(size), T.PILToTensor()]
-        )
-        self.shape = (3, size, size)
+        self.dataset.transform = T.Compose([*imagenet_resize_crop(), T.PILToTensor()])
+        self.shape = (3, IMAGENET_SIZE, IMAGENET_SIZE)
         self.workers = workers
 
     def __len__(self) -> int:
