@@ -39,6 +39,9 @@ __all__ = ["fit", "PalmFit"]
 
 SUMMARY_VARS = ("A_max", "delta", "alpha", "beta", "noise")
 _FORMAT = "palm-bayes-fit/1"
+#: Forecast summaries are computed a slice of budgets at a time, with at most about this many
+#: posterior values (chains x draws x curve cells x budgets) in memory per slice.
+FORECAST_CHUNK_VALUES = 4_000_000
 
 
 def fit(
@@ -437,8 +440,16 @@ class PalmFit:
         """
         _check_prob(hdi_prob, "hdi_prob")
         source = self._maybe_population(new, seed)
-        draws = source.forecast_draws(budgets, kind=kind, seed=seed)
-        return _summarise(draws, hdi_prob)
+        budget = _as_budget(budgets)
+        # draws x curve grid x budgets can outgrow memory (hundreds of curves, many budgets):
+        # summarise a slice of budgets at a time; every slice sees the same extrapolation draws
+        per_budget = source.idata.posterior["A_max"].size
+        step = max(1, FORECAST_CHUNK_VALUES // max(per_budget, 1))
+        parts = [
+            _summarise(source.forecast_draws(budget[k : k + step], kind=kind, seed=seed), hdi_prob)
+            for k in range(0, budget.size, step)
+        ]
+        return parts[0] if len(parts) == 1 else xr.concat(parts, "budget")
 
     def prob_better(
         self,

@@ -1,5 +1,7 @@
 """Real but small MCMC fits on simulated curves with known parameters."""
 
+import sys
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -154,3 +156,13 @@ def test_queries_reject_bad_input(fitted, tmp_path):
         fitted.forecast([np.nan])
     with pytest.raises(pb.PalmInputError, match="no fit file"):
         pb.PalmFit.from_netcdf(tmp_path / "missing.nc")
+
+
+def test_forecast_in_budget_slices_matches_one_pass(fitted, monkeypatch):
+    budgets = [300.0, 900.0, 1500.0, 4000.0, 20000.0]
+    whole = fitted.forecast(budgets)
+    per_budget = fitted.idata.posterior["A_max"].size
+    monkeypatch.setattr(sys.modules["palm_bayes.fit"], "FORECAST_CHUNK_VALUES", 2 * per_budget)
+    sliced = fitted.forecast(budgets)
+    xr.testing.assert_allclose(sliced, whole)
+    assert sliced["budget"].values.tolist() == budgets
