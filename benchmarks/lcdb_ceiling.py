@@ -177,6 +177,16 @@ def main() -> None:
     compared = pd.concat(results) if results else pd.DataFrame(columns=["openmlid", "learner"])
     if args.features and os.path.exists(args.features):
         data = pd.read_parquet(args.features)
+        on = ["openmlid", "learner"]
+        missing = (
+            compared[on].drop_duplicates().merge(data[on], how="left", indicator=True)["_merge"]
+            == "left_only"
+        )
+        if missing.any():
+            raise SystemExit(
+                f"{args.features} lacks {int(missing.sum())} curves of --compare-json; "
+                "delete it to rebuild"
+            )
     else:
         data = prefix_table(args, compared[["openmlid", "learner"]].drop_duplicates())
         if args.features:

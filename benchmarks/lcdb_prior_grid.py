@@ -58,7 +58,7 @@ def main() -> None:
         rows.append(row)
         print(pd.DataFrame([row]).to_string(index=False, header=len(rows) == 1), flush=True)
     print()
-    print(pd.DataFrame(rows).sort_values("MAE").to_markdown(index=False, floatfmt=".4f"))
+    print(pd.DataFrame(rows).sort_values("MAE").round(4).to_string(index=False))
 
 
 if __name__ == "__main__":
