@@ -31,7 +31,13 @@ def _seeds(text: str) -> list[int]:
     """``3`` -> seeds 0, 1, 2; ``0,5,7`` -> those seeds."""
     try:
         if "," in text:
-            return [int(s) for s in text.split(",") if s.strip()]
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+            negative = [s for s in seeds if s < 0]
+            if negative or len(set(seeds)) != len(seeds) or not seeds:
+                raise argparse.ArgumentTypeError(
+                    f"--seeds lists distinct seeds >= 0, got {text!r}"
+                )
+            return seeds
         n = int(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(

@@ -30,6 +30,7 @@ import xarray as xr
 from al_runner.datasets import ALDataset, dataset_features, load_dataset
 from al_runner.errors import ALRunnerError
 from al_runner.learners import LEARNERS, get_learner, resolve_device
+from al_runner.outlock import exclusive_output
 from al_runner.strategies import STRATEGIES, PoolState, get_strategy
 
 __all__ = [
@@ -416,8 +417,22 @@ def run_experiment(
     except ImportError as exc:
         raise ALRunnerError("al_runner needs torch: pip install 'palm-bayes[runner]'") from exc
     set_threads(config.threads)
-    device = resolve_device(config.device)
     out_path = Path(out) if out is not None else None
+    if out_path is None:
+        return _run_experiment(config, None, data, resume, progress, callback)
+    with exclusive_output(out_path):
+        return _run_experiment(config, out_path, data, resume, progress, callback)
+
+
+def _run_experiment(
+    config: RunConfig,
+    out_path: Path | None,
+    data: ALDataset | None,
+    resume: bool,
+    progress: bool,
+    callback: Callable[[dict[str, Any]], None] | None,
+) -> xr.Dataset:
+    device = resolve_device(config.device)
     spath = state_path(out_path) if out_path is not None else None
     if spath is not None and resume and spath.exists():
         state = _load_state(spath, config)

@@ -37,6 +37,16 @@ def _parse_selection(text: str, fit) -> dict[str, Any]:
     return selection
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _parse_priors(items: Sequence[str]) -> dict[str, dict[str, float]]:
     priors: dict[str, dict[str, float]] = {}
     for item in items:
@@ -96,9 +106,17 @@ def _fit_table(fit) -> pd.DataFrame:
 
 def _cmd_fit(args: argparse.Namespace) -> None:
     import palm_bayes as pb
+    from palm_bayes.io_utils import atomic_folder, check_writable_folder
     from palm_bayes.plots import plot_fit
 
-    curves = pb.load_curves(args.curves, labels_per_round=args.labels_per_round)
+    out = Path(args.out)
+    try:
+        check_writable_folder(out, FIT_FILE)
+    except ValueError as err:
+        raise PalmInputError(f"--out: {err}") from None
+    curves = pb.load_curves(
+        args.curves, labels_per_round=args.labels_per_round, percent=args.percent
+    )
     fit = pb.fit(
         curves,
         hierarchy=args.hierarchy,
@@ -109,17 +127,19 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         chains=args.chains,
         progress=not args.quiet,
     )
-    out = Path(args.out)
-    fit.to_netcdf(out / FIT_FILE)
-    pb.save_curves(curves, out / "curves.nc")
     lsq = pb.fit_least_squares(curves)
-    lsq.to_dataframe().reset_index().dropna(subset=["b"]).to_csv(
-        out / "least_squares.csv", index=False
-    )
-    fit.summary().to_dataframe().reset_index().dropna(subset=["mean"]).to_csv(
-        out / "summary.csv", index=False
-    )
-    plot_fit(fit, lsq=lsq).savefig(out / "fit.png", dpi=110)
+    # every file goes into a temporary folder that replaces --out in one step: a kill at
+    # any moment leaves the complete old fit or the complete new one, never a mix
+    with atomic_folder(out) as tmp:
+        pb.save_curves(curves, tmp / "curves.nc")
+        lsq.to_dataframe().reset_index().dropna(subset=["b"]).to_csv(
+            tmp / "least_squares.csv", index=False
+        )
+        fit.summary().to_dataframe().reset_index().dropna(subset=["mean"]).to_csv(
+            tmp / "summary.csv", index=False
+        )
+        plot_fit(fit, lsq=lsq).savefig(tmp / "fit.png", dpi=110)
+        fit.to_netcdf(tmp / FIT_FILE)  # last: its presence marks a complete folder
     table = _fit_table(fit)
     _emit(table, args.json, f"PALM posterior (mean and 90% HDI) per curve, written to {out}/")
     bad = table[(table["r_hat_max"] > 1.01) | (table["divergences"] > 0)]
@@ -260,7 +280,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tune", type=int, default=None, help="tuning draws per chain (as --draws)")
     p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--labels-per-round", type=float, default=None)
+    p.add_argument("--labels-per-round", type=_positive_float, default=None)
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--percent",
+        dest="percent",
+        action="store_const",
+        const=True,
+        default=None,
+        help="accuracies are percentages (default: decided per curve, mixed curves refused)",
+    )
+    scale.add_argument(
+        "--fraction",
+        dest="percent",
+        action="store_const",
+        const=False,
+        help="accuracies are fractions in [0, 1]",
+    )
     p.add_argument(
         "--hierarchy",
         default=None,
@@ -304,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--target", type=float, required=True)
     p.add_argument("--hdi", type=float, default=0.9)
-    p.add_argument("--max-budget", type=float, default=None)
+    p.add_argument("--max-budget", type=_positive_float, default=None)
     p.add_argument(
         "--new", default=None, metavar="DIM", help="for a new member of DIM (pooled fits)"
     )
@@ -321,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, required=True)
     p.add_argument("--tolerance", type=float, default=0.01, help="dtau of the window W")
     p.add_argument("--eta", type=float, default=0.1, help="relative cost tolerance")
-    p.add_argument("--max-budget", type=float, default=None)
+    p.add_argument("--max-budget", type=_positive_float, default=None)
     p.add_argument("--reference", default="random", help="count labels saved against it")
     p.add_argument("--threshold", type=float, default=0.7, help="P(cheapest) to recommend")
     p.add_argument("--max-points", type=int, default=None, help="advise from the first N rounds")

@@ -18,7 +18,7 @@ from scipy import stats
 from palm_bayes.data import iter_curves
 from palm_bayes.errors import PalmInputError
 from palm_bayes.fit import PalmFit
-from palm_bayes.model import model_data
+from palm_bayes.model import model_data, palm_mean, seed_variance
 
 __all__ = ["pointwise_log_likelihood", "add_log_likelihood", "compare"]
 
@@ -33,6 +33,7 @@ def pointwise_log_likelihood(fit: PalmFit) -> xr.DataArray:
         ``/``) and ``budget`` along ``observation``.
     """
     post = fit.idata.posterior
+    floor = fit.noise_floor
     blocks, curve_names, budgets = [], [], []
     for labels, sub in iter_curves(fit.curves):
         n_test = sub["n_test"].broadcast_like(sub["accuracy"]) if "n_test" in sub else np.inf
@@ -41,10 +42,10 @@ def pointwise_log_likelihood(fit: PalmFit) -> xr.DataArray:
             sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), b, np.asarray(n_test)
         )
         draws = {k: post[k].sel(labels).to_numpy()[..., None] for k in _PALM}
-        log_z = draws["log_lambda"] + draws["beta"] * np.log(data["x"] + draws["alpha"])
-        acc = draws["A_max"] * -np.expm1(-np.exp(log_z))
-        inv_n = data["inv_n_test"]
-        seed_var = acc * (1 - acc) * inv_n + inv_n**2 / 12 + draws["noise"] ** 2
+        acc = palm_mean(
+            data["x"], draws["A_max"], draws["log_lambda"], draws["beta"], draws["alpha"]
+        )
+        seed_var = seed_variance(acc, draws["noise"], data["inv_n_test"], floor)
         ll = stats.norm.logpdf(
             data["mean_accuracy"], loc=acc, scale=np.sqrt(seed_var / data["n_seeds"])
         )

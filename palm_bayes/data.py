@@ -9,8 +9,11 @@ optionally ``n_test`` (test-set size) over the id dims. A *curve* is one combina
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
+import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ __all__ = [
     "labels_per_round",
     "iter_curves",
     "save_curves",
+    "decreasing_curves",
 ]
 
 ID_DIMS = ("dataset", "strategy", "embedding", "seed")
@@ -60,8 +64,10 @@ def load_curves(
         the curves contract; or a reference PALM run folder of ``<method>_<seed>/``
         sub-folders holding ``plot_episode_yvalues.npy`` (accuracy per round, percent).
     percent : bool, optional
-        Whether accuracies are percentages. By default a curve with values above 1 is read as
-        percent; percent and fraction curves mixed in one input are rejected.
+        Whether accuracies are percentages. By default a curve whose values all exceed 1.5 is
+        read as percent and one whose values all lie in [0, 1] as fractions (float noise above
+        1 is clipped with a warning); a curve with values on both sides, and an input mixing
+        percent and fraction curves, are rejected.
     labels_per_round : float, optional
         Labels per AL round ``b``, stored in ``attrs``; required for run folders without
         budgets (``budget = (round + 1) * labels_per_round``).
@@ -108,6 +114,13 @@ def load_curves(
         if not (np.isfinite(labels_per_round) and labels_per_round > 0):
             raise PalmInputError(f"labels_per_round must be positive, got {labels_per_round!r}")
         attrs["labels_per_round"] = float(labels_per_round)
+    both = [(ref, canon) for ref, canon in _REFERENCE_CSV.items() if {ref, canon} <= set(frame)]
+    if both:
+        ref, canon = both[0]
+        raise PalmInputError(
+            f"the curves table has both {canon!r} and the reference name {ref!r} for the same "
+            "column; keep one of them"
+        )
     frame = _validate_frame(frame.rename(columns=_REFERENCE_CSV), percent, min_budgets)
     return _frame_to_dataset(frame, attrs)
 
@@ -155,6 +168,27 @@ def iter_curves(curves: xr.Dataset) -> Iterator[tuple[dict[str, Any], xr.Dataset
             yield labels, curves.isel(dict(zip(dims, index, strict=True)))
 
 
+def decreasing_curves(curves: xr.Dataset) -> list[str]:
+    """Curves whose seed-mean accuracy falls with the budget (least-squares trend in log budget).
+
+    PALM describes curves that rise towards an asymptote; fitted to a falling curve it still
+    extrapolates upward, so such curves deserve a word before sampling.
+    """
+    found = []
+    for labels, sub in iter_curves(curves):
+        budget = sub["budget"].to_numpy().ravel()
+        acc = sub["accuracy"].to_numpy().ravel()
+        keep = np.isfinite(budget) & np.isfinite(acc)
+        levels, index = np.unique(budget[keep], return_inverse=True)
+        if levels.size < 2:
+            continue
+        mean = np.bincount(index, weights=acc[keep]) / np.bincount(index)
+        slope = np.polyfit(np.log(levels), mean, 1)[0]
+        if slope < 0:
+            found.append(" ".join(f"{d}={v}" for d, v in labels.items()))
+    return found
+
+
 def save_curves(curves: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write curves to netCDF atomically (a temporary file renamed over ``path``)."""
     encoding = {name: {"compression": "gzip"} for name in curves.data_vars}
@@ -164,6 +198,47 @@ def save_curves(curves: xr.Dataset, path: str | os.PathLike) -> Path:
 
 
 # --------------------------------------------------------------------------- readers
+#: Largest netCDF content (declared bytes of all variables) read into memory.
+MAX_NETCDF_BYTES = 2**30
+_NETCDF_ENGINES = {b"CDF\x01": "scipy", b"CDF\x02": "scipy", b"\x89HDF": "h5netcdf"}
+
+
+def read_netcdf(path: str | os.PathLike, max_bytes: int = MAX_NETCDF_BYTES) -> xr.Dataset:
+    """Load a netCDF-4 (HDF5) or netCDF-3 file whose declared size is sane.
+
+    The declared sizes of its variables are checked before anything is read, so a small
+    file that claims gigabytes is refused instead of exhausting memory; a corrupt file is a
+    one-line :class:`PalmInputError` without the HDF5 library's tracebacks.
+    """
+    path = Path(path)
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    engine = _NETCDF_ENGINES.get(magic)
+    if engine is None:
+        raise PalmInputError(f"{path} is not a netCDF file (neither netCDF-4/HDF5 nor netCDF-3)")
+    options = {"phony_dims": "sort"} if engine == "h5netcdf" else {}
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _: None  # h5py reports failed clean-ups of a corrupt file
+    failure = None
+    try:
+        with xr.open_dataset(path, engine=engine, **options) as lazy:
+            declared = sum(v.size * v.dtype.itemsize for v in lazy.variables.values())
+            if declared > max_bytes:
+                failure = (
+                    f"{path} declares {declared / 2**30:.1f} GiB of data, more than the "
+                    f"{max_bytes / 2**30:.1f} GiB a curves file may hold; refusing to load it"
+                )
+            else:
+                return lazy.load()
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file to the user
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        failure = f"{path} is not a readable netCDF curves file: {message}"
+    finally:
+        gc.collect()  # the reader's half-open objects go now, while their noise is muted
+        sys.unraisablehook = hook
+    raise PalmInputError(failure)
+
+
 def _read_path(path: Path, labels_per_round: float | None) -> tuple[pd.DataFrame, dict]:
     if not path.exists():
         raise PalmInputError(f"no such file or folder: {path}")
@@ -177,12 +252,7 @@ def _read_path(path: Path, labels_per_round: float | None) -> tuple[pd.DataFrame
             raise PalmInputError(f"{path} is not a readable CSV: {exc}") from exc
         return frame, {"source": str(path)}
     if suffix in (".nc", ".nc4", ".netcdf"):
-        try:
-            with xr.open_dataset(path, engine="h5netcdf") as ds:
-                ds = ds.load()
-        except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file to the user
-            raise PalmInputError(f"{path} is not a readable netCDF curves file: {exc}") from exc
-        return _frame_from_dataset(ds)
+        return _frame_from_dataset(read_netcdf(path))
     raise PalmInputError(f"unknown curves format {suffix!r} for {path}; use .csv, .nc or a folder")
 
 
@@ -198,17 +268,30 @@ def _read_run_folder(folder: Path, labels_per_round: float | None) -> pd.DataFra
         method, _, seed = file.parent.name.rpartition("_")
         if not method:
             method, seed = file.parent.name, "0"
-        accuracy = np.asarray(np.load(file), dtype=float).ravel()
+        accuracy = _read_npy(file)
         xfile = file.with_name("plot_episode_xvalues.npy")
+        episodes = np.arange(accuracy.size, dtype=float)
         if xfile.exists():
-            budget = np.asarray(np.load(xfile), dtype=float).ravel()
-        elif labels_per_round is not None:
-            budget = (np.arange(accuracy.size) + 1) * float(labels_per_round)
-        else:
+            x = _read_npy(xfile)
+            # the reference AL runner stores episode indices 0, 1, 2, ... there, not budgets
+            if x.size and np.array_equal(x, np.arange(x.size)):
+                if labels_per_round is None:
+                    raise PalmInputError(
+                        f"{xfile} holds episode indices 0..{x.size - 1}, not label budgets; "
+                        "pass labels_per_round= (--labels-per-round) to place episode e at "
+                        "(e + 1) * labels_per_round labels"
+                    )
+                episodes, x = x, None
+            budget = x
+        elif labels_per_round is None:
             raise PalmInputError(
                 f"{file.parent} has accuracies but no budgets (plot_episode_xvalues.npy); "
                 "pass labels_per_round= to place round r at (r + 1) * labels_per_round labels"
             )
+        else:
+            budget = None
+        if budget is None:
+            budget = (episodes + 1) * float(labels_per_round)
         if budget.size != accuracy.size:
             raise PalmInputError(
                 f"{file.parent}: {budget.size} budgets but {accuracy.size} accuracies"
@@ -220,6 +303,17 @@ def _read_run_folder(folder: Path, labels_per_round: float | None) -> pd.DataFra
             )
         )
     return pd.concat(rows, ignore_index=True)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """A numeric ``.npy`` array, flattened; anything else is a clear input error."""
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise PalmInputError(f"{path} is not a numeric .npy array ({exc})") from None
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in "biuf":
+        raise PalmInputError(f"{path} is not a numeric .npy array")
+    return values.astype(float).ravel()
 
 
 def _frame_from_dataset(ds: xr.Dataset) -> tuple[pd.DataFrame, dict]:
@@ -268,10 +362,14 @@ def _validate_frame(
                 f"(NaN, inf or not a number) in {int(bad.sum())} row(s)"
             )
         frame[column] = values.astype(float)
-    if (frame["budget"] < 0).any():
-        row = frame[frame["budget"] < 0].iloc[0]
+    if (frame["budget"] <= 0).any():
+        row = frame[frame["budget"] <= 0].iloc[0]
         key = tuple(row[d] for d in CURVE_DIMS)
-        raise PalmInputError(f"{_label(key)}: negative budget {row['budget']}")
+        what = "negative budget" if row["budget"] < 0 else "budget 0 (no labels)"
+        raise PalmInputError(
+            f"{_label(key)}: {what} {row['budget']:g}; PALM's budgets are labels acquired so "
+            "far and must be positive (drop the zero-label point)"
+        )
     if "n_test" in frame:
         n = pd.to_numeric(frame["n_test"], errors="coerce")
         if (~(n > 0)).any():
@@ -306,11 +404,38 @@ def _validate_frame(
     return frame
 
 
+#: Values this little above 1 (or 100 for percent) are float noise: clipped with a warning.
+FLOAT_EXCESS = 1e-6
+#: A curve is read as percent when every one of its values exceeds this.
+PERCENT_FLOOR = 1.5
+
+
 def _to_fraction(frame: pd.DataFrame, percent: bool | None) -> pd.Series:
+    """Accuracies as fractions, by a rule that never guesses on a mixed curve.
+
+    Without ``percent``, a curve whose values all lie in [0, 1] (up to float noise) is a
+    fraction, one whose values all exceed 1.5 is percent; a curve with values on both sides
+    (``67`` typed among fractions) is rejected, naming it and the values, and so is an input
+    that mixes percent and fraction curves.
+    """
     acc = frame["accuracy"]
-    curve_max = acc.groupby([frame[d] for d in CURVE_DIMS]).max()
+    groups = [frame[d] for d in CURVE_DIMS]
     if percent is None:
-        is_percent = curve_max > 1
+        curve_max = acc.groupby(groups).max()
+        curve_min = acc.groupby(groups).min()
+        fraction = curve_max <= 1 + FLOAT_EXCESS
+        is_percent = curve_min > PERCENT_FLOOR
+        unclear = ~(fraction | is_percent)
+        if unclear.any():
+            key = unclear[unclear].index[0]
+            values = acc[(frame[list(CURVE_DIMS)] == pd.Series(key, index=CURVE_DIMS)).all(axis=1)]
+            high = values[values > 1 + FLOAT_EXCESS].unique()[:3].tolist()
+            low = values[values <= PERCENT_FLOOR].unique()[:3].tolist()
+            raise PalmInputError(
+                f"{_label(key)}: accuracies are neither all fractions nor all percent (values "
+                f"above 1: {high}; values at or below {PERCENT_FLOOR}: {low}); fix the typo or "
+                "pass percent=True / percent=False (--percent / --fraction)"
+            )
         if is_percent.any() and not is_percent.all():
             pct = [_label(k) for k in is_percent[is_percent].index[:3]]
             frac = [_label(k) for k in is_percent[~is_percent].index[:3]]
@@ -320,6 +445,15 @@ def _to_fraction(frame: pd.DataFrame, percent: bool | None) -> pd.Series:
             )
         percent = bool(is_percent.all())
     scaled = acc / 100.0 if percent else acc
+    noise = (scaled > 1) & (scaled <= 1 + FLOAT_EXCESS)
+    if noise.any():
+        warnings.warn(
+            f"{int(noise.sum())} accuracy value(s) exceed {'100' if percent else '1'} by float "
+            f"noise (at most {float(scaled[noise].max()) - 1:.1e}); clipped to "
+            f"{'100%' if percent else '1'}",
+            stacklevel=4,
+        )
+        scaled = scaled.clip(upper=1.0)
     bad = (scaled < 0) | (scaled > 1)
     if bad.any():
         row = frame[bad].iloc[0]

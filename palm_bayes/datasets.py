@@ -7,11 +7,14 @@ geometrically spaced training-set sizes, 25 seeds each. Its CSV ships in the PyP
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import subprocess
-import sys
+import shutil
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,41 +61,63 @@ def lcdb_csv_path(cache_dir: str | os.PathLike | None = None) -> Path:
     if not path.is_file():
         raise PalmInputError(
             f"LCDB's database-accuracy.csv is not at {path}; run "
-            "`python -m palm_bayes.datasets` (pip downloads the lcdb sdist and extracts it) or "
+            "`python -m palm_bayes.datasets` (downloads the lcdb sdist and extracts the CSV) or "
             "set PALM_LCDB_CSV"
         )
     return path
 
 
+def _index_url() -> str:
+    """The package index pip is configured with (``PIP_INDEX_URL``), else PyPI."""
+    return os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+
+
+def _sdist_link(index: str, name: str, version: str) -> tuple[str, str]:
+    """URL and sha256 of ``<name>-<version>.tar.gz`` from a PEP 691 (JSON) simple index."""
+    request = urllib.request.Request(
+        f"{index}/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            files = json.load(response)["files"]
+    except (OSError, ValueError, KeyError) as err:
+        raise PalmInputError(f"cannot list {name} on the package index {index}: {err}") from None
+    wanted = f"{name}-{version}.tar.gz"
+    for entry in files:
+        if entry.get("filename") == wanted and "sha256" in entry.get("hashes", {}):
+            return urllib.parse.urljoin(f"{index}/{name}/", entry["url"]), entry["hashes"]["sha256"]
+    raise PalmInputError(f"{wanted} (with a sha256) is not on the package index {index}")
+
+
 def fetch_lcdb(cache_dir: str | os.PathLike | None = None, version: str = "0.1.0") -> Path:
-    """Download the ``lcdb`` sdist with pip and extract ``database-accuracy.csv`` (~150 MB)."""
+    """Download the ``lcdb`` sdist and extract ``database-accuracy.csv`` (~150 MB).
+
+    The archive is fetched as a file from the package index (``PIP_INDEX_URL`` or PyPI), its
+    sha256 checked against the index's, and only the CSV is read out of it: nothing of the
+    package is built or run.
+    """
     target = Path(cache_dir or _default_cache())
     target.mkdir(parents=True, exist_ok=True)
+    url, sha256 = _sdist_link(_index_url(), "lcdb", version)
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "-d",
-                tmp,
-                f"lcdb=={version}",
-            ],
-            check=True,
-        )
-        sdist = next(Path(tmp).glob("lcdb-*.tar.gz"))
+        sdist = Path(tmp) / f"lcdb-{version}.tar.gz"
+        digest = hashlib.sha256()
+        with urllib.request.urlopen(url, timeout=180) as response, sdist.open("wb") as out:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise PalmInputError(f"{url}: sha256 mismatch (download corrupt or tampered with)")
         with tarfile.open(sdist) as tar:
-            member = next(m for m in tar.getmembers() if m.name.endswith("database-accuracy.csv"))
-            source = tar.extractfile(member)
+            member = next(
+                (m for m in tar.getmembers() if m.name.endswith("database-accuracy.csv")), None
+            )
+            source = tar.extractfile(member) if member is not None else None
             if source is None:
                 raise PalmInputError(f"{sdist.name} has no readable database-accuracy.csv")
             fd, partial = tempfile.mkstemp(dir=target, suffix=".tmp")
             with os.fdopen(fd, "wb") as out:
-                out.write(source.read())
+                shutil.copyfileobj(source, out)
             os.replace(partial, target / "database-accuracy.csv")
     return target / "database-accuracy.csv"
 

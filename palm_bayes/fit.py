@@ -22,7 +22,7 @@ from scipy.special import expit
 from tqdm.auto import tqdm
 
 from palm_bayes.curve import labels_for_accuracy_log_lambda, palm_curve_log_lambda
-from palm_bayes.data import curve_dims, iter_curves, load_curves
+from palm_bayes.data import curve_dims, decreasing_curves, iter_curves, load_curves
 from palm_bayes.data import labels_per_round as _labels_per_round
 from palm_bayes.errors import PalmInputError
 from palm_bayes.hierarchy import (
@@ -32,7 +32,7 @@ from palm_bayes.hierarchy import (
     sample_hierarchical,
 )
 from palm_bayes.io_utils import atomic_write
-from palm_bayes.model import merge_priors, model_data
+from palm_bayes.model import merge_priors, model_data, seed_variance
 from palm_bayes.sampling import FREE_VARS, PALM_VARS, sample_curve
 
 __all__ = ["fit", "PalmFit"]
@@ -97,6 +97,15 @@ def fit(
     >>> fit.forecast([1000, 5000]).median  # doctest: +SKIP
     """
     curves = load_curves(curves, min_budgets=4 if hierarchy is None else 2)
+    falling = decreasing_curves(curves)
+    if falling:
+        warnings.warn(
+            f"{len(falling)} curve(s) fall as labels are added ({', '.join(falling[:3])}); PALM "
+            "describes rising curves and will extrapolate them upward: check these curves "
+            "(accuracy vs. error rate, a broken learner) before trusting their forecasts",
+            UserWarning,
+            stacklevel=2,
+        )
     dims = curve_dims(curves)
     b = (
         _labels_per_round(curves)
@@ -297,6 +306,11 @@ class PalmFit:
             json.loads(attrs.get("free_vars", json.dumps(FREE_VARS)))
         )
 
+    @property
+    def noise_floor(self) -> float:
+        """The accuracy-precision floor of the likelihood (0 for fits made before it existed)."""
+        return float(self.priors.get("noise", {}).get("floor", 0.0))
+
     def __repr__(self) -> str:
         n = int(self.idata.constant_data["fitted"].sum())
         sizes = {d: self.idata.posterior.sizes[d] for d in ("chain", "draw")}
@@ -406,7 +420,7 @@ class PalmFit:
             acc = xr.where(acc > 0, expit(logit + sd * np.sqrt(beyond) * eps), acc)
         if kind == "predictive":
             inv_n = xr.where(const["n_test"] > 0, 1.0 / const["n_test"], 0.0).fillna(0.0)
-            scale = np.sqrt(acc * (1 - acc) * inv_n + inv_n**2 / 12 + post["noise"] ** 2)
+            scale = np.sqrt(seed_variance(acc, post["noise"], inv_n, self.noise_floor))
             noise = rng.standard_normal(size=scale.transpose(*acc.dims).shape)
             acc = (acc + scale.transpose(*acc.dims) * noise).clip(0.0, 1.0)
         return acc.transpose("chain", "draw", *self.curve_dims, "budget").rename("accuracy")

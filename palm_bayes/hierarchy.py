@@ -43,14 +43,19 @@ from typing import Any
 import arviz as az
 import numpy as np
 import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from tqdm.auto import tqdm
 
 from palm_bayes.data import curve_dims, iter_curves
 from palm_bayes.errors import PalmInputError
-from palm_bayes.model import model_data, palm_from_identified
-from palm_bayes.sampling import run_nutpie
+from palm_bayes.model import (
+    DEFAULT_PRIORS,
+    model_data,
+    palm_from_identified,
+    palm_likelihood,
+    palm_mean,
+)
+from palm_bayes.sampling import compile_model, run_nutpie
 
 __all__ = [
     "PARAMS",
@@ -77,7 +82,7 @@ HIERARCHICAL_PRIORS: dict[str, dict[str, float]] = {
     "log_ref_slope": {"mu": -3.0, "sigma": 1.5, "group_sd": 0.7, "curve_sd": 0.5},
     # onset: alpha = x_first * expm1(offset)
     "offset": {"mu": 0.0, "sigma": 1.0, "group_sd": 0.5, "curve_sd": 0.3},
-    "noise": {"sigma": 0.05},
+    "noise": {"sigma": 0.05, "floor": 0.001},
     "extrapolation": {"sd": 0.3},
 }
 
@@ -223,21 +228,17 @@ def create_hierarchical_model(
         a_max, alpha, beta, log_lam = (palm[k] for k in ("A_max", "alpha", "beta", "log_lambda"))
 
         ci = data["curve_index"]
-        inv_n, n_seeds = data["inv_n_test"], data["n_seeds"]
-        log_z = log_lam[ci] + beta[ci] * pt.log(data["x"] + alpha[ci])
-        acc = a_max[ci] * -pt.expm1(-pt.exp(log_z))
-        seed_var = acc * (1 - acc) * inv_n + inv_n**2 / 12 + noise[ci] ** 2
-        pm.Normal(
-            "accuracy", mu=acc, sigma=pt.sqrt(seed_var / n_seeds), observed=data["mean_accuracy"]
+        mu = palm_mean(data["x"], a_max[ci], log_lam[ci], beta[ci], alpha[ci])
+        palm_likelihood(
+            mu,
+            noise[ci],
+            data["mean_accuracy"],
+            data["n_seeds"],
+            data["inv_n_test"],
+            data["rep_index"],
+            data["rep_sq_dev"],
+            priors["noise"].get("floor", DEFAULT_PRIORS["noise"]["floor"]),
         )
-        rep = data["rep_index"]
-        if rep.size:
-            pm.Gamma(
-                "seed_spread",
-                alpha=(n_seeds[rep] - 1) / 2,
-                beta=1 / (2 * seed_var[rep]),
-                observed=data["rep_sq_dev"],
-            )
     return model
 
 
@@ -298,8 +299,6 @@ def sample_hierarchical(
     seconds : float
         Compile + sampling wall time.
     """
-    import nutpie
-
     dims = curve_dims(curves)
     data, labels = hierarchical_data(curves, b, hierarchy)
     levels = {dim: curves[dim].to_numpy().tolist() for dim in hierarchy}
@@ -309,7 +308,7 @@ def sample_hierarchical(
         model = create_hierarchical_model(data, hierarchy, levels, priors)
         # every chain starts from the curves' own rough level and slope: started from the
         # prior, chains of large fits got stuck in poor modes with a collapsed step size
-        compiled = nutpie.compile_pymc_model(
+        compiled = compile_model(
             model, initial_points=initial_points(data, hierarchy, priors), jitter_rvs=set()
         )
         if progress:

@@ -39,7 +39,15 @@ import pytensor.tensor as pt
 from palm_bayes.curve import _backend
 from palm_bayes.errors import PalmInputError
 
-__all__ = ["DEFAULT_PRIORS", "merge_priors", "create_palm_model", "model_data"]
+__all__ = [
+    "DEFAULT_PRIORS",
+    "merge_priors",
+    "create_palm_model",
+    "model_data",
+    "palm_mean",
+    "palm_likelihood",
+    "seed_variance",
+]
 
 #: Default priors, each a Normal on the unconstrained scale named in the key (``noise`` is the
 #: sigma of a HalfNormal). Weakly informative for accuracies in [0, 1]: see the module docstring.
@@ -52,8 +60,10 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
     "log_mid_slope": {"mu": -3.0, "sigma": 1.5},
     # eta = log1p(alpha / x_first): alpha = 0 at the centre.
     "offset": {"mu": 0.0, "sigma": 1.0},
-    # seed-to-seed / model noise in accuracy units (HalfNormal sigma).
-    "noise": {"sigma": 0.05},
+    # seed-to-seed / model noise in accuracy units (HalfNormal sigma), plus a floor: reported
+    # accuracies are never exact (a noiseless curve would otherwise pin the noise at 0 and the
+    # posterior to a needle that NUTS crawls along)
+    "noise": {"sigma": 0.05, "floor": 0.001},
     # Model discrepancy beyond the last observed budget (used by forecasts, not by sampling):
     # logit(A_true(B)) = logit(A_palm(B)) + sd * sqrt(log(B / B_last)) * eps, eps ~ N(0, 1),
     # a Brownian motion in log budget. 0.3 was calibrated on LCDB curves (90% interval coverage
@@ -165,6 +175,40 @@ def palm_from_identified(z_mid, z_head, log_slope, eta, x_first, x_mid) -> dict[
     }
 
 
+def palm_mean(x, a_max, log_lam, beta, alpha):
+    """The PALM curve at ``x = B / b`` in the sampled form (PyTensor or numpy)."""
+    xp = _backend(x, a_max, log_lam, beta, alpha)
+    log_z = log_lam + beta * xp.log(x + alpha)
+    return a_max * -xp.expm1(-xp.exp(log_z))
+
+
+def seed_variance(mu, noise, inv_n, floor):
+    """Variance of one seed's accuracy around the curve.
+
+    Binomial test-set noise, quantisation of the test set, seed-to-seed (and model) noise and
+    a floor for the precision to which accuracies are reported.
+    """
+    return mu * (1 - mu) * inv_n + inv_n**2 / 12 + noise**2 + floor**2
+
+
+def palm_likelihood(mu, noise, y, n_seeds, inv_n, rep_index, rep_sq_dev, floor) -> None:
+    """The one likelihood of every PALM model (single curve and pooled), inside a PyMC model.
+
+    Per budget, the seed mean is Normal around ``mu`` with the seed variance over the number
+    of seeds, and the seeds' sum of squared deviations is ``seed_var * chi2(n - 1)`` (a
+    Gamma): the exact sufficient statistics of Normal replicate seeds.
+    """
+    seed_var = seed_variance(mu, noise, inv_n, floor)
+    pm.Normal("accuracy", mu=mu, sigma=pt.sqrt(seed_var / n_seeds), observed=y, shape=y.shape)
+    pm.Gamma(
+        "seed_spread",
+        alpha=(n_seeds[rep_index] - 1) / 2,
+        beta=1 / (2 * seed_var[rep_index]),
+        observed=rep_sq_dev,
+        shape=rep_index.shape,
+    )
+
+
 def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) -> pm.Model:
     """Build the PyMC model of one PALM curve.
 
@@ -205,24 +249,6 @@ def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) ->
             pm.Deterministic(name, palm[name])
         a_max, alpha, beta, log_lam = (palm[k] for k in ("A_max", "alpha", "beta", "log_lambda"))
 
-        log_z = log_lam + beta * pt.log(x + alpha)
-        mu = a_max * -pt.expm1(-pt.exp(log_z))
-        # variance of one seed's accuracy: test-set binomial + quantisation + seed-to-seed noise
-        seed_var = mu * (1 - mu) * inv_n + inv_n**2 / 12 + noise**2
-        pm.Normal(
-            "accuracy",
-            mu=mu,
-            sigma=pt.sqrt(seed_var / n_seeds),
-            observed=y,
-            shape=x.shape,
-        )
-        # spread of the seeds around their mean: sum of squares ~ seed_var * chi2(n - 1)
-        rep_var = seed_var[rep_index]
-        pm.Gamma(
-            "seed_spread",
-            alpha=(n_seeds[rep_index] - 1) / 2,
-            beta=1 / (2 * rep_var),
-            observed=rep_sq_dev,
-            shape=rep_index.shape,
-        )
+        mu = palm_mean(x, a_max, log_lam, beta, alpha)
+        palm_likelihood(mu, noise, y, n_seeds, inv_n, rep_index, rep_sq_dev, p["noise"]["floor"])
     return model

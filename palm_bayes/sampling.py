@@ -16,7 +16,7 @@ import numpy as np
 
 from palm_bayes.model import FORECAST_ONLY_PRIORS, create_palm_model
 
-__all__ = ["sample_curve", "run_nutpie", "FREE_VARS", "PALM_VARS"]
+__all__ = ["sample_curve", "run_nutpie", "compile_model", "FREE_VARS", "PALM_VARS"]
 
 #: Variables sampled on the unconstrained scale (their r_hat and ESS are the diagnostics).
 FREE_VARS = (
@@ -32,16 +32,28 @@ PALM_VARS = ("A_max", "delta", "alpha", "beta", "log_lambda", "mid_accuracy", "m
 _COMPILED: dict[str, Any] = {}
 
 
+def compile_model(model, **options: Any):
+    """Compile a PyMC model for nutpie so that a seed gives the same draws in every process.
+
+    PyTensor compiles with numba's fast-math flags by default, under which the log density's
+    last bits depend on whether its parts were compiled in this process (and inlined) or loaded
+    from PyTensor's on-disk cache; NUTS amplifies those bits into different draws. Exact IEEE
+    arithmetic gives the same numbers either way (cached under keys of their own).
+    """
+    import nutpie
+    import pytensor
+
+    with warnings.catch_warnings(), pytensor.config.change_flags(numba__fastmath=False):
+        warnings.simplefilter("ignore")
+        return nutpie.compile_pymc_model(model, **options)
+
+
 def _compiled_model(data: dict, priors: dict):
     """Return the nutpie-compiled model for these priors, compiling it on first use."""
-    import nutpie
-
     model_priors = {k: v for k, v in priors.items() if k not in FORECAST_ONLY_PRIORS}
     key = json.dumps(model_priors, sort_keys=True)
     if key not in _COMPILED:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _COMPILED[key] = nutpie.compile_pymc_model(create_palm_model(data, model_priors))
+        _COMPILED[key] = compile_model(create_palm_model(data, model_priors))
     return _COMPILED[key]
 
 

@@ -171,6 +171,24 @@ def _channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)
 
 
+def _read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with PyTorch's safe unpickler (tensors and plain containers only).
+
+    A file that needs arbitrary Python objects (a planted pickle, a checkpoint from another
+    tool) is refused before any of its code can run.
+    """
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # the safe unpickler's refusal or a corrupt file
+        raise ALRunnerError(
+            f"{path} is not a safe al-runner checkpoint (it holds objects other than tensors "
+            f"and plain values, or is corrupt); refusing to load it: {str(err).splitlines()[0]}"
+        ) from None
+    if not isinstance(ckpt, dict):
+        raise ALRunnerError(f"{path} is not an al-runner embed checkpoint")
+    return ckpt
+
+
 def _save(path: Path, payload: dict[str, Any]) -> None:
     from palm_bayes.io_utils import atomic_write
 
@@ -236,7 +254,7 @@ def train_encoder(
     key = {k: v for k, v in asdict(config).items() if k != "epochs"}
     start_epoch = 0
     if resume and path.exists():
-        ckpt = torch.load(path, map_location=dev, weights_only=False)
+        ckpt = _read_checkpoint(path, dev)
         if ckpt.get("key") != key:
             raise ALRunnerError(
                 f"{path} was trained with other settings ({ckpt.get('key')}); use another "
@@ -289,11 +307,7 @@ def train_encoder(
             break
         _save(path, _payload(method, opt, gen, epoch + 1, key, config, mean, std, shape))
     if stopped or not path.exists():
-        done = (
-            start_epoch
-            if not path.exists()
-            else int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
-        )
+        done = start_epoch if not path.exists() else int(_read_checkpoint(path)["epoch"])
         _save(path, _payload(method, opt, gen, done, key, config, mean, std, shape))
     return path, losses
 
@@ -328,7 +342,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Encoder, dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise ALRunnerError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = _read_checkpoint(path)
     if "method" not in ckpt or "config" not in ckpt:
         raise ALRunnerError(f"{path} is not an al-runner embed checkpoint")
     cfg = ckpt["config"]
