@@ -34,9 +34,7 @@ def _seeds(text: str) -> list[int]:
             seeds = [int(s) for s in text.split(",") if s.strip()]
             negative = [s for s in seeds if s < 0]
             if negative or len(set(seeds)) != len(seeds) or not seeds:
-                raise argparse.ArgumentTypeError(
-                    f"--seeds lists distinct seeds >= 0, got {text!r}"
-                )
+                raise argparse.ArgumentTypeError(f"--seeds lists distinct seeds >= 0, got {text!r}")
             return seeds
         n = int(text)
     except ValueError as exc:
