@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import sys
 import time
 import tomllib
 from collections.abc import Callable
@@ -412,6 +413,17 @@ def _resources(grid: SweepGrid, cluster: dict[str, float]) -> tuple[dict, dict]:
     return run, embed
 
 
+#: Prefix of the error of a run that Ray's own machinery lost (not the run's code).
+SYSTEM_FAILURE = "Ray system failure: "
+
+
+def _system_errors(ray: Any) -> tuple[type, ...]:
+    """Ray's exceptions for a lost raylet, node, worker process or object (not a task's bug)."""
+    names = ("LocalRayletDiedError", "NodeDiedError", "WorkerCrashedError", "RaySystemError",
+             "ObjectLostError", "OwnerDiedError")  # fmt: skip
+    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
+
+
 def _error_text(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None)
     if cause is not None and not isinstance(cause, type(exc)):
@@ -471,6 +483,23 @@ def run_sweep(
     if todo:
         failed = _dispatch(grid, todo, configs, results, address, max_concurrent, progress,
                            runner, n_done=len(done_before))  # fmt: skip
+        lost = [spec for spec in todo if failed.get(spec.name, "").startswith(SYSTEM_FAILURE)]
+        if lost and address is None:
+            # a Ray system process of the local instance died (a raylet, a dashboard agent):
+            # every run it took down kept its saved rounds, so restart Ray once and resume them
+            print(
+                f"al-runner: the local Ray instance lost a system process; {len(lost)} run(s) "
+                "stopped with it. Restarting Ray once and resuming them from their saved rounds.",
+                file=sys.stderr,
+            )
+            again = _dispatch(grid, lost, configs, results, address, max_concurrent, progress,
+                              runner, n_done=len(done_before))  # fmt: skip
+            for spec in lost:
+                failed.pop(spec.name)
+            failed.update(again)
+        for name, error in failed.items():
+            if error.startswith(SYSTEM_FAILURE):
+                failed[name] = error + "; re-running the same command resumes from saved rounds"
     curves = merge_runs(grid, results, failed=failed)
     from al_runner.loop import write_curves
 
@@ -526,7 +555,8 @@ def _dispatch(
                         ray.get(ref)
                         finished[spec] = _rounds_now(spec, results)
                     except ray.exceptions.RayError as exc:
-                        failed[spec.name] = _error_text(exc)
+                        system = isinstance(exc, _system_errors(ray))
+                        failed[spec.name] = (SYSTEM_FAILURE if system else "") + _error_text(exc)
                 bar.update(inflight.values(), finished, failed)
         finally:
             bar.close()

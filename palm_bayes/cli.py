@@ -121,6 +121,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         curves,
         hierarchy=args.hierarchy,
         priors=_parse_priors(args.prior),
+        prior=args.prior_file,
         seed=args.seed,
         draws=args.draws,
         tune=args.tune,
@@ -149,6 +150,24 @@ def _cmd_fit(args: argparse.Namespace) -> None:
             "transitions): treat their answers with care, or refit with more --draws",
             file=sys.stderr,
         )
+
+
+def _cmd_learn_prior(args: argparse.Namespace) -> None:
+    import palm_bayes as pb
+
+    if any(not 0 < c < 1 for c in args.cuts):
+        raise PalmInputError(f"--cuts are fractions of the final budget in (0, 1), got {args.cuts}")
+    prior = pb.learn_prior(
+        args.curves,
+        cuts=args.cuts,
+        pilot_seeds=args.pilot_seeds or None,
+        seed=args.seed,
+        source=str(args.curves),
+        progress=not args.quiet,
+    )
+    prior.save(args.out)
+    print(f"{prior}, written to {args.out}")
+    print(prior.summary().round(3).to_string())
 
 
 def _cmd_forecast(args: argparse.Namespace) -> None:
@@ -310,9 +329,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME.FIELD=VALUE",
         help="override a prior, e.g. logit_headroom.mu=0.5 (repeatable)",
     )
+    p.add_argument(
+        "--prior-file",
+        default=None,
+        metavar="FILE",
+        help="curve prior for forecasts beyond the data: a file from `palm learn-prior`, or "
+        "'brownian' for the fixed random walk (default: the prior learned from LCDB)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the table as JSON records")
     p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser(
+        "learn-prior", help="learn how curves leave the PALM form from fully observed curves"
+    )
+    p.add_argument("curves", help="library of fully observed curves: .csv, .nc or a run folder")
+    p.add_argument("--out", required=True, help="prior file to write (.json)")
+    p.add_argument(
+        "--cuts", type=float, nargs="+", default=[0.1, 0.2, 0.4], help="pilot lengths (fractions)"
+    )
+    p.add_argument("--pilot-seeds", type=int, default=3, help="seeds per pilot (0: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_learn_prior)
 
     p = sub.add_parser("forecast", help="accuracy at budgets, with an HDI")
     p.add_argument("dir")

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from palm_bayes.curve import labels_for_accuracy_log_lambda, palm_curve_log_lambda
 from palm_bayes.data import curve_dims, decreasing_curves, iter_curves, load_curves
 from palm_bayes.data import labels_per_round as _labels_per_round
+from palm_bayes.discrepancy import CurvePrior, load_prior, logit, prefix_features
 from palm_bayes.errors import PalmInputError
 from palm_bayes.hierarchy import (
     HIERARCHICAL_PRIORS,
@@ -32,7 +33,8 @@ from palm_bayes.hierarchy import (
     sample_hierarchical,
 )
 from palm_bayes.io_utils import atomic_write
-from palm_bayes.model import merge_priors, model_data, seed_variance
+from palm_bayes.model import DEFAULT_PRIORS, merge_priors, model_data, seed_variance
+from palm_bayes.prior_library import default_prior
 from palm_bayes.sampling import FREE_VARS, PALM_VARS, sample_curve
 
 __all__ = ["fit", "PalmFit"]
@@ -49,6 +51,7 @@ def fit(
     *,
     hierarchy: Sequence[str] | str | None = None,
     priors: Mapping[str, Mapping[str, float]] | None = None,
+    prior: CurvePrior | str | os.PathLike | None = None,
     labels_per_round: float | None = None,
     seed: int = 0,
     chains: int = 4,
@@ -71,6 +74,12 @@ def fit(
     priors : mapping, optional
         Overrides of :data:`palm_bayes.model.DEFAULT_PRIORS` (independent fits) or of
         :data:`palm_bayes.hierarchy.HIERARCHICAL_PRIORS` (hierarchical fits).
+    prior : CurvePrior, path or "brownian", optional
+        How forecasts leave the PALM form beyond the observed budgets (see
+        :mod:`palm_bayes.discrepancy`): a prior from :func:`palm_bayes.learn_prior`, a file it
+        was saved to, or ``"brownian"`` for the fixed random walk of the ``extrapolation``
+        prior. By default the prior learned from LCDB that ships with palm_bayes; when
+        ``priors`` sets ``extrapolation`` explicitly, that random walk.
     labels_per_round : float, optional
         The normaliser ``b``; by default the curves' ``labels_per_round`` attribute or each
         curve's median budget step (hierarchical fits use one ``b`` for all curves, the median
@@ -125,10 +134,13 @@ def fit(
         "target_accept": target_accept,
         "seed": seed,
     }
+    curve_prior = resolve_prior(prior, priors)
     if hierarchy is not None:
-        return _fit_hierarchical(
+        pooled = _fit_hierarchical(
             curves, check_hierarchy(curves, hierarchy), priors, b, sampler, cores, progress
         )
+        pooled.idata.posterior.attrs["curve_prior"] = curve_prior.to_json()
+        return pooled
     merged = merge_priors(priors)
 
     shape = tuple(curves.sizes[d] for d in dims)
@@ -188,7 +200,30 @@ def fit(
         coords=coords,
     )
     attrs = _attrs(merged, dims, sampler, [], FREE_VARS)
+    attrs["curve_prior"] = curve_prior.to_json()
     return _palm_fit(posterior, sample_stats, constant, curves, attrs)
+
+
+def resolve_prior(
+    prior: CurvePrior | str | os.PathLike | None,
+    priors: Mapping[str, Mapping[str, float]] | None,
+) -> CurvePrior:
+    """The curve prior a fit uses (see :func:`fit`'s ``prior``)."""
+    explicit_sd = (priors or {}).get("extrapolation", {}).get("sd")
+    if isinstance(prior, CurvePrior):
+        return prior
+    if prior is None:
+        if explicit_sd is not None:
+            return CurvePrior.brownian(float(explicit_sd))
+        return default_prior()
+    if isinstance(prior, str) and prior == "brownian":
+        sd = DEFAULT_PRIORS["extrapolation"]["sd"] if explicit_sd is None else explicit_sd
+        return CurvePrior.brownian(float(sd))
+    if isinstance(prior, str | os.PathLike):
+        return load_prior(prior)
+    raise PalmInputError(
+        f"prior must be a CurvePrior, a prior file or 'brownian', got {type(prior).__name__}"
+    )
 
 
 def _palm_fit(posterior, sample_stats, constant, curves, attrs) -> PalmFit:
@@ -307,6 +342,78 @@ class PalmFit:
         )
 
     @property
+    def curve_prior(self) -> CurvePrior:
+        """The extrapolation discrepancy of this fit's forecasts (:mod:`palm_bayes.discrepancy`)."""
+        text = self.idata.posterior.attrs.get("curve_prior")
+        if text is None:  # fits made before learned priors: the extrapolation random walk
+            return CurvePrior.brownian(float(self.priors["extrapolation"]["sd"]))
+        return CurvePrior.from_dict(json.loads(text))
+
+    def with_prior(self, prior: CurvePrior | str | os.PathLike) -> PalmFit:
+        """The same posterior queried with another curve prior (no resampling).
+
+        Examples
+        --------
+        >>> fit.with_prior("brownian").prob_better(a, b, 5000)  # doctest: +SKIP
+        """
+        idata = self.idata.copy()
+        idata.posterior = idata.posterior.copy()
+        idata.posterior.attrs["curve_prior"] = resolve_prior(prior, None).to_json()
+        return PalmFit(idata)
+
+    def _prefix_features(self) -> xr.Dataset:
+        """End slope and last level of each observed curve (NaN for a population of new ones)."""
+        post = self.idata.posterior
+        if "observed_data" in self.idata.groups():
+            return prefix_features(self.curves)
+        nan = xr.full_like(post["A_max"].isel(chain=0, draw=0, drop=True), np.nan)
+        return xr.Dataset({"end_slope": nan, "last_logit": nan})
+
+    def _group_dim(self) -> str | None:
+        return "dataset" if "dataset" in self.curve_dims else None
+
+    def _extrapolate(
+        self,
+        logit_palm: xr.DataArray,
+        log_budget: xr.DataArray,
+        seed: int,
+        pick: Mapping[str, Any] | None = None,
+    ) -> xr.DataArray:
+        """The one forecast-draw path beyond the observed budgets (forecasts, labels needed).
+
+        ``logit_palm`` holds logit PALM draws at budgets ``exp(log_budget)``, over the curve
+        dims or, with ``pick`` (``{"curve": positions}``), over those curves of the stacked
+        ``curve`` dim. The discrepancy of :attr:`curve_prior` is added where a budget lies
+        beyond its curve's last observed one; the shocks depend on ``seed`` alone, so every
+        query made with one seed sees the same paths.
+        """
+        prior = self.curve_prior
+        if prior.is_zero:
+            return logit_palm
+        post, const = self.idata.posterior, self.idata.constant_data
+        at_last = logit(
+            palm_curve_log_lambda(
+                const["last_budget"],
+                post["A_max"],
+                post["log_lambda"],
+                post["alpha"],
+                post["beta"],
+                const["b"],
+            )
+        ).median(("chain", "draw"))
+        e, index = prior.shocks(post["A_max"], self._group_dim(), seed)
+        features = self._prefix_features()
+        log_last = np.log(const["last_budget"])
+        if pick is not None:
+
+            def sub(x):
+                return _bare_curves(x.stack(curve=self.curve_dims).isel(pick))
+
+            at_last, e, features, log_last = sub(at_last), sub(e), sub(features), sub(log_last)
+        gain = logit_palm.median(("chain", "draw")) - at_last
+        return prior.widen(logit_palm, log_budget - log_last, gain, features, e, index)
+
+    @property
     def noise_floor(self) -> float:
         """The accuracy-precision floor of the likelihood (0 for fits made before it existed)."""
         return float(self.priors.get("noise", {}).get("floor", 0.0))
@@ -410,14 +517,9 @@ class PalmFit:
         acc = palm_curve_log_lambda(
             budget, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
         )
-        rng = np.random.default_rng(seed)
-        sd = self.priors["extrapolation"]["sd"]
-        if sd > 0:
-            beyond = np.log(np.maximum(budget / const["last_budget"], 1.0))
-            eps = xr.DataArray(rng.standard_normal(post["A_max"].shape), dims=post["A_max"].dims)
-            clipped = acc.clip(1e-12, 1 - 1e-12)
-            logit = np.log(clipped) - np.log1p(-clipped)
-            acc = xr.where(acc > 0, expit(logit + sd * np.sqrt(beyond) * eps), acc)
+        rng = np.random.default_rng(seed + 1)
+        widened = expit(self._extrapolate(logit(acc), np.log(budget), seed))
+        acc = xr.where(acc > 0, widened, acc)
         if kind == "predictive":
             inv_n = xr.where(const["n_test"] > 0, 1.0 / const["n_test"], 0.0).fillna(0.0)
             scale = np.sqrt(seed_variance(acc, post["noise"], inv_n, self.noise_floor))
@@ -572,34 +674,37 @@ class PalmFit:
         ).clip(min=0.0)
         last = const["last_budget"]
         horizon = 100.0 * last if max_budget is None else xr.full_like(last, float(max_budget))
-        sd = self.priors["extrapolation"]["sd"]
-        if sd <= 0:
+        if self.curve_prior.is_zero:
             return xr.where(closed <= horizon, closed, np.inf).where(const["fitted"])
         # beyond the last budget: search each draw's forecast path on a log grid, a few
         # fitted curves at a time (draws x grid x curves can be large)
-        eps = xr.DataArray(
-            np.random.default_rng(seed).standard_normal(post["A_max"].shape),
-            coords=post["A_max"].coords,
-        )
-        parts = xr.Dataset(
-            {
+        fitted = np.flatnonzero(const["fitted"].stack(curve=self.curve_dims))
+        grid = xr.DataArray(np.linspace(0.0, 1.0, 257), dims="grid_point")
+        log_last = np.log(last)
+        log_budgets = log_last + grid * (np.log(np.maximum(horizon, last)) - log_last)
+        stacked = {
+            name: value.stack(curve=self.curve_dims)
+            for name, value in {
                 "A_max": post["A_max"],
                 "log_lambda": post["log_lambda"],
                 "alpha": post["alpha"],
                 "beta": post["beta"],
-                "eps": eps,
                 "b": const["b"],
-                "last": last,
-                "horizon": horizon,
+                "log_budgets": log_budgets,
                 "target": target.broadcast_like(const["b"]),
-            }
-        ).stack(curve=self.curve_dims)
-        parts = parts.isel(curve=np.flatnonzero(const["fitted"].stack(curve=self.curve_dims)))
-        chunks = [
-            _first_crossing(parts.isel(curve=slice(k, k + 16)), sd)
-            for k in range(0, parts.sizes["curve"], 16)
-        ]
-        beyond = xr.concat(chunks, "curve").unstack("curve")
+            }.items()
+        }
+        chunks = []
+        for k in range(0, fitted.size, 16):
+            pick = {"curve": fitted[k : k + 16]}
+            p = {name: _bare_curves(value.isel(pick)) for name, value in stacked.items()}
+            acc = palm_curve_log_lambda(
+                np.exp(p["log_budgets"]), p["A_max"], p["log_lambda"], p["alpha"], p["beta"], p["b"]
+            )
+            path = self._extrapolate(logit(acc), p["log_budgets"], seed, pick)
+            chunks.append(_first_crossing(path, p["log_budgets"], p["target"]))
+        index = const["fitted"].stack(curve=self.curve_dims)["curve"].isel(curve=fitted)
+        beyond = xr.concat(chunks, "curve").assign_coords(curve=index).unstack("curve")
         beyond = beyond.reindex({d: post[d] for d in self.curve_dims})
         out = xr.where(closed <= last, closed, beyond)
         return out.where(const["fitted"]).transpose("chain", "draw", *self.curve_dims)
@@ -740,29 +845,19 @@ def _summarise(draws: xr.DataArray, hdi_prob: float) -> xr.Dataset:
     )
 
 
-def _first_crossing(parts: xr.Dataset, sd: float) -> xr.DataArray:
-    """First budget in (last, horizon] where a draw's widened forecast reaches the target."""
-    grid = xr.DataArray(np.linspace(0.0, 1.0, 257), dims="grid_point")
-    log_last = np.log(parts["last"])
-    log_budgets = log_last + grid * (np.log(np.maximum(parts["horizon"], parts["last"])) - log_last)
-    acc = palm_curve_log_lambda(
-        np.exp(log_budgets),
-        parts["A_max"],
-        parts["log_lambda"],
-        parts["alpha"],
-        parts["beta"],
-        parts["b"],
-    ).clip(1e-12, 1 - 1e-12)
-    drift = sd * np.sqrt((log_budgets - log_last).clip(min=0.0)) * parts["eps"]
-    logit = np.log(acc) - np.log1p(-acc) + drift
-    logit_target = np.log(parts["target"]) - np.log1p(-parts["target"])
-    reached = logit >= logit_target
+def _bare_curves(x: xr.DataArray | xr.Dataset):
+    """Drop the stacked ``curve`` index: pieces of one selection align by position."""
+    return x.drop_vars([c for c in x.coords if "curve" in x[c].dims])
+
+
+def _first_crossing(path: xr.DataArray, log_budgets: xr.DataArray, target: xr.DataArray):
+    """First budget on the grid where a draw's forecast path (logit) reaches the target."""
+    logit_target = logit(target)
+    reached = path >= logit_target
     i1 = reached.argmax("grid_point").clip(min=1)
     i0 = i1 - 1
-    l0, l1 = logit.isel(grid_point=i0), logit.isel(grid_point=i1)
+    l0, l1 = path.isel(grid_point=i0), path.isel(grid_point=i1)
     b0, b1 = log_budgets.isel(grid_point=i0), log_budgets.isel(grid_point=i1)
     w = ((logit_target - l0) / (l1 - l0)).clip(0.0, 1.0).fillna(1.0)
     found = np.exp(b0 + w * (b1 - b0))
-    return xr.where(reached.any("grid_point"), found, np.inf).drop_vars(
-        ["last", "horizon", "target", "b"], errors="ignore"
-    )
+    return xr.where(reached.any("grid_point"), found, np.inf)

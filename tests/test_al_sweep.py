@@ -313,3 +313,26 @@ def test_unreachable_cluster_address_errors_fast(tmp_path, capsys):
     args = ["sweep", str(good), "--out", str(tmp_path / "c.nc"), "--address", f"127.0.0.1:{port}"]
     assert al_main(args) == 2
     assert f"no Ray cluster answers at 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_a_lost_ray_system_process_restarts_local_ray_once_and_resumes(tmp_path, monkeypatch):
+    """A dead raylet fails every run in flight; the driver restarts Ray once and resumes them."""
+    import al_runner.sweep as sweep
+
+    calls = []
+
+    def fake_dispatch(grid, todo, configs, results, address, max_concurrent, progress, runner,
+                      n_done):  # fmt: skip
+        calls.append([spec.name for spec in todo])
+        if len(calls) == 1:
+            return {spec.name: sweep.SYSTEM_FAILURE + "LocalRayletDiedError" for spec in todo}
+        for spec in todo:  # the second attempt runs for real, in this process
+            execute_run(configs[spec], str(spec.path(results)))
+        return {}
+
+    monkeypatch.setattr(sweep, "_dispatch", fake_dispatch)
+    grid = SweepGrid.from_dict(GRID | {"strategies": ["random"], "embeddings": ["raw"]})
+    result = run_sweep(grid, tmp_path / "c.nc", progress=False)
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert result.failed == {}
+    assert np.isfinite(result.curves["accuracy"]).all()

@@ -32,7 +32,15 @@ def curves() -> xr.Dataset:
 
 @pytest.fixture(scope="module")
 def pooled(curves) -> pb.PalmFit:
-    return pb.fit(curves, hierarchy=("strategy", "dataset"), seed=1, **SAMPLER)
+    # pooled fits at their default 2,000 + 2,000 draws: group scales of 3-6 levels mix slowly,
+    # and 500 + 500 gave r_hat 1.011-1.054 over seeds 0-9 (benchmarks/pooled_seed_health.py)
+    return pb.fit(
+        curves,
+        hierarchy=("strategy", "dataset"),
+        seed=1,
+        progress=False,
+        priors=SAMPLER["priors"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +50,10 @@ def independent(curves) -> pb.PalmFit:
 
 @pytest.mark.slow
 def test_sampling_is_clean(pooled):
-    assert float(pooled.diagnostics()["r_hat_max"].max()) < 1.02
-    assert float(pooled.idata.sample_stats["diverging"].mean()) < 0.01
+    # at the defaults, seeds 0-9 of this fixture gave r_hat_max 1.002-1.011 and at most 0.09%
+    # divergent transitions (benchmarks/pooled_seed_health.py): thresholds with margin
+    assert float(pooled.diagnostics()["r_hat_max"].max()) <= 1.015
+    assert float(pooled.idata.sample_stats["diverging"].mean()) < 0.005
     assert set(pooled.idata.posterior["effect_dataset"].dims) == {
         "chain",
         "draw",

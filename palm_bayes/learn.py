@@ -1,0 +1,313 @@
+"""Learn the extrapolation discrepancy of PALM forecasts from a library of observed curves.
+
+:func:`learn_prior` cuts every fully observed library curve into pilots (the first
+``pilot_seeds`` seeds, the budgets up to each fraction in ``cuts`` of the curve's final budget),
+fits the Bayesian PALM to each pilot, and compares the pilot's forecasts with what the curve
+really did later (the mean over all its seeds). The coefficients of
+:class:`~palm_bayes.discrepancy.CurvePrior` are then fitted in PyMC to those (forecast, truth)
+pairs, with every pilot weighted as one observation however many future budgets it has; the
+correlation of two curves' shocks on one dataset is estimated from pairs of pilots on the same
+dataset and cut, with a bootstrap over datasets for its uncertainty.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from tqdm.auto import tqdm
+
+from palm_bayes.curve import palm_curve_log_lambda
+from palm_bayes.data import CURVE_DIMS, curves_to_frame, load_curves
+from palm_bayes.discrepancy import CurvePrior, logit, prefix_features
+from palm_bayes.errors import PalmInputError
+
+__all__ = ["learn_prior", "prefix_cases", "forecast_cases", "fit_discrepancy"]
+
+_CUT_SEP = "@cut="
+
+
+def prefix_cases(
+    library: xr.Dataset,
+    cuts: Sequence[float] = (0.1, 0.2, 0.4),
+    pilot_seeds: int | None = 3,
+    min_budgets: int = 4,
+) -> tuple[xr.Dataset, pd.DataFrame]:
+    """Pilots cut from fully observed curves, and the truths they are scored against.
+
+    Returns
+    -------
+    pilots : xarray.Dataset
+        Curves contract; the ``dataset`` label of a pilot is ``<dataset>@cut=<cut>``.
+    truths : pandas.DataFrame
+        One row per pilot and future budget: the curve ids, ``cut``, ``pilot_dataset``,
+        ``budget``, ``truth`` (mean accuracy of all seeds there) and ``last_budget`` (the
+        pilot's).
+    """
+    frame = curves_to_frame(library)
+    frame = frame.dropna(subset=["budget", "accuracy"])
+    keys = list(CURVE_DIMS)
+    truth = frame.groupby(keys + ["budget"], as_index=False)["accuracy"].mean()
+    final = frame.groupby(keys)["budget"].max().rename("final")
+    if pilot_seeds is not None:
+        order = frame[keys + ["seed"]].drop_duplicates()
+        order["rank"] = order.groupby(keys).cumcount()
+        frame = frame.merge(order, on=keys + ["seed"])
+        frame = frame[frame["rank"] < pilot_seeds].drop(columns="rank")
+    frame = frame.join(final, on=keys)
+    truth = truth.join(final, on=keys)
+    pilots, rows = [], []
+    for cut in cuts:
+        part = frame[frame["budget"] <= cut * frame["final"]].copy()
+        distinct = part.groupby(keys)["budget"].nunique()
+        ok = distinct[distinct >= min_budgets].index
+        part = part.set_index(keys).loc[lambda f, ok=ok: f.index.isin(ok)].reset_index()
+        last = part.groupby(keys)["budget"].max().rename("last_budget")
+        future = truth.join(last, on=keys, how="inner")
+        future = future[future["budget"] > future["last_budget"]]
+        label_suffix = f"{_CUT_SEP}{cut:g}"
+        label = part["dataset"].astype(str) + label_suffix
+        pilots.append(part.assign(dataset=label).drop(columns="final"))
+        rows.append(
+            future.assign(
+                cut=cut, pilot_dataset=future["dataset"].astype(str) + f"{_CUT_SEP}{cut:g}"
+            )
+            .rename(columns={"accuracy": "truth"})
+            .drop(columns="final")
+        )
+    table = pd.concat(pilots, ignore_index=True)
+    if table.empty:
+        raise PalmInputError(
+            f"no library curve has {min_budgets} budgets below the cuts {list(cuts)} of its "
+            "final budget: give longer curves or larger cuts"
+        )
+    return load_curves(table), pd.concat(rows, ignore_index=True)
+
+
+def forecast_cases(
+    pilots: xr.Dataset,
+    truths: pd.DataFrame,
+    *,
+    chunk: int = 30,
+    seed: int = 0,
+    sampler: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Fit every pilot and add its forecast and features to each truth row.
+
+    Adds ``med`` and ``psd`` (median and half the 16-84% range of the logit PALM forecast over
+    posterior draws),
+    ``med_last`` (median logit at the pilot's last budget), ``end_slope``, ``last_logit`` and
+    ``y`` (logit truth). Pilots are fitted ``chunk`` pilot datasets at a time.
+    """
+    from palm_bayes.fit import fit
+
+    sampler = {"chains": 2, "draws": 300, "tune": 400} | dict(sampler or {})
+    names = pilots["dataset"].to_numpy().tolist()
+    out = []
+    bar = tqdm(total=len(names), desc="pilot fits", unit="dataset", disable=not progress)
+    for start in range(0, len(names), chunk):
+        part = pilots.sel(dataset=names[start : start + chunk])
+        part = load_curves(part.where(part["accuracy"].notnull()))
+        with warnings.catch_warnings():  # falling pilots are part of the library too
+            warnings.simplefilter("ignore")
+            result = fit(
+                part, prior=CurvePrior.brownian(0.0), seed=seed + start, progress=False, **sampler
+            )
+        features = prefix_features(part)
+        post, const = result.idata.posterior, result.idata.constant_data
+        rows = truths[truths["pilot_dataset"].isin(part["dataset"].to_numpy().tolist())]
+        for labels, group in rows.groupby(["pilot_dataset", "strategy", "embedding"]):
+            sel = dict(zip(("dataset", "strategy", "embedding"), labels, strict=True))
+            if not bool(const["fitted"].sel(sel)):
+                continue
+            draws = {
+                k: post[k].sel(sel).to_numpy().ravel()
+                for k in ("A_max", "log_lambda", "alpha", "beta")
+            }
+            b = float(const["b"].sel(sel))
+            budgets = np.append(group["budget"].to_numpy(), float(const["last_budget"].sel(sel)))
+            acc = palm_curve_log_lambda(
+                budgets[None, :],
+                draws["A_max"][:, None],
+                draws["log_lambda"][:, None],
+                draws["alpha"][:, None],
+                draws["beta"][:, None],
+                b,
+            )
+            z = logit(acc)
+            feats = features.sel(sel)
+            out.append(
+                group.assign(
+                    med=np.median(z[:, :-1], axis=0),
+                    # a robust spread: a few draws far out on the logit scale must not
+                    # pass for the posterior's width
+                    psd=np.diff(np.quantile(z[:, :-1], [0.16, 0.84], axis=0), axis=0)[0] / 2,
+                    med_last=float(np.median(z[:, -1])),
+                    end_slope=float(feats["end_slope"]),
+                    last_logit=float(feats["last_logit"]),
+                    y=logit(group["truth"].to_numpy()),
+                )
+            )
+        bar.update(part.sizes["dataset"])
+    bar.close()
+    if not out:
+        raise PalmInputError("no pilot could be fitted")
+    return pd.concat(out, ignore_index=True)
+
+
+def fit_discrepancy(
+    cases: pd.DataFrame,
+    *,
+    draws: int = 500,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray, float, dict, dict]:
+    """Fit the drift and scale coefficients (PyMC, nutpie) to forecast cases.
+
+    Returns drift draws, scale draws (both ``(n, 4)``), the shocks' degrees of freedom (``inf``:
+    Normal) and the feature standardisation (mean, sd).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from palm_bayes.sampling import compile_model, run_nutpie
+
+    pilots = cases.drop_duplicates(["pilot_dataset", "strategy", "embedding"])
+    mean = {k: float(pilots[k].mean()) for k in ("end_slope", "last_logit")}
+    sd = {k: float(pilots[k].std()) or 1.0 for k in ("end_slope", "last_logit")}
+    cases = cases.dropna(subset=["end_slope", "last_logit", "med", "psd", "y"])
+    d = np.log(cases["budget"] / cases["last_budget"]).to_numpy()
+    zs = ((cases["end_slope"] - mean["end_slope"]) / sd["end_slope"]).to_numpy()
+    zl = ((cases["last_logit"] - mean["last_logit"]) / sd["last_logit"]).to_numpy()
+    gain = (cases["med"] - cases["med_last"]).to_numpy()
+    size = cases.groupby(["pilot_dataset", "strategy", "embedding"])["y"].transform("size")
+    weight = (1.0 / size).to_numpy()
+    with pm.Model() as model:
+        w = pm.Normal("w", mu=0.0, sigma=np.array([1.0, 1.0, 1.0, 0.5]), shape=4)
+        a = pm.Normal(
+            "a", mu=np.array([np.log(0.3), 0.5, 0.0, 0.0]), sigma=np.array([1.0, 0.5, 0.5, 0.5]),
+            shape=4,
+        )  # fmt: skip
+        drift = d * (w[0] + w[1] * zs + w[2] * zl) + w[3] * gain
+        scale = pt.exp(a[0] + a[2] * zl + a[3] * zs) * d ** a[1]
+        sigma = pt.sqrt(cases["psd"].to_numpy() ** 2 + scale**2)
+        # Normal, like the posterior spread it is added to at query time (a Student-t here
+        # let a tiny scale explain the outliers and gave too narrow forecast intervals)
+        logp = pm.logp(
+            pm.Normal.dist(mu=cases["med"].to_numpy() + drift, sigma=sigma), cases["y"].to_numpy()
+        )
+        pm.Potential("likelihood", (weight * logp).sum())
+    compiled = compile_model(model)
+    trace = run_nutpie(compiled, progress=progress, chains=2, draws=draws, tune=draws, seed=seed)
+    post = trace.posterior
+    w_draws = post["w"].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+    a_draws = post["a"].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+    return w_draws, a_draws, np.inf, mean, sd
+
+
+def _residual_correlation(
+    cases: pd.DataFrame, prior: CurvePrior, n_boot: int, seed: int
+) -> np.ndarray:
+    """Bootstrap draws (over datasets) of the correlation of two curves' shocks on one dataset.
+
+    Each pilot's standardised residual (averaged over its future budgets) under the posterior
+    mean coefficients is paired with those of the other pilots of the same dataset and cut.
+    """
+    w, a = prior.drift.mean(0), prior.scale.mean(0)
+    zs = (cases["end_slope"] - prior.feature_mean["end_slope"]) / prior.feature_sd["end_slope"]
+    zl = (cases["last_logit"] - prior.feature_mean["last_logit"]) / prior.feature_sd["last_logit"]
+    d = np.log(cases["budget"] / cases["last_budget"])
+    drift = d * (w[0] + w[1] * zs + w[2] * zl) + w[3] * (cases["med"] - cases["med_last"])
+    scale = np.exp(a[0] + a[2] * zl + a[3] * zs) * d ** a[1]
+    z = (cases["y"] - cases["med"] - drift) / np.sqrt(cases["psd"] ** 2 + scale**2)
+    table = cases.assign(z=z.clip(-5, 5))
+    per_pilot = table.groupby(["dataset", "pilot_dataset", "strategy"], as_index=False)["z"].mean()
+    pairs = per_pilot.merge(per_pilot, on=["dataset", "pilot_dataset"], suffixes=("_a", "_b"))
+    pairs = pairs[pairs["strategy_a"] < pairs["strategy_b"]]
+    if pairs.empty:
+        return np.zeros(n_boot)
+    datasets = pairs["dataset"].unique()
+    groups = {k: g for k, g in pairs.groupby("dataset")}
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    for i in range(n_boot):
+        pick = pd.concat([groups[k] for k in rng.choice(datasets, datasets.size)])
+        num = (pick["z_a"] * pick["z_b"]).sum()
+        den = np.sqrt((pick["z_a"] ** 2).sum() * (pick["z_b"] ** 2).sum())
+        out[i] = num / den if den > 0 else 0.0
+    return np.clip(out, 0.0, 0.95)
+
+
+def learn_prior(
+    library: Any,
+    *,
+    cuts: Sequence[float] = (0.1, 0.2, 0.4),
+    pilot_seeds: int | None = 3,
+    seed: int = 0,
+    draws: int = 500,
+    source: str = "user library",
+    sampler: dict[str, Any] | None = None,
+    progress: bool = True,
+    cases: pd.DataFrame | None = None,
+) -> CurvePrior:
+    """Learn how real curves leave the PALM form after a prefix, from fully observed curves.
+
+    Parameters
+    ----------
+    library : xarray.Dataset, DataFrame or path
+        Fully observed curves (anything :func:`palm_bayes.load_curves` reads), e.g. earlier
+        ``al-runner sweep`` results on other datasets. Curves on the same ``dataset`` teach the
+        correlation of two strategies' departures.
+    cuts : sequence of float
+        Pilot lengths as fractions of each curve's final budget.
+    pilot_seeds : int, optional
+        Seeds per pilot (the first ones); ``None`` for all.
+    seed : int
+        Seed of the pilot fits, the coefficient sampler and the bootstrap.
+    draws : int
+        Coefficient draws per chain (2 chains).
+    source : str
+        What the library is, kept in the prior's provenance.
+    sampler : dict, optional
+        Settings of the pilot fits (default 2 chains x 300 draws after 400 tuning steps).
+    progress : bool
+        Progress bar over pilot fits.
+    cases : DataFrame, optional
+        Output of :func:`forecast_cases` from an earlier call (skips the pilot fits).
+
+    Returns
+    -------
+    CurvePrior
+        Pass it as ``pb.fit(curves, prior=...)``; ``.save(path)`` / ``pb.load_prior(path)``.
+    """
+    if cases is None:
+        library = load_curves(library)
+        pilots, truths = prefix_cases(library, cuts, pilot_seeds)
+        cases = forecast_cases(pilots, truths, seed=seed, sampler=sampler, progress=progress)
+    w, a, nu, mean, sd = fit_discrepancy(cases, draws=draws, seed=seed)
+    prior = CurvePrior(
+        drift=w,
+        scale=a,
+        rho=np.zeros(w.shape[0]),
+        nu=nu,
+        feature_mean=mean,
+        feature_sd=sd,
+    )
+    prior.rho = _residual_correlation(cases, prior, w.shape[0], seed)
+    prior.meta = {
+        "kind": "learned",
+        "source": source,
+        "n_curves": int(cases.drop_duplicates(list(CURVE_DIMS))[list(CURVE_DIMS)].shape[0]),
+        "n_pilots": int(cases.drop_duplicates(["pilot_dataset", "strategy", "embedding"]).shape[0]),
+        "n_datasets": int(cases["dataset"].nunique()),
+        "cuts": [float(c) for c in cuts],
+        "pilot_seeds": pilot_seeds,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    return prior

@@ -1,0 +1,182 @@
+"""The learned curve prior: recovery of a known discrepancy, I/O, and its use in every query."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import palm_bayes as pb
+from palm_bayes.curve import palm_curve
+from palm_bayes.discrepancy import CurvePrior, logit, prefix_features
+from palm_bayes.prior_library import DEFAULT_PRIOR_PATH
+
+BUDGETS = np.round(20 * 1.35 ** np.arange(14))
+CUT = 0.3
+
+
+def drifting_library(w_0: float, n_datasets: int = 12, seed: int = 0) -> pd.DataFrame:
+    """PALM curves that, beyond 30% of their final budget, drift by ``w_0`` logit per e-fold."""
+    rng = np.random.default_rng(seed)
+    b_cut = CUT * BUDGETS[-1]
+    rows = []
+    for k in range(n_datasets):
+        for strategy in ("a", "b"):
+            params = dict(
+                A_max=rng.uniform(0.75, 0.95),
+                delta=rng.uniform(0.05, 0.3),
+                alpha=rng.uniform(0.0, 1.0),
+                beta=rng.uniform(0.6, 1.2),
+            )
+            z = logit(palm_curve(BUDGETS, b=20.0, **params))
+            z = z + w_0 * np.log(np.maximum(BUDGETS / b_cut, 1.0))
+            for s in range(3):
+                acc = 1 / (1 + np.exp(-(z + rng.normal(0, 0.02, BUDGETS.size))))
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "dataset": f"d{k}",
+                            "strategy": strategy,
+                            "seed": s,
+                            "budget": BUDGETS,
+                            "accuracy": acc,
+                        }
+                    )  # fmt: skip
+                )
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.mark.slow
+def test_learning_recovers_a_known_drift():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prior = pb.learn_prior(
+            drifting_library(0.3), cuts=(CUT,), seed=0, draws=300, progress=False
+        )
+    summary = prior.summary()
+    lower, upper = summary.loc["w_0", ["lower", "upper"]]
+    assert lower <= 0.3 <= upper + 0.03, summary
+    assert summary.loc["w_0", "mean"] == pytest.approx(0.3, abs=0.08)
+    assert prior.meta["n_curves"] == 24 and prior.meta["n_datasets"] == 12
+
+
+def test_prior_roundtrip_and_bad_files(tmp_path):
+    prior = CurvePrior(
+        drift=np.tile([0.1, 0.2, 0.0, -0.3], (5, 1)),
+        scale=np.tile([-1.0, 0.5, 0.0, 0.0], (5, 1)),
+        rho=np.full(5, 0.4),
+        meta={"kind": "learned", "source": "test"},
+    )
+    back = pb.load_prior(prior.save(tmp_path / "p.json"))
+    np.testing.assert_allclose(back.drift, prior.drift)
+    assert back.rho.tolist() == [0.4] * 5 and "test" in repr(back)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(pb.PalmInputError, match="not a readable curve prior"):
+        pb.load_prior(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text('{"format": "something-else"}')
+    with pytest.raises(pb.PalmInputError, match="not a palm-bayes curve prior"):
+        pb.load_prior(tmp_path / "other.json")
+    with pytest.raises(pb.PalmInputError, match="rho"):
+        CurvePrior(drift=np.zeros((1, 4)), scale=np.zeros((1, 4)), rho=np.array([1.5]))
+
+
+def test_shipped_prior_is_loadable_and_says_where_it_came_from():
+    assert DEFAULT_PRIOR_PATH.is_file(), "palm_bayes/priors/lcdb.json is part of the package"
+    prior = pb.load_prior(DEFAULT_PRIOR_PATH)
+    assert "LCDB" in prior.meta["source"] and "MIT" in prior.meta["license"]
+    assert prior.n_draws >= 100
+    assert 0 <= prior.rho.mean() < 1
+
+
+def test_brownian_is_the_old_random_walk():
+    prior = CurvePrior.brownian(0.3)
+    template = xr.DataArray(np.zeros((2, 50, 3)), dims=("chain", "draw", "strategy"))
+    e, index = prior.shocks(template, None, seed=0)
+    d = xr.DataArray([0.0, 1.0, 4.0], dims="budget")
+    features = xr.Dataset({"end_slope": template[0, 0] * 0, "last_logit": template[0, 0] * 0})
+    widened = prior.widen(template, d, d * 0, features, e, index)
+    np.testing.assert_allclose(widened.sel(budget=0), 0.0)  # nothing inside the data
+    np.testing.assert_allclose(widened.isel(budget=2), 2 * widened.isel(budget=1), rtol=1e-12)
+    np.testing.assert_allclose(widened.isel(budget=1), 0.3 * e.transpose(*template.dims))
+
+
+def test_prefix_features_are_the_end_slope_and_last_level():
+    budgets = np.array([10.0, 20, 40, 80])
+    acc = 1 / (1 + np.exp(-(0.5 * np.log(budgets) - 1)))  # slope 0.5 in logit per e-fold
+    curves = pb.load_curves(pd.DataFrame({"budget": budgets, "accuracy": acc}))
+    f = prefix_features(curves).squeeze()
+    assert float(f["end_slope"]) == pytest.approx(0.5, abs=1e-9)
+    assert float(f["last_logit"]) == pytest.approx(0.5 * np.log(80) - 1, abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def two_strategies() -> pb.PalmFit:
+    params = {
+        "fast": dict(A_max=0.85, delta=0.3, alpha=0.5, beta=0.9),
+        "slow": dict(A_max=0.90, delta=0.12, alpha=0.5, beta=0.9),
+    }
+    curves = pb.simulate_curves(params, np.arange(1, 7) * 50.0, seeds=3, rng=1)
+    return pb.fit(curves, seed=0, progress=False, draws=400, tune=400)
+
+
+def test_correlated_departures_make_far_comparisons_more_decisive(two_strategies):
+    base = dict(drift=np.zeros((200, 4)), scale=np.tile([np.log(0.4), 0.5, 0, 0], (200, 1)))
+    far = 300 * 20.0
+    a, b = {"strategy": "slow"}, {"strategy": "fast"}
+    independent = two_strategies.with_prior(CurvePrior(rho=np.zeros(200), **base))
+    shared = two_strategies.with_prior(CurvePrior(rho=np.full(200, 0.9), **base))
+    p_ind = float(independent.prob_better(a, b, far))
+    p_shared = float(shared.prob_better(a, b, far))
+    # the same marginal uncertainty, but a shared departure cancels in the difference
+    assert abs(p_shared - 0.5) > abs(p_ind - 0.5) + 0.05, (p_ind, p_shared)
+    fc_ind = independent.forecast([far]).sel(strategy="slow")
+    fc_shared = shared.forecast([far]).sel(strategy="slow")
+    width = lambda fc: float((fc["upper"] - fc["lower"]).squeeze())  # noqa: E731
+    assert width(fc_shared) == pytest.approx(width(fc_ind), rel=0.15)
+
+
+def test_every_query_sees_the_same_paths(two_strategies):
+    """Forecasts, labels needed and P(A beats B) come from one forecast-draw path."""
+    fit = two_strategies
+    far = np.array([400.0, 1000.0, 3000.0])
+    draws = fit.forecast_draws(far, seed=3)
+    need = fit.labels_needed_draws(0.82, seed=3, max_budget=3000.0)
+    # a draw that reaches 0.82 by 1000 labels (on the path) needs at most ~1000 labels
+    reached = (draws.sel(budget=1000.0) >= 0.82).to_numpy()
+    needed = need.to_numpy().reshape(reached.shape)
+    assert reached.any()
+    assert np.mean(needed[reached] <= 1000.0 * 1.02) > 0.97
+    p = fit.prob_better({"strategy": "slow"}, {"strategy": "fast"}, far, seed=3)
+    direct = (draws.sel(strategy="slow") > draws.sel(strategy="fast")).mean(("chain", "draw"))
+    np.testing.assert_allclose(p.squeeze().to_numpy(), direct.squeeze().to_numpy())
+
+
+def test_default_fit_uses_the_shipped_prior_and_brownian_on_request(two_strategies):
+    assert two_strategies.curve_prior.meta.get("kind") == "learned"
+    brown = two_strategies.with_prior("brownian")
+    assert brown.curve_prior.meta == {"kind": "brownian", "sd": 0.3}
+    explicit = pb.fit(
+        pb.simulate_curves(
+            {"s": dict(A_max=0.8, delta=0.2, alpha=0.5, beta=1.0)}, np.arange(1, 6) * 50.0, rng=0
+        ),  # fmt: skip
+        priors={"extrapolation": {"sd": 0.0}},
+        progress=False,
+        draws=100,
+        tune=100,
+    )
+    assert explicit.curve_prior.is_zero
+
+
+def test_cli_refuses_bad_prior_options_before_any_work(tmp_path, capsys):
+    from palm_bayes.cli import main
+
+    frame = pd.DataFrame({"budget": [10, 20, 30, 40, 50], "accuracy": [0.5, 0.6, 0.7, 0.74, 0.76]})
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    assert main(["learn-prior", str(tmp_path / "c.csv"), "--out", "p.json", "--cuts", "1.5"]) == 2
+    assert "--cuts" in capsys.readouterr().err
+    args = ["fit", str(tmp_path / "c.csv"), "--out", str(tmp_path / "f")]
+    assert main(args + ["--prior-file", str(tmp_path / "missing.json")]) == 2
+    assert "no curve prior file" in capsys.readouterr().err
