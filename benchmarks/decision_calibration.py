@@ -282,7 +282,9 @@ def main() -> None:
         "--cases-out), restricted to the learning datasets",
     )
     parser.add_argument("--save-prior", default=None, help="write the learned prior here")
-    parser.add_argument("--curves", default=None, help="evaluate on these curves instead")
+    parser.add_argument(
+        "--curves", nargs="+", default=None, help="evaluate on these curve files instead"
+    )
     parser.add_argument("--chunk", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="decision_calibration", help="prefix of output files")
@@ -290,7 +292,14 @@ def main() -> None:
     args.pilot_seeds = args.pilot_seeds or None
     start = time.perf_counter()
     if args.curves:
-        test_curves = load_curves(args.curves)
+        # each file is one "dataset" (its stem), its strategies the contenders
+        frames = [
+            pb.data.curves_to_frame(load_curves(f)).assign(dataset=Path(f).stem)
+            for f in args.curves
+        ]
+        test_curves = load_curves(pd.concat(frames, ignore_index=True))
+        lcdb = lcdb_curves(min_budgets=10) if not args.prior_file else None
+        learn = sorted(lcdb["dataset"].to_numpy().tolist()) if lcdb is not None else []
     else:
         lcdb = lcdb_curves(min_budgets=10)
         learn, test = split_datasets(lcdb, args.learn_datasets, args.test_datasets, args.seed)
@@ -302,7 +311,7 @@ def main() -> None:
         if args.cases:
             cases = pd.read_pickle(args.cases)
             cases = cases[cases["dataset"].isin(learn)]
-            if set(cases["dataset"]) & set(test):
+            if not args.curves and set(cases["dataset"]) & set(test):
                 raise SystemExit("the learning cases contain held-out datasets")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
