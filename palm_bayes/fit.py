@@ -136,6 +136,17 @@ def fit(
     }
     curve_prior = resolve_prior(prior, priors)
     if hierarchy is not None:
+        short = (curves["budget"].max("seed").notnull().sum("step") < 4) & curves[
+            "accuracy"
+        ].notnull().any(("seed", "step"))
+        if bool(short.any()):
+            warnings.warn(
+                f"{int(short.sum())} curve(s) have fewer than 4 budgets: their four PALM "
+                "parameters come mostly from the pooling, and the sampler may mix slowly "
+                "(check fit.diagnostics(); more rounds per curve help most)",
+                UserWarning,
+                stacklevel=2,
+            )
         pooled = _fit_hierarchical(
             curves, check_hierarchy(curves, hierarchy), priors, b, sampler, cores, progress
         )

@@ -238,3 +238,47 @@ def test_two_cli_runs_on_one_out_never_both_succeed(tmp_path):
     loser = next(err for code, err in results if code != 0)
     # overlapping: the lock names the first writer; one after the other: the state file does
     assert "being written by process" in loser or "belongs to a run with other settings" in loser
+
+
+# ------------------------------------------------------------------------ curve shapes
+@pytest.mark.slow
+def test_noiseless_single_seed_curves_sample_cleanly():
+    from palm_bayes.curve import palm_curve
+
+    budgets = np.arange(1, 11) * 100.0
+    frames = [
+        pd.DataFrame({"strategy": name, "budget": budgets,
+                      "accuracy": palm_curve(budgets, b=100.0, **params)})
+        for name, params in {
+            "s0": dict(A_max=0.9, delta=0.3, alpha=0.5, beta=0.8),
+            "s1": dict(A_max=0.8, delta=0.1, alpha=1.0, beta=1.2),
+        }.items()
+    ]  # fmt: skip
+    fit = pb.fit(pd.concat(frames), progress=False, seed=0)
+    diag = fit.diagnostics()
+    # exact curves once gave r_hat 2.5-2.7 and 180-260 s; with the noise floor 1.004-1.012
+    assert float(diag["r_hat_max"].max()) <= 1.02
+    assert int(diag["divergences"].sum()) <= 2
+
+
+def test_a_falling_curve_is_named_before_sampling(monkeypatch):
+    fit_module = sys.modules["palm_bayes.fit"]  # the attribute palm_bayes.fit is the function
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("sampling started")
+
+    monkeypatch.setattr(fit_module, "sample_curve", stop)
+    with pytest.warns(UserWarning, match="fall as labels are added"), pytest.raises(RuntimeError):
+        pb.fit(table([0.8, 0.75, 0.7, 0.66, 0.6]), progress=False)
+
+
+def test_pooled_curves_of_two_budgets_are_warned_about(monkeypatch):
+    fit_module = sys.modules["palm_bayes.fit"]  # the attribute palm_bayes.fit is the function
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("sampling started")
+
+    monkeypatch.setattr(fit_module, "_fit_hierarchical", stop)
+    curves = pb.simulate_hierarchy(3, ["random", "margin"], np.array([100.0, 200.0]), rng=0)
+    with pytest.warns(UserWarning, match="fewer than 4 budgets"), pytest.raises(RuntimeError):
+        pb.fit(curves, hierarchy="strategy", progress=False)
