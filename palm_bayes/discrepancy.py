@@ -50,10 +50,14 @@ _FORMAT = "palm-bayes-curve-prior/1"
 CLIP = 0.002
 
 
-def logit(p: Any) -> Any:
-    """``log(p / (1 - p))`` of accuracies clipped to ``[CLIP, 1 - CLIP]``."""
-    q = np.clip(p, CLIP, 1 - CLIP)
+def logit(p: Any, clip: float = CLIP) -> Any:
+    """``log(p / (1 - p))`` of accuracies clipped to ``[clip, 1 - clip]``."""
+    q = np.clip(p, clip, 1 - clip)
     return np.log(q) - np.log1p(-q)
+
+
+#: Clipping of forecast paths (finer than the features': a target of 0.999 stays 0.999).
+PATH_CLIP = 1e-9
 
 
 @dataclass

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from palm_bayes.curve import labels_for_accuracy_log_lambda, palm_curve_log_lambda
 from palm_bayes.data import curve_dims, decreasing_curves, iter_curves, load_curves
 from palm_bayes.data import labels_per_round as _labels_per_round
-from palm_bayes.discrepancy import CurvePrior, load_prior, logit, prefix_features
+from palm_bayes.discrepancy import PATH_CLIP, CurvePrior, load_prior, logit, prefix_features
 from palm_bayes.errors import PalmInputError
 from palm_bayes.hierarchy import (
     HIERARCHICAL_PRIORS,
@@ -410,7 +410,8 @@ class PalmFit:
                 post["alpha"],
                 post["beta"],
                 const["b"],
-            )
+            ),
+            PATH_CLIP,
         ).median(("chain", "draw"))
         e, index = prior.shocks(post["A_max"], self._group_dim(), seed)
         features = self._prefix_features()
@@ -529,8 +530,8 @@ class PalmFit:
             budget, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
         )
         rng = np.random.default_rng(seed + 1)
-        widened = expit(self._extrapolate(logit(acc), np.log(budget), seed))
-        acc = xr.where(acc > 0, widened, acc)
+        widened = expit(self._extrapolate(logit(acc, PATH_CLIP), np.log(budget), seed))
+        acc = xr.where((acc > 0) & (budget > const["last_budget"]), widened, acc)
         if kind == "predictive":
             inv_n = xr.where(const["n_test"] > 0, 1.0 / const["n_test"], 0.0).fillna(0.0)
             scale = np.sqrt(seed_variance(acc, post["noise"], inv_n, self.noise_floor))
@@ -712,7 +713,7 @@ class PalmFit:
             acc = palm_curve_log_lambda(
                 np.exp(p["log_budgets"]), p["A_max"], p["log_lambda"], p["alpha"], p["beta"], p["b"]
             )
-            path = self._extrapolate(logit(acc), p["log_budgets"], seed, pick)
+            path = self._extrapolate(logit(acc, PATH_CLIP), p["log_budgets"], seed, pick)
             chunks.append(_first_crossing(path, p["log_budgets"], p["target"]))
         index = const["fitted"].stack(curve=self.curve_dims)["curve"].isel(curve=fitted)
         beyond = xr.concat(chunks, "curve").assign_coords(curve=index).unstack("curve")
@@ -863,7 +864,7 @@ def _bare_curves(x: xr.DataArray | xr.Dataset):
 
 def _first_crossing(path: xr.DataArray, log_budgets: xr.DataArray, target: xr.DataArray):
     """First budget on the grid where a draw's forecast path (logit) reaches the target."""
-    logit_target = logit(target)
+    logit_target = logit(target, PATH_CLIP)
     reached = path >= logit_target
     i1 = reached.argmax("grid_point").clip(min=1)
     i0 = i1 - 1
