@@ -173,12 +173,21 @@ def run(curves: xr.Dataset, prior: pb.CurvePrior, args) -> tuple[pd.DataFrame, p
     priors = {"learned": prior, "brownian": pb.CurvePrior.brownian(0.3)}
     names = pilots["dataset"].to_numpy().tolist()
     curve_rows, pair_rows = [], []
-    for start in tqdm(range(0, len(names), args.chunk), desc="held-out chunks"):
+    for start in tqdm(
+        range(0, len(names), args.chunk), desc="held-out pilot datasets", unit="x" + str(args.chunk)
+    ):
         part = pilots.sel(dataset=names[start : start + args.chunk])
         part = load_curves(part.where(part["accuracy"].notnull()))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = pb.fit(part, prior=prior, seed=args.seed + start, progress=False)
+            fit = pb.fit(
+                part,
+                prior=prior,
+                seed=args.seed + start,
+                progress=False,
+                draws=args.draws,
+                tune=args.draws,
+            )
             lsq = pb.fit_least_squares(part)
         rows = truths[truths["pilot_dataset"].isin(part["dataset"].to_numpy().tolist())]
         c, p = evaluate_chunk(fit, priors, rows, lsq, args.seed)
@@ -286,6 +295,7 @@ def main() -> None:
         "--curves", nargs="+", default=None, help="evaluate on these curve files instead"
     )
     parser.add_argument("--chunk", type=int, default=20)
+    parser.add_argument("--draws", type=int, default=1000, help="draws (and tuning) per chain")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="decision_calibration", help="prefix of output files")
     args = parser.parse_args()

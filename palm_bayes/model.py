@@ -84,7 +84,7 @@ def merge_priors(
     Examples
     --------
     >>> merge_priors({"noise": {"sigma": 0.02}})["noise"]
-    {'sigma': 0.02}
+    {'sigma': 0.02, 'floor': 0.001}
     """
     defaults = DEFAULT_PRIORS if defaults is None else defaults
     merged = {key: dict(value) for key, value in defaults.items()}

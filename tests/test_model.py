@@ -47,7 +47,7 @@ def test_prior_predictive_shapes_and_ranges():
 
 def test_merge_priors():
     merged = merge_priors({"noise": {"sigma": 0.01}})
-    assert merged["noise"] == {"sigma": 0.01}
+    assert merged["noise"] == {"sigma": 0.01, "floor": 0.001}
     assert merged["logit_headroom"] == DEFAULT_PRIORS["logit_headroom"]
     with pytest.raises(PalmInputError, match="unknown prior 'A_max'"):
         merge_priors({"A_max": {"mu": 1}})
