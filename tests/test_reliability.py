@@ -236,8 +236,9 @@ def test_two_cli_runs_on_one_out_never_both_succeed(tmp_path):
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     assert sorted(code == 0 for code, _ in results) == [False, True]
     loser = next(err for code, err in results if code != 0)
-    # overlapping: the lock names the first writer; one after the other: the state file does
-    assert "being written by process" in loser or "belongs to a run with other settings" in loser
+    # overlapping: the lock refuses (naming the first writer once it has recorded itself);
+    # one after the other: the state file refuses
+    assert "is being written by" in loser or "belongs to a run with other settings" in loser
 
 
 # ------------------------------------------------------------------------ curve shapes
