@@ -63,7 +63,7 @@ def _option(text: str) -> tuple[str, str, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``al-runner``."""
-    parser = _Parser(prog=PROG, description=__doc__.split(". Thin")[0])
+    parser = _Parser(prog=PROG, description=_plain(__doc__.split(". Thin")[0]))
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run (or resume) an AL experiment and write curves.nc")
@@ -182,13 +182,18 @@ def _list() -> None:
 
     print("datasets:")
     for name, entry in DATASETS.items():
-        print(f"  {name:14s} {entry.description}")
+        print(f"  {name:14s} {_plain(entry.description)}")
     print("strategies:")
     for name, cls in STRATEGIES.items():
-        print(f"  {name:14s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+        print(f"  {name:14s} {_plain((cls.__doc__ or '').strip().splitlines()[0])}")
     print("learners:")
     for name, cls in LEARNERS.items():
-        print(f"  {name:14s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+        print(f"  {name:14s} {_plain((cls.__doc__ or '').strip().splitlines()[0])}")
+
+
+def _plain(text: str) -> str:
+    """Docstring text for a terminal: reStructuredText ``literals`` without their backticks."""
+    return text.replace("``", "")
 
 
 def _run(args: argparse.Namespace) -> None:

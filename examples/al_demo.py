@@ -4,7 +4,8 @@ Runs an ``al_runner`` sweep on a local Ray instance (127.0.0.1): scikit-learn's 
 logistic-regression learner, 20 labels per round, 10 rounds, 3 seeds, for random, entropy,
 margin, coreset and typiclust (15 runs, one Ray task each); fits PALM to the
 first 6 rounds of every curve (a pilot); and reports, against the rounds held back: forecasts
-at the last budget, P(strategy beats random) at 400 labels, the labels needed for 90% accuracy
+at the last budget, P(strategy beats random) there (checked against the held-back rounds),
+the labels needed for 90% accuracy
 and a PSIS-LOO comparison of the independent and the strategy-pooled fits; writes the curves,
 both fits, ``forecast.csv``, ``fit.png`` and ``report.html``.
 
@@ -21,6 +22,7 @@ import pandas as pd
 import palm_bayes as pb
 from palm_bayes.plots import plot_fit
 from palm_bayes.report import write_report
+from palm_bayes.tables import tidy
 
 STRATEGIES = ["random", "entropy", "margin", "coreset", "typiclust"]
 
@@ -29,7 +31,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="demo-output/al")
     parser.add_argument("--pilot-rounds", type=int, default=6)
-    parser.add_argument("--compare-budget", type=float, default=400)
+    parser.add_argument(
+        "--compare-budget",
+        type=float,
+        default=None,
+        help="budget of P(beats random) (default: the last budget run, 1.7x the pilot's)",
+    )
     parser.add_argument("--target", type=float, default=0.9)
     args = parser.parse_args()
     try:
@@ -57,9 +64,10 @@ def main() -> None:
     fit.to_netcdf(out / "fit.nc")
     pooled.to_netcdf(out / "fit_pooled.nc")
     plot_fit(fit).savefig(out / "fit.png", dpi=110)
-    write_report(fit, out / "report.html", target=args.target, budgets=[200, 400])
-
     last = float(curves["budget"].max())
+    pilot_last = float(pilot["budget"].max())
+    write_report(fit, out / "report.html", target=args.target, budgets=[pilot_last, last])
+
     truth = curves["accuracy"].where(curves["budget"] == last).mean(("seed", "step"))
     rows = []
     for name, f in (("independent", fit), ("pooled", pooled)):
@@ -74,30 +82,46 @@ def main() -> None:
     print(f"\nForecast at {last:.0f} labels from the first {args.pilot_rounds} rounds (90% HDI):")
     print(forecast.round(3).to_string(index=False))
 
+    budget = args.compare_budget or last
+    mean = curves["accuracy"].where(curves["budget"] == budget).mean(("seed", "step")).squeeze()
     better = [
         {
             "strategy": s,
             "P(beats random)": float(
-                fit.prob_better(
-                    {"strategy": s}, {"strategy": "random"}, args.compare_budget
-                ).squeeze()
+                fit.prob_better({"strategy": s}, {"strategy": "random"}, budget).squeeze()
+            ),
+            "observed": (
+                "no run reached this budget"
+                if not mean.notnull().all()
+                else "beat random"
+                if float(mean.sel(strategy=s)) > float(mean.sel(strategy="random"))
+                else "lost to random"
             ),
         }
         for s in STRATEGIES[1:]
     ]
-    print(f"\nP(strategy beats random at {args.compare_budget:.0f} labels):")
+    print(
+        f"\nP(strategy beats random at {budget:.0f} labels), from the pilot's "
+        f"{pilot_last:.0f} labels; 'observed' is what the held-back rounds show "
+        "(mean of 3 seeds). Far beyond the pilot these probabilities drift towards 0.5: "
+        "the forecasts widen, so small gaps cannot be told apart. The report's "
+        "P(cheapest) answers a different question: which strategy reaches the target "
+        "accuracy with the fewest labels."
+    )
     print(pd.DataFrame(better).round(3).to_string(index=False))
 
     need = fit.labels_needed(args.target).to_dataframe().reset_index()
     print(f"\nLabels needed for {args.target:.0%} accuracy (90% interval):")
     print(
-        need[["strategy", "median", "lower", "upper", "p_reachable"]]
-        .round(2)
-        .to_string(index=False)
+        tidy(need[["strategy", "median", "lower", "upper", "p_reachable"]]).to_string(index=False)
     )
+    print("  (whole labels, rounded up; inf: not reached within 100x the pilot's last budget)")
 
     print("\nPSIS-LOO: independent vs strategy-pooled fit of the pilot:")
-    print(pb.compare([fit, pooled])[["rank", "elpd_loo", "elpd_diff", "dse", "weight"]].round(2))
+    loo = pb.compare([fit, pooled])
+    print(loo[["rank", "elpd_loo", "elpd_diff", "dse", "weight", "warning"]].round(2))
+    if "note" in loo.attrs:
+        print(loo.attrs["note"])
     print(f"\nwrote {out}/")
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 import palm_bayes as pb
 from palm_bayes.plots import plot_fit
 from palm_bayes.report import write_report
+from palm_bayes.tables import tidy
 
 EXAMPLE = Path(__file__).with_name("lcdb_curves.nc")
 
@@ -99,7 +100,8 @@ def main() -> None:
     need = need.drop(columns=["embedding"])
     need.to_csv(out / "labels_needed.csv", index=False)
     print(f"\nLabels needed to reach accuracy {args.target} (90% interval):")
-    print(need.round(2).to_string(index=False))
+    print(tidy(need).to_string(index=False))
+    print("  (whole labels, rounded up; inf: not reached within 100x the pilot's last budget)")
 
     summary = fit.summary().to_dataframe().reset_index()
     summary.to_csv(out / "summary.csv", index=False)

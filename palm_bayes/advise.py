@@ -165,7 +165,8 @@ def _recommend(
     for g in range(stacked.sizes["group"]):
         part = stacked.isel(group=g)
         where = {d: part[d].item() for d in others}
-        label = ", ".join(f"{d}={v}" for d, v in where.items())
+        # name the group by the dims that tell groups apart (not a lone embedding=none)
+        label = ", ".join(f"{d}={v}" for d, v in where.items() if table.sizes[d] > 1)
         prefix = f"[{label}] " if label else ""
         p_cheapest = part["p_cheapest"].fillna(-1)
         best = part[dim].to_numpy()[int(np.argmax(p_cheapest.to_numpy()))]

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from palm_bayes.errors import PalmInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FIT_FILE = "fit.nc"
 
 
 def _parse_selection(text: str, fit) -> dict[str, Any]:
     """``"strategy=x,dataset=y"`` -> ``{"strategy": "x", "dataset": "y"}`` with coord dtypes."""
+    import numpy as np
+
     selection: dict[str, Any] = {}
     for part in filter(None, text.split(",")):
         dim, sep, label = part.partition("=")
@@ -42,7 +45,7 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (np.isfinite(value) and value > 0):
+    if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
@@ -73,19 +76,17 @@ def _load_fit(folder: str):
     return PalmFit.from_netcdf(path)
 
 
-def _emit(frame: pd.DataFrame, as_json: bool, title: str) -> None:
-    frame = frame.drop(
-        columns=[
-            c
-            for c in ("embedding",)
-            if c in frame and frame[c].nunique() == 1 and frame[c].iloc[0] in ("none", "default")
-        ]
-    )
+def _emit(frame: pd.DataFrame, as_json: bool, title: str, notes: bool = True) -> None:
+    from palm_bayes.tables import column_notes, tidy
+
     if as_json:
-        print(frame.to_json(orient="records"))
-    else:
-        print(title)
-        print(frame.round(4).to_string(index=False))
+        hidden = tidy(frame.head(1)).columns
+        print(frame[[c for c in frame.columns if c in hidden]].to_json(orient="records"))
+        return
+    print(title)
+    print(tidy(frame).to_string(index=False))
+    if notes and (lines := column_notes(frame)):
+        print("  " + "\n  ".join(lines))
 
 
 def _fit_table(fit) -> pd.DataFrame:
@@ -126,6 +127,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         draws=args.draws,
         tune=args.tune,
         chains=args.chains,
+        target_accept=args.target_accept,
         progress=not args.quiet,
     )
     lsq = pb.fit_least_squares(curves)
@@ -143,13 +145,10 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         fit.to_netcdf(tmp / FIT_FILE)  # last: its presence marks a complete folder
     table = _fit_table(fit)
     _emit(table, args.json, f"PALM posterior (mean and 90% HDI) per curve, written to {out}/")
-    bad = table[(table["r_hat_max"] > 1.01) | (table["divergences"] > 0)]
-    if len(bad):
-        print(
-            f"warning: {len(bad)} curve(s) sampled poorly (r_hat > 1.01 or divergent "
-            "transitions): treat their answers with care, or refit with more --draws",
-            file=sys.stderr,
-        )
+    from palm_bayes.tables import sampling_advice
+
+    for line in sampling_advice(table, fit):
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def _cmd_learn_prior(args: argparse.Namespace) -> None:
@@ -212,8 +211,12 @@ def _cmd_compare_models(args: argparse.Namespace) -> None:
     import palm_bayes as pb
 
     fits = {folder: _load_fit(folder) for folder in args.dirs}
-    table = pb.compare(fits).reset_index().rename(columns={"index": "fit"})
+    table = pb.compare(fits)
+    note = table.attrs.get("note")
+    table = table.reset_index().rename(columns={"index": "fit"})
     _emit(table, args.json, "PSIS-LOO model comparison (best first)")
+    if note and not args.json:
+        print(note)
 
 
 def _cmd_advise(args: argparse.Namespace) -> None:
@@ -243,6 +246,8 @@ def _cmd_advise(args: argparse.Namespace) -> None:
         reference=args.reference,
         threshold=args.threshold,
     )
+    import pandas as pd
+
     table = advice.table.to_dataframe().reset_index().dropna(subset=["p_reachable"])
     if args.json:
         print(
@@ -293,12 +298,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit PALM to curves and save the posterior")
     p.add_argument("curves", help="curves: .csv, .nc or a PALM run folder")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the sampler (0)")
     p.add_argument(
         "--draws", type=int, default=None, help="kept draws per chain (1000; 2000 with --hierarchy)"
     )
     p.add_argument("--tune", type=int, default=None, help="tuning draws per chain (as --draws)")
-    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--chains", type=int, default=4, help="Markov chains (4)")
+    p.add_argument(
+        "--target-accept",
+        type=float,
+        default=None,
+        help="NUTS target acceptance (0.99; 0.95 with --hierarchy): raise it when the fit "
+        "reports divergent transitions",
+    )
     p.add_argument("--labels-per-round", type=_positive_float, default=None)
     scale = p.add_mutually_exclusive_group()
     scale.add_argument(

@@ -7,6 +7,7 @@ the same curves, pooled or not, can then be ranked by their expected log predict
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import arviz as az
@@ -98,7 +99,8 @@ def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo")
     -------
     pandas.DataFrame
         ``arviz.compare``'s table (``elpd_loo``, ``p_loo``, ``elpd_diff``, ``weight``, ``se``,
-        ``dse``, ``warning``), best first.
+        ``dse``, ``warning``) and ``high_pareto_k`` (observations with Pareto k > 0.7), best
+        first; ``attrs["note"]`` explains a warning in plain words.
 
     Examples
     --------
@@ -120,4 +122,20 @@ def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo")
         raise PalmInputError(
             f"the fits are not of the same observations (observations per fit: {sizes})"
         )
-    return az.compare(idatas, ic=ic)
+    with warnings.catch_warnings():  # explained in the table's note instead
+        warnings.simplefilter("ignore", UserWarning)
+        elpd = {
+            name: (az.loo if ic == "loo" else az.waic)(idata, pointwise=True)
+            for name, idata in idatas.items()
+        }
+        table = az.compare(elpd, ic=ic)
+    if ic == "loo":
+        high = {name: int((e.pareto_k > 0.7).sum()) for name, e in elpd.items()}
+        table["high_pareto_k"] = pd.Series(high)
+        if any(high.values()):
+            table.attrs["note"] = (
+                "warning=True: for some observations (count in high_pareto_k) leaving them out "
+                "changes the posterior a lot (Pareto k > 0.7), so that fit's elpd_loo is an "
+                "approximation; a difference smaller than a few dse is not a clear preference."
+            )
+    return table

@@ -69,7 +69,8 @@ def palm_curve_log_lambda(budget, A_max, log_lam, alpha, beta, b=1.0):  # noqa: 
     """
     xp = _backend(budget, A_max, log_lam, alpha, beta, b)
     shifted = budget / b + alpha
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # exp overflowing to inf is the right limit (coverage 1) for far-out draws
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         positive = xp.maximum(shifted, 0.0)
         log_z = log_lam + beta * xp.log(positive)
         coverage = -xp.expm1(-xp.exp(log_z))

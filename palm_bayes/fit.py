@@ -436,6 +436,26 @@ class PalmFit:
         pooled = f", pooled over {list(self.hierarchy)}" if self.hierarchy else ""
         return f"PalmFit({n} curves over {list(self.curve_dims)}{pooled}, {sizes})"
 
+    def describe(self) -> str:
+        """One sentence in plain words: what was fitted, how, and how it was sampled."""
+        sizes = self.idata.posterior.sizes
+        n = int(self.idata.constant_data["fitted"].sum())
+
+        def plural(word: str) -> str:
+            return word[:-1] + "ies" if word.endswith("y") else word + "s"
+
+        parts = [
+            f"{sizes[d]} {plural(d)}" if sizes[d] > 1 else f"{d} {self.idata.posterior[d].item()}"
+            for d in self.curve_dims
+            if sizes[d] > 1 or str(self.idata.posterior[d].item()) not in ("none", "default")
+        ]
+        seeds = self.curves.sizes.get("seed", 0)
+        how = f"pooled over {' and '.join(self.hierarchy)}" if self.hierarchy else "independently"
+        return (
+            f"{n} curve{'s' * (n != 1)} ({', '.join(parts)}; up to {seeds} seeds each), "
+            f"fitted {how}; {sizes['chain']} chains x {sizes['draw']} draws"
+        )
+
     def population(self, new: str | Iterable[str], *, seed: int = 0) -> PalmFit:
         """The fit of a new, unseen member of the ``new`` dims (hierarchical fits only).
 
@@ -636,8 +656,8 @@ class PalmFit:
         Returns
         -------
         xarray.Dataset
-            ``median, lower, upper`` (labels) and ``p_reachable`` (probability of reaching the
-            target within ``max_budget``), dims ``curve_dims``.
+            ``median, lower, upper`` (labels, rounded up to whole labels) and ``p_reachable``
+            (probability of reaching the target within ``max_budget``), dims ``curve_dims``.
         """
         _check_prob(hdi_prob, "hdi_prob")
         target = xr.DataArray(target) if not isinstance(target, xr.DataArray) else target
@@ -676,7 +696,10 @@ class PalmFit:
     def labels_needed_draws(
         self, target: float | xr.DataArray, *, max_budget: float | None = None, seed: int = 0
     ) -> xr.DataArray:
-        """Posterior draws of the labels needed for ``target`` (``inf``: not within max_budget)."""
+        """Posterior draws of the labels needed for ``target`` (``inf``: not within max_budget).
+
+        Labels are whole numbers: each draw is rounded up to the next integer.
+        """
         post, const = self.idata.posterior, self.idata.constant_data
         target = xr.DataArray(target) if not isinstance(target, xr.DataArray) else target
         # a target array may carry labels the fit does not have (e.g. curves without data)
@@ -687,7 +710,7 @@ class PalmFit:
         last = const["last_budget"]
         horizon = 100.0 * last if max_budget is None else xr.full_like(last, float(max_budget))
         if self.curve_prior.is_zero:
-            return xr.where(closed <= horizon, closed, np.inf).where(const["fitted"])
+            return np.ceil(xr.where(closed <= horizon, closed, np.inf).where(const["fitted"]))
         # beyond the last budget: search each draw's forecast path on a log grid, a few
         # fitted curves at a time (draws x grid x curves can be large)
         fitted = np.flatnonzero(const["fitted"].stack(curve=self.curve_dims))
@@ -718,7 +741,7 @@ class PalmFit:
         index = const["fitted"].stack(curve=self.curve_dims)["curve"].isel(curve=fitted)
         beyond = xr.concat(chunks, "curve").assign_coords(curve=index).unstack("curve")
         beyond = beyond.reindex({d: post[d] for d in self.curve_dims})
-        out = xr.where(closed <= last, closed, beyond)
+        out = np.ceil(xr.where(closed <= last, closed, beyond))
         return out.where(const["fitted"]).transpose("chain", "draw", *self.curve_dims)
 
     def select(self, selection: Mapping[str, Any]) -> PalmFit:

@@ -91,6 +91,11 @@ NUTPIE_OPTIONS: dict[str, Any] = {}
 
 #: 1 where the curve-level deviation is sampled centred, 0 where non-centred (order of PARAMS).
 CENTRED_PARAMS = np.array([1.0, 0.0, 1.0, 0.0])
+#: The same for the group effects (strategy, dataset, ...): all non-centred. A dim has few
+#: levels (often 3-10), so its scale is weakly identified and centred effects form a funnel
+#: with it: on the shipped example (3 x 3 curves of 125 seeds) centred accuracy and slope
+#: effects gave 43-57 divergent transitions in 8,000 draws, non-centred ones none.
+GROUP_CENTRED_PARAMS = np.zeros(4)
 
 #: Curve-level posterior variables, stored with the curve dims.
 CURVE_VARS = ("A_max", "delta", "alpha", "beta", "log_lambda", "noise", "z_curve")
@@ -195,9 +200,9 @@ def create_hierarchical_model(
         for dim in hierarchy:
             scale = pm.HalfNormal(f"sigma_{dim}", sigma=vec("group_sd"), dims="param")
             # effects sum to zero over the levels, so ``mu`` is the mean over the levels and
-            # not traded against a shift of all effects (that ridge gave r_hat ~1.03); centred
-            # for the well-identified parameters, non-centred for the others (as for curves)
-            centred = CENTRED_PARAMS[:, None]
+            # not traded against a shift of all effects (that ridge gave r_hat ~1.03);
+            # parametrised as GROUP_CENTRED_PARAMS says (non-centred: see there)
+            centred = GROUP_CENTRED_PARAMS[:, None]
             z = pm.ZeroSumNormal(
                 f"z_{dim}", sigma=scale[:, None] * centred + (1 - centred), dims=("param", dim)
             )
@@ -319,6 +324,7 @@ def sample_hierarchical(
         trace = run_nutpie(
             compiled,
             progress=progress,
+            desc=f"pooled fit of {len(labels)} curves",
             chains=chains,
             draws=draws,
             tune=tune,

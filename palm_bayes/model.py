@@ -149,9 +149,21 @@ def palm_from_identified(z_mid, z_head, log_slope, eta, x_first, x_mid) -> dict[
     """
     xp = _backend(z_mid, z_head, log_slope, eta, x_first, x_mid)
     if xp is np:
-        sigmoid, log1mexp = (lambda v: 1 / (1 + np.exp(-v))), (lambda v: np.log(-np.expm1(v)))
-    else:
-        sigmoid, log1mexp = xp.sigmoid, xp.log1mexp
+        from scipy.special import expit
+
+        # draws for a new member of a pooled fit can lie far out: exp may overflow to inf,
+        # which is the right limit (delta -> 1, beta -> inf) and not worth a warning
+        with np.errstate(over="ignore"):
+            return _palm_from_identified(
+                np, expit, lambda v: np.log(-np.expm1(v)), z_mid, z_head, log_slope, eta,
+                x_first, x_mid,
+            )  # fmt: skip
+    return _palm_from_identified(
+        xp, xp.sigmoid, xp.log1mexp, z_mid, z_head, log_slope, eta, x_first, x_mid
+    )
+
+
+def _palm_from_identified(xp, sigmoid, log1mexp, z_mid, z_head, log_slope, eta, x_first, x_mid):
     mid_acc = sigmoid(z_mid)
     a_max = mid_acc + sigmoid(z_head) * (1 - mid_acc)
     alpha = x_first * xp.expm1(eta)

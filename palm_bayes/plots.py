@@ -140,17 +140,18 @@ def plot_prob_better(
     p = fit.prob_better(a, b, list(budgets))
     others = [d for d in p.dims if d != "budget"]
     stacked = p.stack(curve=others) if others else p.expand_dims(curve=[""])
+    named = [d for d in others if p.sizes[d] > 1]  # not a lone embedding=none in every label
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for i in range(stacked.sizes["curve"]):
         line = stacked.isel(curve=i)
-        label = " / ".join(str(line[d].item()) for d in others) if others else None
+        label = " / ".join(str(line[d].item()) for d in named) if named else None
         ax.plot(line["budget"], line, marker=".", label=label)
     ax.axhline(0.5, color="0.5", ls=":")
     _log_budget_axis(ax)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("labels (budget)")
     ax.set_ylabel(f"P({_fmt(a)} beats {_fmt(b)})")
-    if others:
+    if named:
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -166,7 +167,9 @@ def _log_budget_axis(ax) -> None:
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    low, high = ax.get_xlim()
+    wide = high / max(low, 1e-12) > 300  # 1-2-5 labels would collide over many decades
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
     formatter = ScalarFormatter()
     formatter.set_scientific(False)
     ax.xaxis.set_major_formatter(formatter)

@@ -21,6 +21,7 @@ from palm_bayes.errors import PalmInputError  # noqa: E402
 from palm_bayes.fit import PalmFit  # noqa: E402
 from palm_bayes.io_utils import atomic_write  # noqa: E402
 from palm_bayes.plots import _log_budget_axis, plot_fit, plot_prob_better  # noqa: E402
+from palm_bayes.tables import column_notes, sampling_advice, tidy  # noqa: E402
 
 __all__ = ["write_report", "SECTIONS"]
 
@@ -40,6 +41,7 @@ table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
 td, th { border: 1px solid #ddd; padding: .25em .5em; text-align: right; }
 img { max-width: 100%; }
 .warn { background: #fff3cd; padding: .6em; border-left: 4px solid #e0a800; }
+.legend { font-size: .8em; color: #555; }
 .ok { background: #e8f5e9; padding: .6em; border-left: 4px solid #43a047; }
 """
 
@@ -60,43 +62,69 @@ def _others(fit: PalmFit, dim: str) -> list[dict]:
     return [{d: row[d] for d in others} for _, row in frame[frame["ok"]].iterrows()]
 
 
+def _text_colour(rgba: Sequence[float]) -> str:
+    """Black or white, whichever reads better on a cell of this colour (WCAG luminance)."""
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3])
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.18 else "white"
+
+
 def _win_matrix_figure(fit: PalmFit, budgets: Sequence[float], dim: str) -> str:
     wins = fit.win_matrix(budgets)
+    cmap = plt.get_cmap("RdBu_r")
     parts = []
     for where in _others(fit, dim)[:6]:
         sub = wins.sel(where)
-        fig, axes = plt.subplots(1, len(budgets), figsize=(4.2 * len(budgets), 3.6), squeeze=False)
+        names = [str(s) for s in sub[dim].to_numpy()]
+        side = max(3.6, 0.55 * len(names) + 1.6)
+        fig, axes = plt.subplots(
+            1, len(budgets), figsize=((side + 1.6) * len(budgets), side + 0.6),
+            squeeze=False, layout="constrained",
+        )  # fmt: skip
         for ax, budget in zip(axes[0], budgets, strict=True):
             m = sub.sel(budget=budget).to_numpy()
-            ax.imshow(m, vmin=0, vmax=1, cmap="RdBu_r")
-            names = [str(s) for s in sub[dim].to_numpy()]
+            image = ax.imshow(m, vmin=0, vmax=1, cmap=cmap)
             ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
             ax.set_yticks(range(len(names)), names, fontsize=8)
             for i in range(len(names)):
                 for j in range(len(names)):
                     if np.isfinite(m[i, j]):
-                        ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7)
-            ax.set_title(f"{budget:g} labels", fontsize=9)
+                        ax.text(
+                            j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                            color=_text_colour(cmap(m[i, j])),
+                        )  # fmt: skip
+            ax.set_title(f"at {budget:,.0f} labels", fontsize=9)
+            ax.set_xlabel(f"column {dim}", fontsize=8)
+            ax.set_ylabel(f"row {dim}", fontsize=8)
+            fig.colorbar(image, ax=ax, shrink=0.8, label="P(row beats column)")
         fig.suptitle(
-            "P(row beats column) " + ", ".join(f"{k}={v}" for k, v in where.items()), fontsize=10
+            "P(row beats column)" + "".join(f", {k} {v}" for k, v in _shown(fit, where).items()),
+            fontsize=10,
         )
         parts.append(_png(fig))
     return "\n".join(parts)
 
 
+def _shown(fit: PalmFit, labels: dict) -> dict:
+    """The labels worth naming: those of dims with more than one member."""
+    sizes = fit.idata.posterior.sizes
+    return {k: v for k, v in labels.items() if sizes.get(k, 1) > 1}
+
+
 def _forest_figure(fit: PalmFit, target: float) -> str:
     need = fit.labels_needed(target).to_dataframe().reset_index().dropna(subset=["p_reachable"])
-    labels = [
-        " / ".join(str(row[d]) for d in fit.curve_dims if fit.idata.posterior.sizes[d] > 1)
-        or "curve"
-        for _, row in need.iterrows()
-    ]
+    labels = [_curve_label(fit, {d: row[d] for d in fit.curve_dims}) for _, row in need.iterrows()]
     finite = np.concatenate([need[c].to_numpy() for c in ("lower", "median", "upper")])
     finite = finite[np.isfinite(finite)]
     right = finite.max() * 1.5 if finite.size else 1.0
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(need) + 1.2))
     for i, (_, row) in enumerate(need.iterrows()):
-        lo = row["lower"] if np.isfinite(row["lower"]) else right
+        if not np.isfinite(row["lower"]):
+            ax.text(
+                0.02, i, f"not reached within the horizon (P = {row['p_reachable']:.2f})",
+                transform=ax.get_yaxis_transform(), va="center", fontsize=8, color="0.35",
+            )  # fmt: skip
+            continue
+        lo = row["lower"]
         hi = row["upper"] if np.isfinite(row["upper"]) else right
         ax.plot([lo, hi], [i, i], color="tab:blue")
         if np.isfinite(row["median"]):
@@ -114,7 +142,7 @@ def _forest_figure(fit: PalmFit, target: float) -> str:
 def _parameter_figure(fit: PalmFit) -> str:
     post = fit.idata.posterior
     fitted = fit.idata.constant_data["fitted"]
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+    fig, axes = plt.subplots(1, 4, figsize=(15, 4.2), layout="constrained")
     stacked = fitted.stack(curve=fit.curve_dims)
     curves = [
         c for c, ok in zip(stacked["curve"].to_numpy(), stacked.to_numpy(), strict=True) if ok
@@ -131,30 +159,48 @@ def _parameter_figure(fit: PalmFit) -> str:
                 range=(lo, hi),
                 histtype="step",
                 density=True,
-                label=" / ".join(str(v) for v in curve),
+                label=_curve_label(fit, dict(zip(fit.curve_dims, curve, strict=True))),
             )
         ax.set_title(name)
         ax.set_yticks([])
-    axes[0].legend(fontsize=6)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=min(4, len(names)), fontsize=8)
     return _png(fig)
+
+
+def _curve_label(fit: PalmFit, labels: dict) -> str:
+    return " / ".join(str(v) for v in _shown(fit, labels).values()) or "curve"
+
+
+def _table_html(frame) -> str:
+    """The table with whole numbers as integers and a legend of its columns."""
+    notes = "".join(f"<li>{html.escape(line)}</li>" for line in column_notes(frame))
+    legend = f'<ul class="legend">{notes}</ul>' if notes else ""
+    return tidy(frame).to_html(index=False) + legend
 
 
 def _diagnostics_html(fit: PalmFit) -> str:
     diag = fit.diagnostics().to_dataframe().reset_index().dropna(subset=["r_hat_max"])
     bad = diag[(diag["r_hat_max"] > 1.01) | (diag["divergences"] > 0)]
-    if len(bad):
+    if len(bad) and fit.hierarchy:
+        advice = " ".join(html.escape(line[0].upper() + line[1:] + ".") for line in
+                          sampling_advice(diag, fit))  # fmt: skip
+        note = f'<p class="warn">The pooled fit sampled poorly: {advice}</p>'
+    elif len(bad):
+        advice = " ".join(html.escape(line[0].upper() + line[1:] + ".") for line in
+                          sampling_advice(diag, fit))  # fmt: skip
         note = (
-            f'<p class="warn">{len(bad)} of {len(diag)} curves sampled poorly (r_hat above 1.01 '
-            "or divergent transitions). Their intervals may be wrong: refit with more draws "
-            "(<code>--draws 2000</code>) or look at whether the curve is far from the PALM "
-            "shape.</p>"
+            f'<p class="warn">{len(bad)} of {len(diag)} curves sampled poorly: their intervals '
+            f"may be wrong. {advice}</p>"
         )
     else:
         note = (
             '<p class="ok">The sampler converged for every curve (r_hat at most 1.01, no '
             "divergent transitions).</p>"
         )
-    return note + diag.round(4).to_html(index=False)
+    return note + _table_html(
+        diag.assign(seconds=diag["seconds"].round(1), ess_bulk_min=diag["ess_bulk_min"].round())
+    )
 
 
 def write_report(
@@ -198,7 +244,7 @@ def write_report(
         table = advice.table.to_dataframe().reset_index().dropna(subset=["p_reachable"])
         sections["advice"] = (
             f"Advice for target accuracy {target:g}",
-            f"<ul>{reasons}</ul>" + table.round(3).to_html(index=False),
+            f"<ul>{reasons}</ul>" + _table_html(table),
         )
         sections["win-matrix"] = ("Who beats whom", _win_matrix_figure(fit, budgets, dim))
         ref = reference if reference in labels else labels[0]
@@ -219,10 +265,9 @@ def write_report(
         f'<section id="{key}"><h2>{html.escape(name)}</h2>\n{content}</section>'
         for key, (name, content) in sections.items()
     )
-    pooled = f" pooled over {', '.join(fit.hierarchy)}" if fit.hierarchy else ""
     document = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<p>{html.escape(repr(fit))}{pooled}. Made by palm_bayes.</p>{body}</body></html>"
+        f"<p>{html.escape(fit.describe())}. Made by palm_bayes.</p>{body}</body></html>"
     )
     return atomic_write(path, lambda tmp: Path(tmp).write_text(document, encoding="utf-8"))

@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from palm_bayes.model import FORECAST_ONLY_PRIORS, create_palm_model
 
@@ -57,13 +58,59 @@ def _compiled_model(data: dict, priors: dict):
     return _COMPILED[key]
 
 
-def run_nutpie(compiled, *, progress: bool, **options: Any):
-    """``nutpie.sample`` with PyMC's and nutpie's warnings silenced (we report diagnostics)."""
+def run_nutpie(compiled, *, progress: bool, desc: str = "sampling", **options: Any):
+    """``nutpie.sample`` with PyMC's and nutpie's warnings silenced (we report diagnostics).
+
+    With ``progress``, a tqdm bar counts draws (tuning included) and divergent transitions
+    in any terminal or log file (nutpie's own bar shows only in notebooks and terminals).
+    """
     import nutpie
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return nutpie.sample(compiled, progress_bar=progress, **options)
+        if not progress:
+            return nutpie.sample(compiled, progress_bar=False, **options)
+        sampler = nutpie.sample(compiled, progress_bar=False, blocking=False, **options)
+        total = int(options.get("chains", 6)) * (
+            int(options.get("tune", 300)) + int(options.get("draws", 1000))
+        )
+        try:
+            with tqdm(total=total, desc=desc, unit="draw", mininterval=1.0) as bar:
+                pause = 1.0
+                while not _finished(sampler):
+                    time.sleep(pause)
+                    start = time.perf_counter()
+                    done, divergent = _progress(sampler.inspect())
+                    # reading the trace so far must not slow the sampler down much
+                    pause = max(1.0, 20 * (time.perf_counter() - start))
+                    bar.update(max(0, min(done, total) - bar.n))
+                    bar.set_postfix(divergences=divergent, refresh=False)
+                trace = sampler.wait()
+                bar.set_postfix(divergences=_progress(trace)[1], refresh=False)
+                bar.update(total - bar.n)
+        except BaseException:
+            sampler.cancel()
+            raise
+        return trace
+
+
+def _finished(sampler) -> bool:
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:  # nutpie 0.16 raises instead of answering False
+        return False
+
+
+def _progress(trace) -> tuple[int, int]:
+    """Draws done over all chains (tuning included), and divergent transitions after tuning."""
+    done, divergent = 0, 0
+    for group in ("warmup_sample_stats", "sample_stats"):
+        if group in trace.groups():
+            stats = trace[group]
+            done += int(stats.sizes.get("chain", 0) * stats.sizes.get("draw", 0))
+    if "sample_stats" in trace.groups() and "diverging" in trace.sample_stats:
+        divergent = int(trace.sample_stats["diverging"].sum())
+    return done, divergent
 
 
 def sample_curve(

@@ -1,0 +1,93 @@
+"""Result tables for people.
+
+Whole labels print as integers, single-member id columns are dropped, and every column that is
+not self-evident gets a one-line explanation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from palm_bayes.fit import PalmFit
+
+__all__ = ["COLUMN_NOTES", "tidy", "column_notes", "sampling_advice"]
+
+#: Plain-words meaning of the result columns, printed under tables and shown in the report.
+COLUMN_NOTES = {
+    "p_reachable": "probability of reaching the target within the search horizon",
+    "labels_median": "labels needed for the target, posterior median (rounded up to whole labels)",
+    "labels_lower": "labels needed, 5% quantile",
+    "labels_upper": "labels needed, 95% quantile (inf: may never be reached)",
+    "window_median": "deployment window W = labels for target + tolerance minus labels for "
+    "target - tolerance (median; small W: a steep, predictable approach to the target)",
+    "p_cheapest": "probability that this strategy needs the fewest labels to reach the target",
+    "p_within_eta": "probability that it needs at most (1 + eta) x the cheapest's labels",
+    "expected_saved": "mean labels saved against the reference strategy (draws where both "
+    "reach the target)",
+    "prob_better": "probability that a beats b at that budget (0.5: cannot tell apart)",
+    "r_hat_max": "worst R-hat of the curve's parameters (at most 1.01: chains agree)",
+    "divergences": "divergent transitions of the sampler (0: no sign of a biased posterior)",
+    "warning": "PSIS-LOO is approximate for this fit: some observations have Pareto k > 0.7",
+    "elpd_loo": "expected log predictive density (higher: better predictions of held-out points)",
+    "p_loo": "effective number of parameters",
+    "p_crossover": "probability that b overtakes a within the horizon",
+}
+
+_HIDDEN_LABELS = ("none", "default")
+
+
+def tidy(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A copy for display: whole numbers as integers, other numbers rounded.
+
+    Id columns with one placeholder label (e.g. ``embedding=none``) are dropped.
+    """
+    frame = frame.drop(
+        columns=[
+            c
+            for c in ("embedding",)
+            if c in frame and frame[c].nunique() == 1 and str(frame[c].iloc[0]) in _HIDDEN_LABELS
+        ]
+    ).copy()
+    for col in frame.columns:
+        values = frame[col]
+        if values.dtype.kind == "b" or values.dtype.kind not in "fc":
+            continue
+        finite = values[np.isfinite(values)]
+        if finite.size and np.all(finite == np.round(finite)) and np.all(np.abs(finite) < 2**53):
+            frame[col] = [
+                str(int(v)) if np.isfinite(v) else ("" if np.isnan(v) else str(v)) for v in values
+            ]
+        else:
+            frame[col] = values.round(digits)
+    return frame
+
+
+def column_notes(frame: pd.DataFrame) -> list[str]:
+    """``column: meaning`` lines for the columns of ``frame`` that have a note."""
+    return [f"{c}: {COLUMN_NOTES[c]}" for c in frame.columns if c in COLUMN_NOTES]
+
+
+def sampling_advice(table: pd.DataFrame, fit: PalmFit) -> list[str]:
+    """Plain-words warnings about poorly sampled curves, with the change that would help."""
+    lines = []
+    divergent = table[table["divergences"] > 0]
+    if len(divergent):
+        accept = float(json.loads(fit.idata.posterior.attrs["sampler"])["target_accept"])
+        higher = 0.99 if accept < 0.99 else 0.995
+        what = "the pooled fit" if fit.hierarchy else f"{len(divergent)} curve(s)"
+        lines.append(
+            f"{what} had divergent transitions: the sampler met curvature it could not follow, "
+            f"so intervals may be off; refit with --target-accept {higher} (now {accept:g})"
+        )
+    slow = table[table["r_hat_max"] > 1.01]
+    if len(slow):
+        lines.append(
+            f"{len(slow)} curve(s) have r_hat above 1.01 (chains disagree): refit with more "
+            f"--draws and --tune (now {fit.idata.posterior.sizes['draw']})"
+        )
+    return lines

@@ -1,0 +1,79 @@
+"""What a newcomer meets first: fast help, plain tables, visible progress."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import palm_bayes as pb
+from palm_bayes.tables import column_notes, tidy
+
+HEAVY = ("pymc", "pytensor", "arviz", "pandas", "xarray", "matplotlib", "nutpie")
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return set(out.stdout.split())
+
+
+def test_help_and_argument_errors_load_no_heavy_library():
+    for argv in (["--help"], ["fit"], ["forecast", "--help"]):
+        call = f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass"
+        code = "from palm_bayes.cli import main\n" + call
+        loaded = _modules_after(code)
+        assert "palm_bayes.cli" in loaded
+        assert not loaded & set(HEAVY), (argv, loaded & set(HEAVY))
+
+
+def test_public_names_load_on_first_use_and_fit_stays_the_function():
+    import palm_bayes.compare  # noqa: F401  (a submodule named like a function)
+    import palm_bayes.fit  # noqa: F401
+
+    assert callable(pb.fit) and pb.fit.__name__ == "fit"
+    assert pb.compare.__name__ == "compare"
+    assert set(pb.__all__) - {"__version__"} <= set(dir(pb))
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        pb.nonsense  # noqa: B018
+
+
+def test_tables_print_whole_labels_as_integers_and_drop_placeholder_ids():
+    frame = pd.DataFrame(
+        {
+            "strategy": ["a", "b", "c"],
+            "embedding": ["none"] * 3,
+            "median": [31883.0, np.inf, np.nan],
+            "p_reachable": [0.98765, 0.4, np.nan],
+        }
+    )
+    shown = tidy(frame)
+    assert "embedding" not in shown
+    assert shown["median"].tolist() == ["31883", "inf", ""]
+    assert shown["p_reachable"].tolist()[:2] == [0.988, 0.4]
+    assert column_notes(frame) == [
+        "p_reachable: probability of reaching the target within the search horizon"
+    ]
+
+
+@pytest.mark.slow
+def test_pooled_sampling_shows_progress_with_divergences(capsys):
+    import pymc as pm
+
+    from palm_bayes.sampling import compile_model, run_nutpie
+
+    with pm.Model() as model:
+        pm.Normal("x", shape=3)
+    trace = run_nutpie(
+        compile_model(model), progress=True, desc="pooled fit", chains=2, draws=200, tune=100
+    )
+    assert trace.posterior.sizes["draw"] == 200
+    err = capsys.readouterr().err
+    assert "pooled fit" in err and "600/600" in err and "divergences=" in err
