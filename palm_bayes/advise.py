@@ -20,7 +20,7 @@ import xarray as xr
 from palm_bayes.errors import PalmInputError
 from palm_bayes.fit import PalmFit, _as_budget, _check_prob
 
-__all__ = ["Advice", "advise", "crossover", "aubc", "win_matrix"]
+__all__ = ["Advice", "advise", "alda_least_squares", "alda_pick", "crossover", "aubc", "win_matrix"]
 
 _SAMPLES = ("chain", "draw")
 
@@ -63,31 +63,58 @@ def _strategy_dim(fit: PalmFit, dim: str) -> None:
         raise PalmInputError(f"advice compares {dim}s: the fit holds only one")
 
 
+#: Decision rules of :func:`advise`, with their default ``(target_tolerance, eta)``.
+RULES = {"cheapest": (0.01, 0.10), "alda": (0.05, 0.05)}
+
+#: ALDA keeps the upper end of the deployment window this far below each draw's A_max.
+WINDOW_CEILING_MARGIN = 0.005
+
+
 def advise(
     fit: PalmFit,
     target: float,
     *,
-    target_tolerance: float = 0.01,
-    eta: float = 0.1,
+    rule: str = "cheapest",
+    target_tolerance: float | None = None,
+    eta: float | None = None,
     max_budget: float | None = None,
     reference: str | None = "random",
     threshold: float = 0.7,
     dim: str = "strategy",
     seed: int = 0,
 ) -> Advice:
-    """Which strategy reaches ``target`` accuracy with the fewest labels, with probabilities.
+    """Which strategy to continue with to reach ``target`` accuracy, with probabilities.
+
+    Two decision rules, each evaluated draw by draw on the posterior:
+
+    * ``"cheapest"`` (default): the strategy that reaches the target with the fewest labels;
+      the verdict names it when ``P(cheapest) >= threshold``.
+    * ``"alda"``: the reference advisor's (ALDA) rule. Among the strategies that reach the
+      target (feasible), those within ``eta`` of the cheapest's labels (cost-competitive), pick
+      the one with the smallest deployment window ``W`` (ties: fewer labels); labels are
+      rounded up to whole rounds and the window's upper target is kept 0.5 points below
+      A_max. When no strategy is feasible in a draw, the pick is the one with the highest
+      A_max (the reference's fallback, reported as such). ``p_pick`` is the probability that
+      a strategy is ALDA's pick; ``p_risky`` that it is feasible with a wider window than the
+      pick.
 
     Parameters
     ----------
     fit : PalmFit
-        A fit holding several strategies (along ``dim``).
+        A fit of one or several strategies (along ``dim``).
     target : float
-        Target accuracy in (0, 1).
-    target_tolerance : float
-        ``dtau`` of the deployment window ``W = B(target + dtau) - B(target - dtau)``.
-    eta : float
+        Target accuracy in (0, 1), or in percent (a value above 1, read as percent like the
+        curves themselves).
+    rule : {"cheapest", "alda"}
+        Decision rule (see above).
+    target_tolerance : float, optional
+        ``dtau`` of the deployment window ``W = B(target + dtau) - B(target - dtau)`` (default
+        0.01 for ``cheapest``, the reference's 0.05 = 5 points for ``alda``; in percent points
+        when the target is given in percent).
+    eta : float, optional
         Relative cost tolerance: a strategy is cost-competitive in a draw when it needs at
-        most ``(1 + eta)`` times the labels of that draw's cheapest.
+        most ``(1 + eta)`` times the labels of that draw's cheapest (default 0.10 for
+        ``cheapest``, the reference's 0.05 for ``alda``).
     max_budget : float, optional
         Search horizon for labels needed (default 100x each curve's last observed budget).
     reference : str, optional
@@ -105,7 +132,18 @@ def advise(
     >>> advice = pb.advise(fit, target=0.85)  # doctest: +SKIP
     >>> print(advice)  # doctest: +SKIP
     """
-    _strategy_dim(fit, dim)
+    if rule not in RULES:
+        raise PalmInputError(f"unknown rule {rule!r}; use one of {sorted(RULES)}")
+    if dim not in fit.curve_dims:
+        raise PalmInputError(
+            f"unknown dimension {dim!r}; the curves are identified by {list(fit.curve_dims)}"
+        )
+    default_tolerance, default_eta = RULES[rule]
+    if np.isfinite(target) and 1 < target <= 100:  # percent, like percent curves
+        target = target / 100
+        target_tolerance = target_tolerance / 100 if target_tolerance is not None else None
+    target_tolerance = default_tolerance if target_tolerance is None else target_tolerance
+    eta = default_eta if eta is None else eta
     _check_prob(target, "target")
     _check_prob(threshold, "threshold")
     if not 0 < target_tolerance < min(target, 1 - target):
@@ -149,11 +187,210 @@ def advise(
         ref = need.sel({dim: reference})
         both = reachable & np.isfinite(ref)
         table["expected_saved"] = (ref - need).where(both).mean(_SAMPLES)
+    attrs = {
+        "rule": rule,
+        "target": target,
+        "target_tolerance": target_tolerance,
+        "eta": eta,
+        "threshold": threshold,
+    }
+    if rule == "alda":
+        table = table[["p_reachable"] + (["expected_saved"] if "expected_saved" in table else [])]
+        alda = _alda(fit, draws["need"], target, target_tolerance, eta, max_budget, dim, seed)
+        table = xr.merge([table, alda]).where(fitted)
+        table.attrs.update(attrs)
+        return Advice(table, _recommend_alda(table, dim, target, threshold))
     table = table.where(fitted)
-    table.attrs.update(
-        {"target": target, "target_tolerance": target_tolerance, "eta": eta, "threshold": threshold}
-    )
+    table.attrs.update(attrs)
     return Advice(table, _recommend(table, dim, target, threshold, eta))
+
+
+def _alda(
+    fit: PalmFit,
+    need: xr.DataArray,
+    target: float,
+    tolerance: float,
+    eta: float,
+    max_budget: float | None,
+    dim: str,
+    seed: int,
+) -> xr.Dataset:
+    """ALDA's pick, draw by draw: feasibility, cost-competitive set, smallest window."""
+    const = fit.idata.constant_data
+    a_max = fit.idata.posterior["A_max"]
+    rounds = const["b"]
+    # whole rounds, as the reference counts labels
+    need = np.ceil(need / rounds - 1e-9) * rounds
+    low = fit.labels_needed_draws(target - tolerance, max_budget=max_budget, seed=seed)
+    high_target = np.minimum(target + tolerance, a_max - WINDOW_CEILING_MARGIN)
+    high = fit.labels_needed_draws(high_target, max_budget=max_budget, seed=seed)
+    low, high = (np.ceil(x / rounds - 1e-9) * rounds for x in (low, high))
+    window = (high - low).clip(min=0).where(high_target >= target - tolerance)
+    fitted = const["fitted"].broadcast_like(need)
+    feasible = np.isfinite(need) & fitted
+    candidate = feasible & np.isfinite(window)
+    others = [d for d in need.dims if d not in ("chain", "draw", dim)]
+    order = ("chain", "draw", *others, dim)
+    cand, cost, win = (x.transpose(*order).to_numpy() for x in (candidate, need, window))
+    top = a_max.where(fitted).broadcast_like(need).transpose(*order).to_numpy()
+    alive = fitted.transpose(*order).to_numpy()
+    competitive, picked, any_candidate, risky = alda_pick(cand, cost, win, top, alive, eta)
+    coords = {d: need[d] for d in (*others, dim)}
+
+    def share(x: np.ndarray) -> xr.DataArray:
+        return xr.DataArray(x.mean((0, 1)), dims=(*others, dim), coords=coords)
+
+    labels = xr.DataArray(cost, dims=order, coords=coords)
+    return xr.Dataset(
+        {
+            "p_feasible": share(feasible.transpose(*order).to_numpy()),
+            "p_competitive": share(competitive),
+            "p_pick": share(picked & any_candidate),
+            "p_fallback_pick": share(picked & ~any_candidate),
+            "p_risky": share(risky),
+            **{
+                name: labels.quantile(q, ("chain", "draw"), method="inverted_cdf").drop_vars(
+                    "quantile"
+                )
+                for name, q in (
+                    ("labels_median", 0.5),
+                    ("labels_lower", 0.05),
+                    ("labels_upper", 0.95),
+                )
+            },  # fmt: skip
+            "window_median": window.fillna(np.inf)
+            .quantile(0.5, ("chain", "draw"), method="inverted_cdf")
+            .drop_vars("quantile"),
+        }
+    )
+
+
+def alda_pick(
+    candidate: np.ndarray,
+    cost: np.ndarray,
+    window: np.ndarray,
+    a_max: np.ndarray,
+    fitted: np.ndarray,
+    eta: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ALDA's selection over the last axis (the strategies), for every leading index.
+
+    ``candidate``: feasible with a defined window; ``cost``: labels to the target; ``window``:
+    W; ``a_max`` and ``fitted`` for the infeasible fallback. Returns the cost-competitive
+    set, the pick (one True per leading index), whether any strategy was a candidate (False:
+    the pick is the fallback) and the risky flags (candidates with a wider window than the
+    pick).
+    """
+    b_min = np.where(candidate, cost, np.inf).min(-1, keepdims=True)
+    competitive = candidate & (cost <= (1 + eta) * b_min * (1 + 1e-9))
+    # smallest window, then fewest labels
+    finite_cost = np.where(np.isfinite(cost), cost, 0.0)
+    scale = 1.0 + finite_cost.max(initial=0.0)
+    key = np.where(competitive, np.nan_to_num(window, posinf=1e300) * scale + finite_cost, np.inf)
+    any_candidate = candidate.any(-1, keepdims=True)
+    fallback_key = np.where(fitted, np.nan_to_num(a_max, nan=-np.inf), -np.inf)
+    pick = np.where(
+        any_candidate, np.argmin(key, -1)[..., None], np.argmax(fallback_key, -1)[..., None]
+    )
+    picked = np.arange(candidate.shape[-1]) == pick
+    picked_window = np.take_along_axis(np.where(np.isfinite(window), window, np.inf), pick, -1)
+    risky = candidate & ~picked & (window > picked_window) & any_candidate
+    return competitive, picked, any_candidate, risky
+
+
+def alda_least_squares(
+    lsq: xr.Dataset, target: float, tolerance: float = 0.05, eta: float = 0.05,
+    dim: str = "strategy",
+) -> pd.DataFrame:  # fmt: skip
+    """The reference advisor's answer from least-squares PALM fits (a point estimate).
+
+    ``lsq`` is :func:`palm_bayes.fit_least_squares` output. Returns one row per combination
+    of the other id dims: ``pick``, its ``labels`` and ``window`` (whole rounds) and
+    ``fallback`` (True when no strategy's fitted A_max reaches the target).
+    """
+    from palm_bayes.curve import labels_for_accuracy
+
+    ok = lsq["success"].fillna(False).astype(bool)
+    p = {k: lsq[k] for k in ("A_max", "delta", "alpha", "beta", "b")}
+
+    def labels(tau):
+        raw = labels_for_accuracy(tau, **p).where(ok)
+        return np.ceil(raw / p["b"] - 1e-9).clip(min=0) * p["b"]
+
+    need = labels(target).where(p["A_max"] >= target, np.inf)
+    high_target = np.minimum(target + tolerance, p["A_max"] - WINDOW_CEILING_MARGIN)
+    window = (labels(high_target) - labels(target - tolerance)).clip(min=0)
+    window = window.where(high_target >= target - tolerance)
+    others = [d for d in need.dims if d != dim]
+    order = (*others, dim)
+    cand = (np.isfinite(need) & np.isfinite(window) & ok).transpose(*order).to_numpy()
+    cost, win, top = (x.transpose(*order).to_numpy() for x in (need, window, p["A_max"]))
+    alive = ok.transpose(*order).to_numpy()
+    _, picked, any_candidate, _ = alda_pick(cand, cost, win, top, alive, eta)
+    names = need[dim].to_numpy()
+    rows = []
+    for index in np.ndindex(*picked.shape[:-1]):
+        if not alive[index].any():
+            continue
+        k = int(np.flatnonzero(picked[index])[0])
+        row = {d: need[d].to_numpy()[i] for d, i in zip(others, index, strict=True)}
+        fallback = not bool(any_candidate[index][0])
+        rows.append(
+            row
+            | {
+                "pick": names[k],
+                "labels": np.nan if fallback else float(cost[index][k]),
+                "window": np.nan if fallback else float(win[index][k]),
+                "fallback": fallback,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _recommend_alda(table: xr.Dataset, dim: str, target: float, threshold: float) -> pd.DataFrame:
+    others = [d for d in table.dims if d != dim]
+    stacked = table.stack(group=others) if others else table.expand_dims(group=[0])
+    rows = []
+    for g in range(stacked.sizes["group"]):
+        part = stacked.isel(group=g)
+        where = {d: part[d].item() for d in others}
+        label = ", ".join(f"{d}={v}" for d, v in where.items() if table.sizes[d] > 1)
+        prefix = f"[{label}] " if label else ""
+        names = part[dim].to_numpy()
+        pick = part["p_pick"].fillna(-1).to_numpy()
+        fallback = part["p_fallback_pick"].fillna(-1).to_numpy()
+        p_fallback = float(np.nansum(part["p_fallback_pick"].to_numpy()))
+        if p_fallback >= 0.5:
+            best = names[int(np.argmax(fallback))]
+            p_best = float(part["p_fallback_pick"].sel({dim: best}))
+            verdict = "fallback: target not reachable"
+            reason = (
+                f"{prefix}No strategy reaches {target:.3g} in {p_fallback:.0%} of the draws; "
+                f"ALDA's fallback, the highest A_max, is {best} (P = {p_best:.2f}). Lower the "
+                "target or collect more rounds."
+            )
+        else:
+            best = names[int(np.argmax(pick))]
+            p_best = float(part["p_pick"].sel({dim: best}))
+            need = part.sel({dim: best})
+            if p_best >= threshold:
+                verdict = "recommend"
+                reason = (
+                    f"{prefix}ALDA picks {best} (P = {p_best:.2f}): cost-competitive with the "
+                    f"smallest deployment window (median {float(need['window_median']):.0f} "
+                    f"labels); median {float(need['labels_median']):.0f} labels to reach "
+                    f"{target:.3g}."
+                )
+            else:
+                verdict = "not enough evidence yet"
+                reason = (
+                    f"{prefix}Not enough evidence yet: ALDA's likeliest pick, {best}, has "
+                    f"P = {p_best:.2f} < {threshold:.2f}. Label another round and ask again."
+                )
+        rows.append(
+            where | {"verdict": verdict, dim: best, "probability": p_best, "reason": reason}
+        )
+    return pd.DataFrame(rows)
 
 
 def _recommend(

@@ -240,6 +240,7 @@ def _cmd_advise(args: argparse.Namespace) -> None:
         fit = pb.fit(curves, seed=args.seed, progress=not args.quiet)
     advice = fit.advise(
         args.target,
+        rule=args.rule,
         target_tolerance=args.tolerance,
         eta=args.eta,
         max_budget=args.max_budget,
@@ -267,6 +268,20 @@ def _cmd_advise(args: argparse.Namespace) -> None:
         )
     print()
     print("\n".join(advice.recommendation["reason"]))
+    if args.rule == "alda":
+        from palm_bayes.advise import alda_least_squares
+
+        attrs = advice.table.attrs
+        reference = alda_least_squares(
+            pb.fit_least_squares(fit.curves), attrs["target"], attrs["target_tolerance"],
+            attrs["eta"],
+        )  # fmt: skip
+        _emit(
+            reference,
+            False,
+            "\nThe reference advisor's answer (ALDA on least-squares fits, one point estimate):",
+            notes=False,
+        )
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -405,9 +420,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("advise", help="which strategy to continue with, with probabilities")
     p.add_argument("source", help="a fit folder, or curves (.csv/.nc/run folder) to fit")
-    p.add_argument("--target", type=float, required=True)
-    p.add_argument("--tolerance", type=float, default=0.01, help="dtau of the window W")
-    p.add_argument("--eta", type=float, default=0.1, help="relative cost tolerance")
+    p.add_argument(
+        "--target", type=float, required=True, help="target accuracy (fraction, or percent > 1)"
+    )
+    p.add_argument(
+        "--rule",
+        choices=["cheapest", "alda"],
+        default="cheapest",
+        help="cheapest: fewest labels to the target; alda: the reference advisor's rule "
+        "(smallest window W among the cost-competitive), per posterior draw",
+    )
+    p.add_argument(
+        "--tolerance", type=float, default=None, help="dtau of the window W (0.01; alda: 0.05)"
+    )
+    p.add_argument(
+        "--eta", type=float, default=None, help="relative cost tolerance (0.10; alda: 0.05)"
+    )
     p.add_argument("--max-budget", type=_positive_float, default=None)
     p.add_argument("--reference", default="random", help="count labels saved against it")
     p.add_argument("--threshold", type=float, default=0.7, help="P(cheapest) to recommend")

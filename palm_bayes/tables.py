@@ -27,6 +27,12 @@ COLUMN_NOTES = {
     "target - tolerance (median; small W: a steep, predictable approach to the target)",
     "p_cheapest": "probability that this strategy needs the fewest labels to reach the target",
     "p_within_eta": "probability that it needs at most (1 + eta) x the cheapest's labels",
+    "p_feasible": "ALDA: probability of reaching the target within the horizon",
+    "p_competitive": "ALDA: probability of needing at most (1 + eta) x the cheapest's labels",
+    "p_pick": "ALDA: probability of being the pick (smallest window among the competitive)",
+    "p_fallback_pick": "ALDA: probability of being the fallback pick (no strategy reaches the "
+    "target; highest A_max)",
+    "p_risky": "ALDA: probability of being feasible with a wider window than the pick",
     "expected_saved": "mean labels saved against the reference strategy (draws where both "
     "reach the target)",
     "prob_better": "probability that a beats b at that budget (0.5: cannot tell apart)",

@@ -107,8 +107,11 @@ def test_advice_errors(tmp_path):
         {"only": dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0)}, BUDGETS, seeds=2
     )
     single = pb.fit(curves, **SAMPLER)
+    # one strategy: advice on it (as the reference advisor gives), comparisons refused
+    only = single.advise(0.8).recommendation.iloc[0]
+    assert only["strategy"] == "only" and only["verdict"] == "recommend"
     with pytest.raises(pb.PalmInputError, match="only one"):
-        single.advise(0.8)
+        single.win_matrix(500)
     two = pb.fit(
         pb.simulate_curves(
             {
