@@ -299,14 +299,19 @@ def alda_pick(
 
 
 def alda_least_squares(
-    lsq: xr.Dataset, target: float, tolerance: float = 0.05, eta: float = 0.05,
+    lsq: xr.Dataset,
+    target: float,
+    tolerance: float = 0.05,
+    eta: float = 0.05,
     dim: str = "strategy",
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """The reference advisor's answer from least-squares PALM fits (a point estimate).
 
-    ``lsq`` is :func:`palm_bayes.fit_least_squares` output. Returns one row per combination
-    of the other id dims: ``pick``, its ``labels`` and ``window`` (whole rounds) and
-    ``fallback`` (True when no strategy's fitted A_max reaches the target).
+    ``lsq`` is :func:`palm_bayes.fit_least_squares` output. Returns one row per fitted curve,
+    with ALDA's columns: ``feasible`` (fitted A_max reaches the target), ``b_abs`` and
+    ``deployment_window`` (whole rounds), ``window_over_b_abs``, ``cost_competitive``,
+    ``risky``, and ``selected`` (the pick of its group of the other id dims) and ``fallback``
+    (True when the group's pick is the highest A_max because no strategy is feasible).
     """
     from palm_bayes.curve import labels_for_accuracy
 
@@ -323,28 +328,30 @@ def alda_least_squares(
     window = window.where(high_target >= target - tolerance)
     others = [d for d in need.dims if d != dim]
     order = (*others, dim)
-    cand = (np.isfinite(need) & np.isfinite(window) & ok).transpose(*order).to_numpy()
+    feasible = (np.isfinite(need) & ok).transpose(*order)
+    cand = (feasible & np.isfinite(window)).transpose(*order).to_numpy()
     cost, win, top = (x.transpose(*order).to_numpy() for x in (need, window, p["A_max"]))
     alive = ok.transpose(*order).to_numpy()
-    _, picked, any_candidate, _ = alda_pick(cand, cost, win, top, alive, eta)
-    names = need[dim].to_numpy()
-    rows = []
-    for index in np.ndindex(*picked.shape[:-1]):
-        if not alive[index].any():
-            continue
-        k = int(np.flatnonzero(picked[index])[0])
-        row = {d: need[d].to_numpy()[i] for d, i in zip(others, index, strict=True)}
-        fallback = not bool(any_candidate[index][0])
-        rows.append(
-            row
-            | {
-                "pick": names[k],
-                "labels": np.nan if fallback else float(cost[index][k]),
-                "window": np.nan if fallback else float(win[index][k]),
-                "fallback": fallback,
-            }
-        )
-    return pd.DataFrame(rows)
+    competitive, picked, any_candidate, risky = alda_pick(cand, cost, win, top, alive, eta)
+    coords = {d: need[d] for d in order}
+
+    def grid(values: np.ndarray) -> xr.DataArray:
+        return xr.DataArray(values, dims=order, coords=coords)
+
+    table = xr.Dataset(
+        {
+            "feasible": feasible,
+            "b_abs": grid(np.where(cand, cost, np.nan)),
+            "deployment_window": grid(np.where(cand, win, np.nan)),
+            "cost_competitive": grid(competitive),
+            "risky": grid(risky),
+            "selected": grid(picked & alive.any(-1, keepdims=True)),
+            "fallback": grid(np.broadcast_to(~any_candidate, picked.shape)),
+        }
+    )
+    table["window_over_b_abs"] = table["deployment_window"] / table["b_abs"].clip(min=1e-8)
+    frame = table.to_dataframe().reset_index()
+    return frame[ok.transpose(*order).to_numpy().ravel()].reset_index(drop=True)
 
 
 def _recommend_alda(table: xr.Dataset, dim: str, target: float, threshold: float) -> pd.DataFrame:

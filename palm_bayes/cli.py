@@ -66,6 +66,33 @@ def _parse_priors(items: Sequence[str]) -> dict[str, dict[str, float]]:
     return priors
 
 
+def _parse_pairs(items: Sequence[str], flag: str) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise PalmInputError(f"{flag} {item!r} must look like NAME=NUMBER, e.g. delta=0.5")
+    return out
+
+
+def _parse_bounds(items: Sequence[str]) -> dict[str, tuple[float, float]]:
+    out = {}
+    for item in items:
+        name, _, text = item.partition("=")
+        lo, sep, hi = text.partition(":")
+        try:
+            out[name.strip()] = (float(lo), float(hi))
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise PalmInputError(f"--lsq-bounds {item!r} must look like NAME=LOW:HIGH")
+    return out
+
+
 def _load_fit(folder: str):
     from palm_bayes.fit import PalmFit
 
@@ -115,6 +142,11 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         check_writable_folder(out, FIT_FILE)
     except ValueError as err:
         raise PalmInputError(f"--out: {err}") from None
+    lsq_init = _parse_pairs(args.lsq_init, "--lsq-init")
+    lsq_bounds = _parse_bounds(args.lsq_bounds)
+    for name in [*lsq_init, *lsq_bounds]:
+        if name not in ("A_max", "delta", "alpha", "beta"):
+            raise PalmInputError(f"--lsq-init/--lsq-bounds: unknown PALM parameter {name!r}")
     curves = pb.load_curves(
         args.curves, labels_per_round=args.labels_per_round, percent=args.percent
     )
@@ -130,7 +162,11 @@ def _cmd_fit(args: argparse.Namespace) -> None:
         target_accept=args.target_accept,
         progress=not args.quiet,
     )
-    lsq = pb.fit_least_squares(curves)
+    lsq = pb.fit_least_squares(
+        curves,
+        init=_parse_pairs(args.lsq_init, "--lsq-init"),
+        bounds=_parse_bounds(args.lsq_bounds),
+    )
     # every file goes into a temporary folder that replaces --out in one step: a kill at
     # any moment leaves the complete old fit or the complete new one, never a mix
     with atomic_folder(out) as tmp:
@@ -222,6 +258,8 @@ def _cmd_compare_models(args: argparse.Namespace) -> None:
 def _cmd_advise(args: argparse.Namespace) -> None:
     import palm_bayes as pb
 
+    if args.alda_csv and args.rule != "alda":
+        raise PalmInputError("--alda-csv writes ALDA's files: use it with --rule alda")
     source = Path(args.source)
     if args.max_points is None and (source / FIT_FILE).is_file():
         fit = _load_fit(args.source)
@@ -272,12 +310,20 @@ def _cmd_advise(args: argparse.Namespace) -> None:
         from palm_bayes.advise import alda_least_squares
 
         attrs = advice.table.attrs
+        lsq = pb.fit_least_squares(fit.curves)
         reference = alda_least_squares(
-            pb.fit_least_squares(fit.curves), attrs["target"], attrs["target_tolerance"],
+            lsq, attrs["target"], attrs["target_tolerance"],
             attrs["eta"],
         )  # fmt: skip
+        if args.alda_csv:
+            from palm_bayes.reference import write_alda_csv
+
+            for path in write_alda_csv(args.alda_csv, reference, lsq, advice):
+                print(f"wrote {path}")
+        picks = reference[reference["selected"]]
+        shown = [c for c in picks.columns if c not in ("selected", "cost_competitive", "risky")]
         _emit(
-            reference,
+            picks[shown],
             False,
             "\nThe reference advisor's answer (ALDA on least-squares fits, one point estimate):",
             notes=False,
@@ -363,6 +409,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="curve prior for forecasts beyond the data: a file from `palm learn-prior`, or "
         "'brownian' for the fixed random walk (default: the prior learned from LCDB)",
     )
+    p.add_argument(
+        "--lsq-init",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="start value of the least-squares fit (least_squares.csv), e.g. delta=0.5 "
+        "(repeatable; the reference's --init_*)",
+    )
+    p.add_argument(
+        "--lsq-bounds",
+        action="append",
+        default=[],
+        metavar="NAME=LOW:HIGH",
+        help="bounds of the least-squares fit, e.g. alpha=-5:5 or beta=0:3 (repeatable; the "
+        "reference's --alpha_lo/--alpha_hi/--beta_hi)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the table as JSON records")
     p.set_defaults(func=_cmd_fit)
@@ -440,6 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default="random", help="count labels saved against it")
     p.add_argument("--threshold", type=float, default=0.7, help="P(cheapest) to recommend")
     p.add_argument("--max-points", type=int, default=None, help="advise from the first N rounds")
+    p.add_argument(
+        "--alda-csv",
+        default=None,
+        metavar="DIR",
+        help="with --rule alda: write ALDA's alda_fits.csv and alda_advice.csv (reference "
+        "columns from least squares, plus the posterior's probabilities) into DIR",
+    )
     p.add_argument("--crossover", default=None, metavar="A,B", help="budget where B overtakes A")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")

@@ -243,6 +243,10 @@ def _read_path(path: Path, labels_per_round: float | None) -> tuple[pd.DataFrame
     if not path.exists():
         raise PalmInputError(f"no such file or folder: {path}")
     if path.is_dir():
+        from palm_bayes.reference import is_palm_output, read_palm_outputs
+
+        if is_palm_output(path):
+            return read_palm_outputs(path, labels_per_round), {"source": str(path)}
         return _read_run_folder(path, labels_per_round), {"source": str(path)}
     suffix = path.suffix.lower()
     if suffix == ".csv":

@@ -9,6 +9,7 @@ identified by the data.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from palm_bayes.curve import palm_curve
 from palm_bayes.data import curve_dims, iter_curves, load_curves
 from palm_bayes.data import labels_per_round as _labels_per_round
+from palm_bayes.errors import PalmInputError
 
 __all__ = ["fit_curve_least_squares", "fit_least_squares", "PAPER_BOUNDS"]
 
@@ -28,12 +30,22 @@ _STARTS = ((0.1, 0.0, 1.0), (0.01, 0.0, 0.5), (0.3, 1.0, 1.5), (0.05, 2.0, 0.8))
 
 
 def fit_curve_least_squares(
-    budget: np.ndarray, accuracy: np.ndarray, b: float, *, percent: bool = False
+    budget: np.ndarray,
+    accuracy: np.ndarray,
+    b: float,
+    *,
+    percent: bool = False,
+    init: Mapping[str, float] | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """Least-squares PALM fit of one curve (all seeds' points, NaNs dropped).
 
     Several starting points are tried and the lowest squared error is kept; the result is
     deterministic. A fit that fails from every start gives NaNs and ``success=False``.
+    ``init`` (e.g. ``{"delta": 0.5, "beta": 1.0}``, like the reference's ``--init_*``) is tried
+    first, its missing entries taken from the default start; ``bounds`` replaces the paper's
+    bounds of the named parameters (e.g. ``{"alpha": (-5, 5), "beta": (0, 3)}``, like
+    ``--alpha_lo/--alpha_hi/--beta_hi``).
 
     Returns
     -------
@@ -54,15 +66,31 @@ def fit_curve_least_squares(
     scale = 100.0 if percent else 1.0
     lower, upper = np.array(PAPER_BOUNDS[0]), np.array(PAPER_BOUNDS[1])
     upper[0] = scale
+    for name, (lo, hi) in (bounds or {}).items():
+        k = _param_index(name)
+        if not lo < hi:
+            raise PalmInputError(f"least-squares bounds of {name}: low {lo} must be < high {hi}")
+        lower[k], upper[k] = lo, hi
     lower[2] = max(lower[2], -float(x.min()) + 1e-9)  # the curve must be defined at the data
+    if not lower[2] < upper[2]:
+        raise PalmInputError(
+            f"least-squares bounds of alpha: the curve must be defined at the first budget "
+            f"(alpha > {-float(x.min()):g} rounds), but alpha's upper bound is {upper[2]:g}"
+        )
 
     def model(x, a_max, delta, alpha, beta):
         return palm_curve(x, a_max, delta, alpha, beta, 1.0)
 
     best, best_sse = None, np.inf
     top = float(np.max(y)) if y.size else 0.5
-    for delta0, alpha0, beta0 in _STARTS:
-        p0 = np.clip([min(top * 1.05, scale), delta0, alpha0, beta0], lower + 1e-9, upper - 1e-9)
+    starts = [[min(top * 1.05, scale), *start] for start in _STARTS]
+    if init:
+        first = list(starts[0])
+        for name, value in init.items():
+            first[_param_index(name)] = float(value)
+        starts.insert(0, first)
+    for start in starts:
+        p0 = np.clip(start, lower + 1e-9, upper - 1e-9)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", (OptimizeWarning, RuntimeWarning))
@@ -80,7 +108,19 @@ def fit_curve_least_squares(
     return result | {"at_bound": at_bound, "success": True, "rmse": np.sqrt(best_sse / y.size)}
 
 
-def fit_least_squares(curves: Any, *, labels_per_round: float | None = None) -> xr.Dataset:
+def _param_index(name: str) -> int:
+    if name not in PARAMS:
+        raise PalmInputError(f"unknown PALM parameter {name!r}; use one of {list(PARAMS)}")
+    return PARAMS.index(name)
+
+
+def fit_least_squares(
+    curves: Any,
+    *,
+    labels_per_round: float | None = None,
+    init: Mapping[str, float] | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+) -> xr.Dataset:
     """Least-squares PALM fit of every curve.
 
     Parameters
@@ -89,6 +129,8 @@ def fit_least_squares(curves: Any, *, labels_per_round: float | None = None) -> 
         Anything :func:`palm_bayes.load_curves` reads.
     labels_per_round : float, optional
         The normaliser ``b`` (default: as in :func:`palm_bayes.fit`).
+    init, bounds : mapping, optional
+        A start value and bounds per parameter (see :func:`fit_curve_least_squares`).
 
     Returns
     -------
@@ -106,7 +148,11 @@ def fit_least_squares(curves: Any, *, labels_per_round: float | None = None) -> 
     for labels, sub in iter_curves(curves):
         index = tuple(int(np.flatnonzero(coords[d] == labels[d])[0]) for d in dims)
         res = fit_curve_least_squares(
-            sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), float(b.sel(labels))
+            sub["budget"].to_numpy(),
+            sub["accuracy"].to_numpy(),
+            float(b.sel(labels)),
+            init=init,
+            bounds=bounds,
         )
         for name in out:
             out[name][index] = res[name]

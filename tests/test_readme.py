@@ -14,9 +14,9 @@ with the reason.
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
@@ -74,13 +74,13 @@ def test_readme_has_blocks_of_both_kinds():
     assert {"bash", "python"} <= kinds
     commands = [c for _, lang, t in readme_blocks() if lang == "bash" for c in shell_commands(t)]
     skipped = [c for c in commands if any(k in c for k in SKIPPED)]
-    assert len(commands) >= 30 and len(skipped) <= 12, (len(commands), skipped)
+    assert len(commands) >= 30 and len(skipped) <= 15, (len(commands), skipped)
 
 
 @pytest.fixture
 def capped_sampler(monkeypatch):
     """``pb.fit`` with at most 2 chains x 150 draws, wherever it is called from."""
-    fit_module = sys.modules["palm_bayes.fit"]
+    fit_module = importlib.import_module("palm_bayes.fit")
     original = fit_module.fit
 
     def capped(curves, **kwargs):
