@@ -267,7 +267,7 @@ def _cmd_advise(args: argparse.Namespace) -> None:
         # a fit folder's curves, or any curves input; refit (on the first rounds only with
         # --max-points, replaying a pilot)
         curves_path = source / "curves.nc" if (source / FIT_FILE).is_file() else source
-        curves = full = pb.load_curves(curves_path)
+        curves = full = pb.load_curves(curves_path, labels_per_round=args.labels_per_round)
         if args.max_points is not None:
             if args.max_points < 4:
                 raise PalmInputError(f"--max-points must be at least 4, got {args.max_points}")
@@ -502,6 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default="random", help="count labels saved against it")
     p.add_argument("--threshold", type=float, default=0.7, help="P(cheapest) to recommend")
     p.add_argument("--max-points", type=int, default=None, help="advise from the first N rounds")
+    p.add_argument(
+        "--labels-per-round",
+        type=_positive_float,
+        default=None,
+        help="labels per round, for run folders that store episode indices or no budgets",
+    )
     p.add_argument(
         "--alda-csv",
         default=None,
