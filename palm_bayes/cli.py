@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-accept",
         type=float,
         default=None,
-        help="NUTS target acceptance (0.99; 0.95 with --hierarchy): raise it when the fit "
+        help="NUTS target acceptance (0.99; 0.98 with --hierarchy): raise it when the fit "
         "reports divergent transitions",
     )
     p.add_argument("--labels-per-round", type=_positive_float, default=None)

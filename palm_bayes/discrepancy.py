@@ -12,9 +12,13 @@ log budget) or learned from a library of fully observed curves (:func:`palm_baye
     scale  = exp(a_0 + a_level * z_level + a_slope * z_slope) * d ** a_power
     gain   = median logit A_palm(B) - median logit A_palm(B_last)
 
-``z_slope`` is the standardised end slope of the observed curve (logit accuracy per e-fold of
-labels over its last three budgets), ``z_level`` its standardised last accuracy (logit), both
-computed by :func:`prefix_features`. ``w_gain`` says how much of the further gain PALM promises
+``z_slope`` and ``z_level`` are the standardised slope (logit accuracy per e-fold of labels)
+and level (logit accuracy) at the end of the observed curve. Priors learned here take them from
+the posterior median curve (``palm_slope``: its slope from ``B_last`` to ``1.5 B_last``;
+``palm_level``: its value at ``B_last``), so that two curves whose posteriors agree get the
+same discrepancy; older priors took them from the raw seed-mean data (``end_slope`` over the
+last three budgets and ``last_logit``, :func:`prefix_features`), where the noise of three seeds
+told identical strategies apart. ``w_gain`` says how much of the further gain PALM promises
 real curves deliver (``-0.3``: 30% less), ``w_slope`` how much of the recent slope carries on.
 ``e`` is one Student-t (``nu`` degrees of freedom) shock per posterior draw and curve, shared by
 all its budgets (a path), and correlated with correlation ``rho`` between curves on the same
@@ -41,11 +45,24 @@ import xarray as xr
 from palm_bayes.errors import PalmInputError
 from palm_bayes.io_utils import atomic_write
 
-__all__ = ["CurvePrior", "prefix_features", "DRIFT_TERMS", "SCALE_TERMS", "load_prior"]
+__all__ = [
+    "CurvePrior",
+    "prefix_features",
+    "DRIFT_TERMS",
+    "SCALE_TERMS",
+    "POSTERIOR_FEATURES",
+    "SLOPE_RATIO",
+    "load_prior",
+]
 
 DRIFT_TERMS = ("w_0", "w_slope", "w_level", "w_gain")
 SCALE_TERMS = ("a_0", "a_power", "a_level", "a_slope")
 _FORMAT = "palm-bayes-curve-prior/1"
+#: (slope, level) features of priors learned from posterior curves, and of older priors.
+POSTERIOR_FEATURES = ("palm_slope", "palm_level")
+DATA_FEATURES = ("end_slope", "last_logit")
+#: ``palm_slope`` is the posterior median curve's slope from ``B_last`` to this times ``B_last``.
+SLOPE_RATIO = 1.5
 #: Accuracies are clipped to [CLIP, 1 - CLIP] before the logit (LCDB has curves at 1.0).
 CLIP = 0.002
 
@@ -73,7 +90,8 @@ class CurvePrior:
     nu : float
         Degrees of freedom of the Student-t shocks (``inf``: Normal).
     feature_mean, feature_sd : dict
-        Standardisation of ``end_slope`` and ``last_logit``.
+        Standardisation of the (slope, level) features: ``palm_slope`` and ``palm_level``
+        (posterior curve), or ``end_slope`` and ``last_logit`` (raw data) for older priors.
     meta : dict
         Provenance: what it was learned from, when, with which settings.
     """
@@ -83,10 +101,10 @@ class CurvePrior:
     rho: np.ndarray
     nu: float = np.inf
     feature_mean: dict[str, float] = field(
-        default_factory=lambda: {"end_slope": 0.0, "last_logit": 0.0}
+        default_factory=lambda: dict.fromkeys(POSTERIOR_FEATURES, 0.0)
     )
     feature_sd: dict[str, float] = field(
-        default_factory=lambda: {"end_slope": 1.0, "last_logit": 1.0}
+        default_factory=lambda: dict.fromkeys(POSTERIOR_FEATURES, 1.0)
     )
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -249,13 +267,23 @@ class CurvePrior:
         scale = xr.where(d > 0, np.exp(log_scale) * d ** a["a_power"], 0.0)
         return logit_palm + drift + scale * e
 
-    def standardise(self, features: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
-        """``(z_slope, z_level)``; a curve without features (a new member) sits at the mean."""
-        zs = (features["end_slope"] - self.feature_mean["end_slope"]) / self.feature_sd["end_slope"]
-        zl = (features["last_logit"] - self.feature_mean["last_logit"]) / self.feature_sd[
-            "last_logit"
+    @property
+    def feature_names(self) -> tuple[str, str]:
+        """The (slope, level) features this prior was learned with."""
+        if POSTERIOR_FEATURES[0] in self.feature_mean:
+            return POSTERIOR_FEATURES
+        return DATA_FEATURES
+
+    def standardise(self, features: Any) -> tuple[Any, Any]:
+        """``(z_slope, z_level)``; a curve without features (a new member) sits at the mean.
+
+        ``features`` holds :attr:`feature_names` (an xarray Dataset or a DataFrame).
+        """
+        z = [
+            (features[name] - self.feature_mean[name]) / self.feature_sd[name]
+            for name in self.feature_names
         ]
-        return zs.fillna(0.0), zl.fillna(0.0)
+        return z[0].fillna(0.0), z[1].fillna(0.0)
 
 
 def load_prior(path: str | os.PathLike) -> CurvePrior:

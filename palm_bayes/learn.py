@@ -24,10 +24,22 @@ from tqdm.auto import tqdm
 
 from palm_bayes.curve import palm_curve_log_lambda
 from palm_bayes.data import CURVE_DIMS, curves_to_frame, load_curves
-from palm_bayes.discrepancy import CurvePrior, logit, prefix_features
+from palm_bayes.discrepancy import (
+    POSTERIOR_FEATURES,
+    SLOPE_RATIO,
+    CurvePrior,
+    logit,
+    prefix_features,
+)
 from palm_bayes.errors import PalmInputError
 
-__all__ = ["learn_prior", "prefix_cases", "forecast_cases", "fit_discrepancy"]
+__all__ = [
+    "learn_prior",
+    "prefix_cases",
+    "forecast_cases",
+    "fit_discrepancy",
+    "add_posterior_features",
+]
 
 _CUT_SEP = "@cut="
 
@@ -102,8 +114,10 @@ def forecast_cases(
 
     Adds ``med`` and ``psd`` (median and half the 16-84% range of the logit PALM forecast over
     posterior draws),
-    ``med_last`` (median logit at the pilot's last budget), ``end_slope``, ``last_logit`` and
-    ``y`` (logit truth). Pilots are fitted ``chunk`` pilot datasets at a time.
+    ``med_last`` (median logit at the pilot's last budget), the prior's features
+    ``palm_slope`` and ``palm_level`` (posterior median curve, see
+    :mod:`palm_bayes.discrepancy`), the raw-data ``end_slope`` and ``last_logit``, and ``y``
+    (logit truth). Pilots are fitted ``chunk`` pilot datasets at a time.
     """
     from palm_bayes.fit import fit
 
@@ -131,7 +145,8 @@ def forecast_cases(
                 for k in ("A_max", "log_lambda", "alpha", "beta")
             }
             b = float(const["b"].sel(sel))
-            budgets = np.append(group["budget"].to_numpy(), float(const["last_budget"].sel(sel)))
+            last = float(const["last_budget"].sel(sel))
+            budgets = np.append(group["budget"].to_numpy(), [last, SLOPE_RATIO * last])
             acc = palm_curve_log_lambda(
                 budgets[None, :],
                 draws["A_max"][:, None],
@@ -142,13 +157,16 @@ def forecast_cases(
             )
             z = logit(acc)
             feats = features.sel(sel)
+            at_last, ahead = np.median(z[:, -2]), np.median(z[:, -1])
             out.append(
                 group.assign(
-                    med=np.median(z[:, :-1], axis=0),
+                    med=np.median(z[:, :-2], axis=0),
                     # a robust spread: a few draws far out on the logit scale must not
                     # pass for the posterior's width
-                    psd=np.diff(np.quantile(z[:, :-1], [0.16, 0.84], axis=0), axis=0)[0] / 2,
-                    med_last=float(np.median(z[:, -1])),
+                    psd=np.diff(np.quantile(z[:, :-2], [0.16, 0.84], axis=0), axis=0)[0] / 2,
+                    med_last=float(at_last),
+                    palm_slope=float((ahead - at_last) / np.log(SLOPE_RATIO)),
+                    palm_level=float(at_last),
                     end_slope=float(feats["end_slope"]),
                     last_logit=float(feats["last_logit"]),
                     y=logit(group["truth"].to_numpy()),
@@ -167,8 +185,11 @@ def fit_discrepancy(
     draws: int = 500,
     seed: int = 0,
     progress: bool = False,
+    features: tuple[str, str] = POSTERIOR_FEATURES,
 ) -> tuple[np.ndarray, np.ndarray, float, dict, dict]:
     """Fit the drift and scale coefficients (PyMC, nutpie) to forecast cases.
+
+    ``features`` names the (slope, level) columns of ``cases`` the discrepancy depends on.
 
     Returns drift draws, scale draws (both ``(n, 4)``), the shocks' degrees of freedom (``inf``:
     Normal) and the feature standardisation (mean, sd).
@@ -178,13 +199,14 @@ def fit_discrepancy(
 
     from palm_bayes.sampling import compile_model, run_nutpie
 
+    slope, level = features
     pilots = cases.drop_duplicates(["pilot_dataset", "strategy", "embedding"])
-    mean = {k: float(pilots[k].mean()) for k in ("end_slope", "last_logit")}
-    sd = {k: float(pilots[k].std()) or 1.0 for k in ("end_slope", "last_logit")}
-    cases = cases.dropna(subset=["end_slope", "last_logit", "med", "psd", "y"])
+    mean = {k: float(pilots[k].mean()) for k in features}
+    sd = {k: float(pilots[k].std()) or 1.0 for k in features}
+    cases = cases.dropna(subset=[*features, "med", "psd", "y"])
     d = np.log(cases["budget"] / cases["last_budget"]).to_numpy()
-    zs = ((cases["end_slope"] - mean["end_slope"]) / sd["end_slope"]).to_numpy()
-    zl = ((cases["last_logit"] - mean["last_logit"]) / sd["last_logit"]).to_numpy()
+    zs = ((cases[slope] - mean[slope]) / sd[slope]).to_numpy()
+    zl = ((cases[level] - mean[level]) / sd[level]).to_numpy()
     gain = (cases["med"] - cases["med_last"]).to_numpy()
     size = cases.groupby(["pilot_dataset", "strategy", "embedding"])["y"].transform("size")
     weight = (1.0 / size).to_numpy()
@@ -211,6 +233,29 @@ def fit_discrepancy(
     return w_draws, a_draws, np.inf, mean, sd
 
 
+def add_posterior_features(cases: pd.DataFrame) -> pd.DataFrame:
+    """``palm_slope`` and ``palm_level`` for cases saved before they were recorded.
+
+    The posterior median logit at ``SLOPE_RATIO x`` the last budget is interpolated (linearly
+    in log budget) between ``med_last`` and the pilot's future ``med`` values.
+    """
+    keys = ["pilot_dataset", "strategy", "embedding"]
+    rows = []
+    for _, group in cases.groupby(keys, sort=False):
+        last = float(group["last_budget"].iloc[0])
+        at_last = float(group["med_last"].iloc[0])
+        order = np.argsort(group["budget"].to_numpy())
+        x = np.log(np.r_[last, group["budget"].to_numpy()[order]] / last)
+        y = np.r_[at_last, group["med"].to_numpy()[order]]
+        target = np.log(SLOPE_RATIO)
+        if x[-1] >= target:
+            ahead = float(np.interp(target, x, y))
+        else:  # the future ends earlier: carry its last secant on
+            ahead = at_last + (y[-1] - at_last) / x[-1] * target
+        rows.append(group.assign(palm_slope=(ahead - at_last) / target, palm_level=at_last))
+    return pd.concat(rows).loc[cases.index]
+
+
 def _residual_correlation(
     cases: pd.DataFrame, prior: CurvePrior, n_boot: int, seed: int
 ) -> np.ndarray:
@@ -220,8 +265,7 @@ def _residual_correlation(
     mean coefficients is paired with those of the other pilots of the same dataset and cut.
     """
     w, a = prior.drift.mean(0), prior.scale.mean(0)
-    zs = (cases["end_slope"] - prior.feature_mean["end_slope"]) / prior.feature_sd["end_slope"]
-    zl = (cases["last_logit"] - prior.feature_mean["last_logit"]) / prior.feature_sd["last_logit"]
+    zs, zl = prior.standardise(cases)
     d = np.log(cases["budget"] / cases["last_budget"])
     drift = d * (w[0] + w[1] * zs + w[2] * zl) + w[3] * (cases["med"] - cases["med_last"])
     scale = np.exp(a[0] + a[2] * zl + a[3] * zs) * d ** a[1]
@@ -290,6 +334,8 @@ def learn_prior(
         library = load_curves(library)
         pilots, truths = prefix_cases(library, cuts, pilot_seeds)
         cases = forecast_cases(pilots, truths, seed=seed, sampler=sampler, progress=progress)
+    if not set(POSTERIOR_FEATURES) <= set(cases.columns):
+        cases = add_posterior_features(cases)
     w, a, nu, mean, sd = fit_discrepancy(cases, draws=draws, seed=seed)
     prior = CurvePrior(
         drift=w,

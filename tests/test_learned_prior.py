@@ -96,11 +96,46 @@ def test_brownian_is_the_old_random_walk():
     template = xr.DataArray(np.zeros((2, 50, 3)), dims=("chain", "draw", "strategy"))
     e, index = prior.shocks(template, None, seed=0)
     d = xr.DataArray([0.0, 1.0, 4.0], dims="budget")
-    features = xr.Dataset({"end_slope": template[0, 0] * 0, "last_logit": template[0, 0] * 0})
+    zero = template[0, 0] * 0
+    features = xr.Dataset({"palm_slope": zero, "palm_level": zero})
     widened = prior.widen(template, d, d * 0, features, e, index)
     np.testing.assert_allclose(widened.sel(budget=0), 0.0)  # nothing inside the data
     np.testing.assert_allclose(widened.isel(budget=2), 2 * widened.isel(budget=1), rtol=1e-12)
     np.testing.assert_allclose(widened.isel(budget=1), 0.3 * e.transpose(*template.dims))
+
+
+def test_features_come_from_the_posterior_curve_and_older_priors_still_use_the_data(
+    two_strategies,
+):
+    fit = two_strategies
+    features = fit._prefix_features()
+    assert set(features.data_vars) == {"palm_slope", "palm_level"}
+    post, const = fit.idata.posterior, fit.idata.constant_data
+    level = logit(
+        palm_curve(
+            const["last_budget"], post["A_max"], post["delta"], post["alpha"], post["beta"],
+            const["b"],
+        )
+    ).median(("chain", "draw"))  # fmt: skip
+    np.testing.assert_allclose(features["palm_level"], level, atol=1e-6)
+    assert bool((features["palm_slope"] > 0).all())  # both curves still rise at the cut
+    old = CurvePrior(
+        drift=np.zeros((1, 4)), scale=np.zeros((1, 4)), rho=np.zeros(1),
+        feature_mean={"end_slope": 0.0, "last_logit": 0.0},
+        feature_sd={"end_slope": 1.0, "last_logit": 1.0},
+    )  # fmt: skip
+    assert set(fit.with_prior(old)._prefix_features().data_vars) == {"end_slope", "last_logit"}
+
+
+def test_identical_curves_get_identical_features():
+    same = dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0)
+    curves = pb.simulate_curves({"a": same, "b": same}, np.arange(1, 9) * 50.0, seeds=3, rng=2)
+    fit = pb.fit(curves, seed=0, progress=False, draws=300, tune=300, chains=2)
+    f = fit._prefix_features().squeeze(["dataset", "embedding"])
+    raw = prefix_features(curves).squeeze(["dataset", "embedding"])
+    gap = abs(float(f["palm_slope"].sel(strategy="a") - f["palm_slope"].sel(strategy="b")))
+    raw_gap = abs(float(raw["end_slope"].sel(strategy="a") - raw["end_slope"].sel(strategy="b")))
+    assert gap < 0.5 * raw_gap, (gap, raw_gap)  # the posterior smooths the seeds' noise
 
 
 def test_prefix_features_are_the_end_slope_and_last_level():

@@ -3,7 +3,7 @@
 The fenced ``bash`` and ``python`` blocks are read from the README itself, so a renamed flag,
 file or strategy there fails this test. Commands run in-process (``palm`` and ``al-runner``'s
 ``main``) in a temporary folder holding a link to ``examples/``; snippets run in one shared
-namespace. The sampler is capped (2 chains x 150 draws) so that the whole README takes a few
+namespace. The sampler is capped (2 chains x 100 draws) so that the whole README takes a few
 minutes: this checks that the commands work, not the precision of their answers.
 
 A few commands cannot run here: they need data the user supplies (CIFAR-10 folder, their own
@@ -38,7 +38,7 @@ SKIPPED = {
     "feats.np": "the user's own feature file",
     "al-runner sweep": "a Ray sweep of grid.toml (Fashion-MNIST, SimCLR): hours of CPU",
 }
-SAMPLER_CAP = {"chains": 2, "draws": 150, "tune": 150}
+SAMPLER_CAP = {"chains": 2, "draws": 100, "tune": 100}
 
 
 def readme_blocks() -> list[tuple[int, str, str]]:
@@ -79,7 +79,7 @@ def test_readme_has_blocks_of_both_kinds():
 
 @pytest.fixture
 def capped_sampler(monkeypatch):
-    """``pb.fit`` with at most 2 chains x 150 draws, wherever it is called from."""
+    """``pb.fit`` with at most 2 chains x 100 draws, wherever it is called from."""
     fit_module = importlib.import_module("palm_bayes.fit")
     original = fit_module.fit
 
