@@ -144,13 +144,13 @@ def _embed_parsers(sub: argparse._SubParsersAction) -> None:
 
     emb = sub.add_parser("embed", help="train a self-supervised encoder and cache its features")
     emb.add_argument("--dataset", required=True, help="image dataset (in memory or ImageNet)")
-    emb.add_argument("--method", required=True, choices=METHODS)
+    emb.add_argument("--method", required=True, choices=METHODS, help="SSL method")
     emb.add_argument("--epochs", type=_positive, default=20, help="training epochs (20)")
     emb.add_argument("--out", required=True, help="folder of checkpoint and feature cache")
     emb.add_argument("--arch", default="auto", choices=("auto", *ARCHS), help="encoder")
-    emb.add_argument("--batch-size", type=_positive, default=256)
+    emb.add_argument("--batch-size", type=_positive, default=256, help="batch size (256)")
     emb.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
-    emb.add_argument("--seed", type=int, default=0)
+    emb.add_argument("--seed", type=int, default=0, help="random seed (0)")
     emb.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     emb.add_argument("--threads", type=_positive, default=1, help="CPU threads (default 1)")
     emb.add_argument("--data-root", help="local data path")
@@ -159,7 +159,7 @@ def _embed_parsers(sub: argparse._SubParsersAction) -> None:
     emb.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     ev = sub.add_parser("embed-eval", help="kNN and linear-probe accuracy of an embedding")
-    ev.add_argument("--dataset", required=True)
+    ev.add_argument("--dataset", required=True, help="dataset whose pool is embedded")
     src = ev.add_mutually_exclusive_group(required=True)
     src.add_argument("--method", choices=METHODS, help="the embed checkpoint in --dir")
     src.add_argument("--embedding-file", help="your features (.npy pool+test rows, or .npz)")
@@ -169,8 +169,8 @@ def _embed_parsers(sub: argparse._SubParsersAction) -> None:
         "--fractions", default="0.01,0.1,1", help="label fractions of the linear probes"
     )
     ev.add_argument("--k", type=_positive, default=20, help="kNN neighbours (20)")
-    ev.add_argument("--device", default="auto")
-    ev.add_argument("--threads", type=_positive, default=1)
+    ev.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
+    ev.add_argument("--threads", type=_positive, default=1, help="CPU threads (default 1)")
     ev.add_argument("--data-root", help="local data path")
     ev.add_argument("--class-list", help="ImageNet subsets: file of class ids")
 

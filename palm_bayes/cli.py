@@ -372,7 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="NUTS target acceptance (0.99; 0.98 with --hierarchy): raise it when the fit "
         "reports divergent transitions",
     )
-    p.add_argument("--labels-per-round", type=_positive_float, default=None)
+    p.add_argument(
+        "--labels-per-round",
+        type=_positive_float,
+        default=None,
+        help="b, labels per round (default: from the data)",
+    )
     scale = p.add_mutually_exclusive_group()
     scale.add_argument(
         "--percent",
@@ -438,46 +443,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--cuts", type=float, nargs="+", default=[0.1, 0.2, 0.4], help="pilot lengths (fractions)"
     )
     p.add_argument("--pilot-seeds", type=int, default=3, help="seeds per pilot (0: all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_learn_prior)
 
     p = sub.add_parser("forecast", help="accuracy at budgets, with an HDI")
-    p.add_argument("dir")
-    p.add_argument("--budget", type=float, nargs="+", required=True)
-    p.add_argument("--hdi", type=float, default=0.9)
+    p.add_argument("dir", help="a fit folder written by `palm fit`")
+    p.add_argument("--budget", type=float, nargs="+", required=True, help="label budgets")
+    p.add_argument("--hdi", type=float, default=0.9, help="interval probability (0.9)")
     p.add_argument("--predictive", action="store_true", help="a new single run, not the mean")
     p.add_argument(
         "--new", default=None, metavar="DIM", help="for a new member of DIM (pooled fits)"
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=_cmd_forecast)
 
     p = sub.add_parser("compare", help="P(a beats b) at budgets")
-    p.add_argument("dir")
+    p.add_argument("dir", help="a fit folder written by `palm fit`")
     p.add_argument("--a", required=True, help="e.g. strategy=typiclust")
     p.add_argument("--b", required=True, help="e.g. strategy=random")
-    p.add_argument("--budget", type=float, nargs="+", required=True)
+    p.add_argument("--budget", type=float, nargs="+", required=True, help="label budgets")
     p.add_argument(
         "--new", default=None, metavar="DIM", help="for a new member of DIM (pooled fits)"
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("labels-needed", help="labels to reach a target accuracy")
-    p.add_argument("dir")
-    p.add_argument("--target", type=float, required=True)
-    p.add_argument("--hdi", type=float, default=0.9)
-    p.add_argument("--max-budget", type=_positive_float, default=None)
+    p.add_argument("dir", help="a fit folder written by `palm fit`")
+    p.add_argument("--target", type=float, required=True, help="target accuracy")
+    p.add_argument("--hdi", type=float, default=0.9, help="interval probability (0.9)")
+    p.add_argument(
+        "--max-budget",
+        type=_positive_float,
+        default=None,
+        help="search horizon in labels (default: 100x the last observed budget)",
+    )
     p.add_argument(
         "--new", default=None, metavar="DIM", help="for a new member of DIM (pooled fits)"
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=_cmd_labels_needed)
 
     p = sub.add_parser("compare-models", help="rank fits of the same curves by PSIS-LOO")
     p.add_argument("dirs", nargs="+", help="fit folders (e.g. independent and pooled)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=_cmd_compare_models)
 
     p = sub.add_parser("advise", help="which strategy to continue with, with probabilities")
@@ -498,7 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eta", type=float, default=None, help="relative cost tolerance (0.10; alda: 0.05)"
     )
-    p.add_argument("--max-budget", type=_positive_float, default=None)
+    p.add_argument(
+        "--max-budget",
+        type=_positive_float,
+        default=None,
+        help="search horizon in labels (default: 100x the last observed budget)",
+    )
     p.add_argument("--reference", default="random", help="count labels saved against it")
     p.add_argument("--threshold", type=float, default=0.7, help="P(cheapest) to recommend")
     p.add_argument("--max-points", type=int, default=None, help="advise from the first N rounds")
@@ -516,22 +531,24 @@ def build_parser() -> argparse.ArgumentParser:
         "columns from least squares, plus the posterior's probabilities) into DIR",
     )
     p.add_argument("--crossover", default=None, metavar="A,B", help="budget where B overtakes A")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=_cmd_advise)
 
     p = sub.add_parser("report", help="one self-contained HTML report of a fit")
-    p.add_argument("dir")
+    p.add_argument("dir", help="a fit folder written by `palm fit`")
     p.add_argument("--out", default=None, help="default DIR/report.html")
-    p.add_argument("--target", type=float, default=None)
+    p.add_argument(
+        "--target", type=float, default=None, help="target accuracy (default: from the data)"
+    )
     p.add_argument("--budget", type=float, nargs="+", default=None, help="win-matrix budgets")
-    p.add_argument("--reference", default="random")
+    p.add_argument("--reference", default="random", help="strategy to compare against")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("plot", help="data, posterior band and least squares as a PNG")
-    p.add_argument("dir")
-    p.add_argument("--out", default=None)
+    p.add_argument("dir", help="a fit folder written by `palm fit`")
+    p.add_argument("--out", default=None, help="PNG to write (default DIR/fit.png)")
     p.set_defaults(func=_cmd_plot)
     return parser
 

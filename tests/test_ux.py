@@ -77,3 +77,17 @@ def test_pooled_sampling_shows_progress_with_divergences(capsys):
     assert trace.posterior.sizes["draw"] == 200
     err = capsys.readouterr().err
     assert "pooled fit" in err and "600/600" in err and "divergences=" in err
+
+
+def test_every_command_line_option_is_explained():
+    import argparse
+
+    from al_runner.cli import build_parser as runner_parser
+    from palm_bayes.cli import build_parser as palm_parser
+
+    for parser in (palm_parser(), runner_parser()):
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for name, sub in commands.choices.items():
+            silent = [a.dest for a in sub._actions if a.help is None]
+            assert not silent, f"{parser.prog} {name}: {silent} have no help text"
+            assert not any("``" in (a.help or "") for a in sub._actions), name
