@@ -173,7 +173,7 @@ def test_hierarchical_fits_default_to_more_draws(curves, monkeypatch):
     monkeypatch.setattr(fit_module, "_fit_hierarchical", capture)
     with pytest.raises(RuntimeError, match="captured"):
         pb.fit(curves, hierarchy="strategy", progress=False)
-    assert (seen["draws"], seen["tune"], seen["target_accept"]) == (2000, 2000, 0.95)
+    assert (seen["draws"], seen["tune"], seen["target_accept"]) == (2000, 2000, 0.98)
     with pytest.raises(RuntimeError, match="captured"):
         pb.fit(curves, hierarchy="strategy", draws=300, progress=False)
     assert (seen["draws"], seen["tune"]) == (300, 2000)
