@@ -67,7 +67,7 @@ def main() -> None:
     table = table.drop(columns=["embedding"])
     table.to_csv(out / "forecast.csv", index=False)
     print("\nForecast at each curve's largest budget from its pilot (truth held out):")
-    print(table.round(3).to_string(index=False))
+    print(tidy(table).to_string(index=False))
     print(
         f"MAE {np.abs(table['median'] - table['truth']).mean():.3f}, "
         f"90% HDI covers the truth for {table['inside_90'].sum()}/{len(table)} curves"
