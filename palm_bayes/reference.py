@@ -118,11 +118,16 @@ def read_reference_fits(
 ) -> xr.Dataset:
     """The reference's least-squares fits, laid out like :func:`palm_bayes.fit_least_squares`.
 
+    ``path``: a ``PALM.py`` output folder, a folder of them, or ALDA's ``alda_fits.csv``.
+
     ``A_max`` is converted to a fraction when the curve is in percent (its ``y_avg`` above 1.5),
     so the parameters describe the same curve ``palm_bayes`` reads.
     """
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return _read_alda_fits(path)
     records = []
-    for folder in _output_folders(Path(path)):
+    for folder in _output_folders(path):
         meta = _meta(folder)
         y = (
             np.load(folder / "y_avg.npy", allow_pickle=False)
@@ -147,6 +152,37 @@ def read_reference_fits(
     if not records:
         raise PalmInputError(f"{path} holds no PALM.py output (palm_params.json)")
     return pd.DataFrame(records).set_index(["dataset", "strategy", "embedding"]).to_xarray()
+
+
+def _read_alda_fits(path: Path) -> xr.Dataset:
+    """ALDA's ``alda_fits.csv`` (percent ``a_max``) as least-squares fits."""
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise PalmInputError(f"{path} is not a readable CSV: {exc}") from exc
+    need = {"dataset", "method", "a_max", "delta", "alpha", "beta", "budget_size"}
+    if missing := sorted(need - set(frame.columns)):
+        raise PalmInputError(f"{path} is not ALDA's alda_fits.csv: it lacks {missing}")
+    frame = frame.dropna(subset=["a_max", "delta", "alpha", "beta"])
+    a_max = frame["a_max"].astype(float)
+    return (
+        pd.DataFrame(
+            {
+                "dataset": frame["dataset"].astype(str),
+                "strategy": frame["method"].astype(str),
+                "embedding": "none",
+                "A_max": np.where(a_max > 1.5, a_max / 100, a_max),
+                "delta": frame["delta"].astype(float),
+                "alpha": frame["alpha"].astype(float),
+                "beta": frame["beta"].astype(float),
+                "b": frame["budget_size"].astype(float),
+                "success": True,
+                "at_bound": False,
+            }
+        )
+        .set_index(["dataset", "strategy", "embedding"])
+        .to_xarray()
+    )
 
 
 def write_alda_csv(

@@ -196,5 +196,8 @@ def test_cli_writes_alda_csv_with_reference_and_posterior_columns(tmp_path, caps
     assert {"method", "b_abs", "deployment_window", "risky", "p_pick"} <= set(fits.columns)
     assert advice.loc[0, "selected_method"] == "steady" == advice.loc[0, "bayes_method"]
     assert advice.loc[0, "decision_reason"].startswith("risk_aware_minimum_window")
+    back = read_reference_fits(out / "alda_fits.csv")  # ALDA's fits file read back
+    assert sorted(back["strategy"].values) == ["cheap_wide", "steady"]
+    assert float(back["A_max"].sel(strategy="steady").squeeze()) == pytest.approx(0.94, abs=0.02)
     assert main(["advise", str(tmp_path / "c.nc"), "--target", "0.8", "--alda-csv", "x"]) == 2
     assert "--rule alda" in capsys.readouterr().err
