@@ -354,15 +354,21 @@ def alda_least_squares(
     return frame[ok.transpose(*order).to_numpy().ravel()].reset_index(drop=True)
 
 
-def _recommend_alda(table: xr.Dataset, dim: str, target: float, threshold: float) -> pd.DataFrame:
+def _groups(table: xr.Dataset, dim: str):
+    """``(labels, "[label] " prefix, table part)`` per combination of the other id dims."""
     others = [d for d in table.dims if d != dim]
     stacked = table.stack(group=others) if others else table.expand_dims(group=[0])
-    rows = []
     for g in range(stacked.sizes["group"]):
         part = stacked.isel(group=g)
         where = {d: part[d].item() for d in others}
+        # name the group by the dims that tell groups apart (not a lone embedding=none)
         label = ", ".join(f"{d}={v}" for d, v in where.items() if table.sizes[d] > 1)
-        prefix = f"[{label}] " if label else ""
+        yield where, f"[{label}] " if label else "", part
+
+
+def _recommend_alda(table: xr.Dataset, dim: str, target: float, threshold: float) -> pd.DataFrame:
+    rows = []
+    for where, prefix, part in _groups(table, dim):
         names = part[dim].to_numpy()
         pick = part["p_pick"].fillna(-1).to_numpy()
         fallback = part["p_fallback_pick"].fillna(-1).to_numpy()
@@ -403,15 +409,8 @@ def _recommend_alda(table: xr.Dataset, dim: str, target: float, threshold: float
 def _recommend(
     table: xr.Dataset, dim: str, target: float, threshold: float, eta: float
 ) -> pd.DataFrame:
-    others = [d for d in table.dims if d != dim]
-    stacked = table.stack(group=others) if others else table.expand_dims(group=[0])
     rows = []
-    for g in range(stacked.sizes["group"]):
-        part = stacked.isel(group=g)
-        where = {d: part[d].item() for d in others}
-        # name the group by the dims that tell groups apart (not a lone embedding=none)
-        label = ", ".join(f"{d}={v}" for d, v in where.items() if table.sizes[d] > 1)
-        prefix = f"[{label}] " if label else ""
+    for where, prefix, part in _groups(table, dim):
         p_cheapest = part["p_cheapest"].fillna(-1)
         best = part[dim].to_numpy()[int(np.argmax(p_cheapest.to_numpy()))]
         p_best = float(part["p_cheapest"].sel({dim: best}))
