@@ -114,10 +114,14 @@ def test_every_readme_block_runs(tmp_path, monkeypatch, capped_sampler, capsys):
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
+    done: set[str] = set()
     for line, lang, text in readme_blocks():
         where = f"README.md line {line}"
         if lang == "bash":
             for command in shell_commands(text):
+                if command in done:  # the same command shown again in another section
+                    continue
+                done.add(command)
                 try:
                     _run_command(command)
                 except SystemExit as exc:  # argparse refused the command line
