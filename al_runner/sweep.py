@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import sys
 import time
@@ -314,6 +315,11 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         return False
     common = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address is None:
+        # Ray enables token authentication on a new local instance and says so on every start;
+        # the instance stays authenticated, the notice is dropped (a sweep shows its own bar)
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR
+        )
         # Ray's single-node mode: every Ray server binds to 127.0.0.1 only. The processes Ray
         # starts read the variable; this process read it when ray was imported.
         env_before = os.environ.get(_LOCAL_ONLY)
