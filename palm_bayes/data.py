@@ -351,10 +351,19 @@ def _validate_frame(
     for dim, default in _DEFAULTS.items():
         if dim not in frame:
             frame[dim] = default
-    for dim in CURVE_DIMS:
-        frame[dim] = frame[dim].astype(str)
     if frame.empty:
         raise PalmInputError("the curves table is empty")
+    for dim in ID_DIMS:
+        empty = frame[dim].isna().to_numpy() | (
+            frame[dim].astype(object).map(str).str.strip() == ""
+        )
+        if empty.any():
+            raise PalmInputError(
+                f"column {dim!r} is empty in {int(empty.sum())} row(s) (first: row "
+                f"{int(np.flatnonzero(empty)[0])}); every row needs a {dim} label"
+            )
+    for dim in CURVE_DIMS:
+        frame[dim] = frame[dim].astype(object).map(str)
     for column in ("budget", "accuracy"):
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = ~np.isfinite(values.to_numpy(dtype=float))

@@ -42,7 +42,11 @@ def _check(source) -> None:
     OUTCOMES["loaded"] += 1
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomized: the same files every run, so that CI never meets a case the developers did not
+# (a failure found while exploring becomes a named test in test_reliability.py)
+@settings(
+    max_examples=600, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
 @given(
     columns=st.lists(st.sampled_from(COLUMNS), min_size=0, max_size=7, unique=True),
     rows=st.integers(0, 12),
@@ -58,7 +62,9 @@ def test_malformed_csv_loads_or_is_refused(tmp_path_factory, columns, rows, data
     _check(path)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
 @given(
     dims=st.lists(
         st.sampled_from(["dataset", "strategy", "seed", "step", "other"]),
@@ -90,7 +96,7 @@ def test_malformed_netcdf_loads_or_is_refused(tmp_path_factory, dims, names, siz
 
 def test_print_counts():
     print(f"\nfuzzed curves files: {dict(OUTCOMES)}")
-    assert sum(OUTCOMES.values()) >= 1000 or not OUTCOMES  # when run alone, nothing to count
+    assert sum(OUTCOMES.values()) >= 850 or not OUTCOMES  # when run alone, nothing to count
 
 
 def test_a_small_netcdf_declaring_gigabytes_is_refused(tmp_path):

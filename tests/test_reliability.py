@@ -50,6 +50,14 @@ def test_percent_curves_need_every_value_above_the_floor():
     assert float(ds["accuracy"].min()) == pytest.approx(0.012)
 
 
+def test_an_empty_id_label_is_refused_not_a_crash(tmp_path):
+    """Found by the fuzz test: pandas keeps an empty CSV cell as a missing label."""
+    path = tmp_path / "c.csv"
+    path.write_text("dataset,strategy,budget,accuracy\n0,,10,0.0\n")
+    with pytest.raises(pb.PalmInputError, match="column 'strategy' is empty in 1 row"):
+        pb.load_curves(path)
+
+
 def test_budget_zero_is_refused_before_sampling():
     frame = pd.DataFrame({"budget": [0, 10, 20, 30, 40], "accuracy": [0.1, 0.5, 0.6, 0.7, 0.8]})
     with pytest.raises(pb.PalmInputError, match="budget 0"):
