@@ -369,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-accept",
         type=float,
         default=None,
-        help="NUTS target acceptance (0.99; 0.98 with --hierarchy): raise it when the fit "
-        "reports divergent transitions",
+        help="NUTS target acceptance (0.99; pooled: 0.98 below 50 curves, else 0.95): raise "
+        "it when the fit reports divergent transitions",
     )
     p.add_argument(
         "--labels-per-round",

@@ -98,8 +98,9 @@ def fit(
         NUTS settings (nutpie). ``draws`` and ``tune`` default to 1,000 each for independent
         fits and 2,000 each for hierarchical ones (their group scales need them for r_hat <=
         1.01); ``target_accept`` to 0.99 for independent fits (short prefixes have curved
-        posteriors) and 0.98 for hierarchical ones (at 0.95 the shipped example had 0-2
-        divergent transitions in 8,000 draws); ``cores`` to ``min(chains, os.cpu_count())``.
+        posteriors); for hierarchical ones to 0.98 below 50 curves (at 0.95 the shipped 9-curve
+        example had 0-2 divergent transitions in 8,000 draws) and 0.95 from 50 curves on (mixing
+        per second matters more there); ``cores`` to ``min(chains, os.cpu_count())``.
     progress : bool
         Show a progress bar over curves.
 
@@ -132,7 +133,7 @@ def fit(
     )
     cores = cores or min(chains, os.cpu_count() or 1)
     if target_accept is None:
-        target_accept = 0.99 if hierarchy is None else 0.98
+        target_accept = 0.99 if hierarchy is None else _pooled_target_accept(curves)
     default_draws = 1000 if hierarchy is None else 2000
     draws = default_draws if draws is None else draws
     tune = default_draws if tune is None else tune
@@ -222,6 +223,21 @@ def fit(
     attrs = _attrs(merged, dims, sampler, [], FREE_VARS)
     attrs["curve_prior"] = curve_prior.to_json()
     return _palm_fit(posterior, sample_stats, constant, curves, attrs)
+
+
+#: Pooled fits of fewer curves than this sample with ``target_accept=0.98``, larger ones 0.95.
+SMALL_POOLED_FIT = 50
+
+
+def _pooled_target_accept(curves: xr.Dataset) -> float:
+    """Smaller steps for small pooled fits, more draws per second for large ones.
+
+    On the shipped 9 curves, 0.95 left 0-2 divergent transitions in 8,000 draws and 0.98
+    none; on 200 simulated curves 0.98 took 84% longer and mixed the curve scale worse (r_hat
+    1.016 against 1.006-1.010 at 0.95).
+    """
+    with_data = curves["accuracy"].notnull().any([d for d in ("seed", "step") if d in curves.dims])
+    return 0.98 if int(with_data.sum()) < SMALL_POOLED_FIT else 0.95
 
 
 def resolve_prior(

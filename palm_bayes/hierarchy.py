@@ -91,11 +91,20 @@ NUTPIE_OPTIONS: dict[str, Any] = {}
 
 #: 1 where the curve-level deviation is sampled centred, 0 where non-centred (order of PARAMS).
 CENTRED_PARAMS = np.array([1.0, 0.0, 1.0, 0.0])
-#: The same for the group effects (strategy, dataset, ...): all non-centred. A dim has few
-#: levels (often 3-10), so its scale is weakly identified and centred effects form a funnel
-#: with it: on the shipped example (3 x 3 curves of 125 seeds) centred accuracy and slope
-#: effects gave 43-57 divergent transitions in 8,000 draws, non-centred ones none.
-GROUP_CENTRED_PARAMS = np.zeros(4)
+#: The same for the group effects of a dim with at least ``MANY_LEVELS`` levels (as for curves).
+GROUP_CENTRED_PARAMS = CENTRED_PARAMS
+#: A dim with fewer levels has all four effects non-centred: its scale is weakly identified
+#: and centred effects form a funnel with it (the shipped 3 x 3 example: 43-57 divergent
+#: transitions in 8,000 draws centred, none non-centred); with many levels the scale is well
+#: identified and centred accuracy and slope effects mix better (200 simulated curves of 10
+#: strategies x 20 datasets: r_hat 1.006-1.010 centred, 1.012 non-centred, and 60% slower).
+MANY_LEVELS = 8
+
+
+def group_centring(n_levels: int) -> np.ndarray:
+    """1 where a dim's effect is sampled centred, 0 where non-centred (order of PARAMS)."""
+    return GROUP_CENTRED_PARAMS if n_levels >= MANY_LEVELS else np.zeros(len(PARAMS))
+
 
 #: Curve-level posterior variables, stored with the curve dims.
 CURVE_VARS = ("A_max", "delta", "alpha", "beta", "log_lambda", "noise", "z_curve")
@@ -201,8 +210,8 @@ def create_hierarchical_model(
             scale = pm.HalfNormal(f"sigma_{dim}", sigma=vec("group_sd"), dims="param")
             # effects sum to zero over the levels, so ``mu`` is the mean over the levels and
             # not traded against a shift of all effects (that ridge gave r_hat ~1.03);
-            # parametrised as GROUP_CENTRED_PARAMS says (non-centred: see there)
-            centred = GROUP_CENTRED_PARAMS[:, None]
+            # centred or not by the number of levels (see group_centring)
+            centred = group_centring(len(levels[dim]))[:, None]
             z = pm.ZeroSumNormal(
                 f"z_{dim}", sigma=scale[:, None] * centred + (1 - centred), dims=("param", dim)
             )
