@@ -97,7 +97,7 @@ GROUP_CENTRED_PARAMS = CENTRED_PARAMS
 #: and centred effects form a funnel with it (the shipped 3 x 3 example: 43-57 divergent
 #: transitions in 8,000 draws centred, none non-centred); with many levels the scale is well
 #: identified and centred accuracy and slope effects mix better (200 simulated curves of 10
-#: strategies x 20 datasets: r_hat 1.006-1.010 centred, 1.012 non-centred, and 60% slower).
+#: strategies x 20 datasets: r_hat 1.006-1.010 centred, 1.012 non-centred, and 70% slower).
 MANY_LEVELS = 8
 
 
