@@ -63,7 +63,7 @@ def test_malformed_csv_loads_or_is_refused(tmp_path_factory, columns, rows, data
 
 
 @settings(
-    max_examples=250, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+    max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
 )
 @given(
     dims=st.lists(
@@ -96,7 +96,7 @@ def test_malformed_netcdf_loads_or_is_refused(tmp_path_factory, dims, names, siz
 
 def test_print_counts():
     print(f"\nfuzzed curves files: {dict(OUTCOMES)}")
-    assert sum(OUTCOMES.values()) >= 850 or not OUTCOMES  # when run alone, nothing to count
+    assert sum(OUTCOMES.values()) >= 750 or not OUTCOMES  # when run alone, nothing to count
 
 
 def test_a_small_netcdf_declaring_gigabytes_is_refused(tmp_path):
