@@ -32,6 +32,7 @@ _EXPORTS = {
     "save_curves": "palm_bayes.data",
     "labels_for_accuracy": "palm_bayes.curve",
     "palm_curve": "palm_bayes.curve",
+    "phases": "palm_bayes.phases",
     "simulate_curves": "palm_bayes.simulate",
     "simulate_hierarchy": "palm_bayes.simulate",
 }
@@ -51,6 +52,7 @@ __all__ = [
     "save_curves",
     "labels_for_accuracy",
     "palm_curve",
+    "phases",
     "simulate_curves",
     "simulate_hierarchy",
     "__version__",
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
     from palm_bayes.learn import learn_prior
     from palm_bayes.lsq import fit_least_squares
     from palm_bayes.model import DEFAULT_PRIORS
+    from palm_bayes.phases import phases
     from palm_bayes.simulate import simulate_curves, simulate_hierarchy
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -347,6 +348,42 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     print(out)
 
 
+def _cmd_phases(args: argparse.Namespace) -> None:
+    from palm_bayes.io_utils import check_writable_folder
+    from palm_bayes.phases import PHASES_FILE, phases
+
+    if args.out:
+        try:
+            check_writable_folder(args.out, PHASES_FILE)
+        except ValueError as err:
+            raise PalmInputError(f"--out: {err}") from None
+    result = phases(
+        args.curves,
+        max_boundaries=args.max_boundaries,
+        proxies=args.proxies,
+        dataset=args.dataset,
+        min_segment_points=args.min_segment_points,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    bounds = result.boundaries()
+    if args.json:
+        print(json.dumps(result.reference_json()))
+    else:
+        k = result.n_boundaries
+        print(f"{k + 1} phase(s); boundaries = first budget of a new phase (posterior median)")
+        print("and a 90% credible interval (low, high]: the phase changes after low, by high")
+        print(bounds.to_string(index=False) if k else "  (no boundary: one phase)")
+        print("\nPSIS-LOO by number of boundaries (the best is kept)")
+        print(result.loo[["elpd_loo", "se", "elpd_diff", "dse", "log_evidence"]].round(2))
+        dp = result.baseline["breakpoints"]
+        print(f"reference DP + BIC breakpoints: {[round(b, 1) for b in dp] or 'none'}")
+        for note in result.notes:
+            print(f"note: {note}")
+    if args.out:
+        print(result.write(args.out))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``palm``."""
     parser = argparse.ArgumentParser(
@@ -550,6 +587,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="a fit folder written by `palm fit`")
     p.add_argument("--out", default=None, help="PNG to write (default DIR/fit.png)")
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("phases", help="phase boundaries of AL curves from their recorded proxies")
+    p.add_argument(
+        "curves",
+        help="al-runner curves (.nc) with proxies, a long .csv, or the reference's "
+        "mechanistic_proxy_records.csv",
+    )
+    p.add_argument("--dataset", default=None, help="dataset to analyse (when several)")
+    p.add_argument(
+        "--proxies", nargs="+", default=None, help="proxy columns (default: all recorded)"
+    )
+    p.add_argument("--max-boundaries", type=int, default=3, help="most boundaries tried")
+    p.add_argument(
+        "--min-segment-points",
+        type=int,
+        default=8,
+        help="fewest pooled records (strategy x budget) in a phase",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the posterior draws")
+    p.add_argument("--out", default=None, help="folder for the JSON/CSV files and phases.png")
+    p.add_argument("--json", action="store_true", help="print the analysis as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_phases)
     return parser
 
 

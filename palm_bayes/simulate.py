@@ -9,7 +9,7 @@ import xarray as xr
 
 from palm_bayes.curve import palm_curve
 
-__all__ = ["simulate_curves", "simulate_hierarchy"]
+__all__ = ["simulate_curves", "simulate_hierarchy", "simulate_phase_records"]
 
 
 def simulate_curves(
@@ -156,3 +156,79 @@ def simulate_hierarchy(
     ds["true_effect_dataset"] = (("dataset", "param"), eff_d)
     ds["true_mu"] = (("param",), np.asarray(mu, dtype=float))
     return ds.assign_coords(param=list(PARAMS))
+
+
+def simulate_phase_records(
+    boundaries: Sequence[float] = (150.0, 700.0),
+    *,
+    strategies: int = 3,
+    seeds: int = 5,
+    budgets: Sequence[float] | None = None,
+    noise: float = 0.01,
+    effect: float = 0.04,
+    rng: np.random.Generator | int | None = 0,
+):
+    """Simulate AL records whose risk follows the proxies with known phase boundaries.
+
+    Each strategy's six proxies (named as :data:`palm_bayes.phases.PROXIES`) are smooth
+    functions of log budget with a strategy-specific rate plus a little noise; inside each
+    phase, ``risk`` is linear in the proxies (standardised over all records) with coefficients
+    of size ``effect`` that change at every boundary, levelled so that the mean risk is
+    continuous there (curves bend, they do not jump); accuracies get seed noise ``noise``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long records ``strategy, seed, budget, accuracy, <proxies>``; the true boundaries are
+        in ``attrs["true_boundaries"]``.
+    """
+    import pandas as pd
+
+    from palm_bayes.phases import PROXIES
+
+    rng = np.random.default_rng(rng)
+    budgets = np.geomspace(20, 3000, 32) if budgets is None else np.asarray(budgets, float)
+    x = np.log(budgets)
+    u = (x - x.min()) / (x.max() - x.min())
+    rows = []
+    rates = rng.uniform(0.6, 1.6, size=(strategies, len(PROXIES)))
+    shapes = [
+        lambda t, r: np.exp(-2.5 * r * t),  # risk reduction fades
+        lambda t, r: 0.3 * np.exp(-3 * r * t),  # label discrepancy
+        lambda t, r: 0.5 / (1 + 4 * r * t),  # feature discrepancy
+        lambda t, r: 0.4 * np.exp(-1.5 * r * t) + 0.05 * r,  # geometric coverage
+        lambda t, r: 5 + 10 * r * t,  # model complexity grows
+        lambda t, r: np.sqrt(2 * np.log(4 / 0.05) / np.exp(t * (x.max() - x.min()) + x.min())),
+    ]
+    proxy = np.stack(
+        [
+            np.stack([f(u, rates[s, j]) for j, f in enumerate(shapes)], axis=-1)
+            for s in range(strategies)
+        ]
+    )  # (strategy, budget, proxy)
+    flat = proxy.reshape(-1, len(PROXIES))
+    z = ((flat - flat.mean(0)) / flat.std(0, ddof=1)).reshape(proxy.shape)
+    cuts = np.log(np.asarray(boundaries, float))
+    segment = np.searchsorted(cuts, x, side="right")
+    coef = rng.normal(0.0, effect, size=(len(cuts) + 1, len(PROXIES)))
+    coef[:, -1] += 3 * effect  # risk falls as the confidence term shrinks
+    # levels make the strategies' mean risk continuous at every boundary (real curves bend,
+    # they do not jump): only the way risk follows the proxies changes
+    level = np.full(len(cuts) + 1, 0.25)
+    mean_z = z.mean(axis=0)  # (budget, proxy)
+    for c, cut in enumerate(cuts):
+        zc = np.array([np.interp(cut, x, mean_z[:, j]) for j in range(len(PROXIES))])
+        level[c + 1] = level[c] + zc @ (coef[c] - coef[c + 1])
+    risk = level[segment][None] + np.einsum("sbp,bp->sb", z, coef[segment])
+    for s in range(strategies):
+        for seed in range(seeds):
+            jitter = proxy[s] * (1 + rng.normal(0, 0.01, size=proxy[s].shape))
+            acc = np.clip(1 - risk[s] + rng.normal(0, noise, size=len(x)), 0.0, 1.0)
+            for i, budget in enumerate(budgets):
+                rows.append(
+                    {"strategy": f"s{s}", "seed": seed, "budget": float(budget), "accuracy": acc[i]}
+                    | dict(zip(PROXIES, jitter[i], strict=True))
+                )
+    frame = pd.DataFrame(rows)
+    frame.attrs["true_boundaries"] = [float(b) for b in boundaries]
+    return frame
