@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--embedding-file", help="your features: .npy (pool rows then test rows) or .npz"
     )
-    run.add_argument("--encoder-checkpoint", help="your torchvision ResNet-18/50 state dict")
+    run.add_argument(
+        "--encoder-checkpoint", help="your torchvision ResNet-18/50 or DINOv2 ViT state dict"
+    )
     run.add_argument(
         "--embedding-dir", default="embeddings", help="SSL checkpoints and feature caches"
     )
@@ -166,7 +168,7 @@ def _embed_parsers(sub: argparse._SubParsersAction) -> None:
     src = ev.add_mutually_exclusive_group(required=True)
     src.add_argument("--method", choices=METHODS, help="the embed checkpoint in --dir")
     src.add_argument("--embedding-file", help="your features (.npy pool+test rows, or .npz)")
-    src.add_argument("--encoder-checkpoint", help="your torchvision ResNet state dict")
+    src.add_argument("--encoder-checkpoint", help="your ResNet-18/50 or DINOv2 ViT state dict")
     ev.add_argument("--dir", default="embeddings", help="folder of embed checkpoints/caches")
     ev.add_argument(
         "--fractions", default="0.01,0.1,1", help="label fractions of the linear probes"

@@ -83,7 +83,8 @@ class RunConfig:
         Bring-your-own features aligned to the dataset (sets ``embedding="file"``); see
         :func:`al_runner.embeddings.load_feature_file`.
     encoder_checkpoint : str, optional
-        Bring-your-own torchvision ResNet state dict (sets ``embedding="checkpoint"``).
+        Bring-your-own torchvision ResNet or DINOv2 ViT state dict (sets
+        ``embedding="checkpoint"``).
     embedding_dir : str
         Folder of SSL checkpoints and feature caches.
     embedding_epochs : int
