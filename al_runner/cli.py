@@ -209,13 +209,13 @@ def _list() -> None:
 
     print("datasets:")
     for name, entry in DATASETS.items():
-        print(f"  {name:14s} {_plain(entry.description)}")
+        print(f"  {name:20s} {_plain(entry.description)}")
     print("strategies:")
     for name, cls in STRATEGIES.items():
-        print(f"  {name:14s} {_plain((cls.__doc__ or '').strip().splitlines()[0])}")
+        print(f"  {name:20s} {_plain((cls.__doc__ or '').strip().splitlines()[0])}")
     print("learners:")
     for name, cls in LEARNERS.items():
-        print(f"  {name:14s} {_plain((cls.__doc__ or '').strip().splitlines()[0])}")
+        print(f"  {name:20s} {_plain((cls.__doc__ or '').strip().splitlines()[0])}")
 
 
 def _plain(text: str) -> str:
