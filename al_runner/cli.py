@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from al_runner.errors import ALRunnerError
 
@@ -92,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--embedding-file", help="your features: .npy (pool rows then test rows) or .npz"
     )
-    run.add_argument("--encoder-checkpoint", help="your torchvision ResNet-18/50 state dict")
+    run.add_argument(
+        "--encoder-checkpoint", help="your torchvision ResNet-18/50 or DINOv2 ViT state dict"
+    )
     run.add_argument(
         "--embedding-dir", default="embeddings", help="SSL checkpoints and feature caches"
     )
@@ -101,9 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda")
     run.add_argument("--threads", type=_positive, default=1, help="CPU threads (default 1)")
-    run.add_argument("--data-root", help="local data path (cifar*, imagenet*, features)")
+    run.add_argument("--data-root", help="local data path (see al-runner list)")
     run.add_argument("--class-list", help="ImageNet subsets: file of class ids, one per line")
     run.add_argument("--labels", help="features given as .npy: the labels .npy")
+    _dataset_options(run)
     run.add_argument(
         "--strategy-option",
         type=_option,
@@ -155,6 +159,7 @@ def _embed_parsers(sub: argparse._SubParsersAction) -> None:
     emb.add_argument("--threads", type=_positive, default=1, help="CPU threads (default 1)")
     emb.add_argument("--data-root", help="local data path")
     emb.add_argument("--class-list", help="ImageNet subsets: file of class ids")
+    _dataset_options(emb)
     emb.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     emb.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -163,7 +168,7 @@ def _embed_parsers(sub: argparse._SubParsersAction) -> None:
     src = ev.add_mutually_exclusive_group(required=True)
     src.add_argument("--method", choices=METHODS, help="the embed checkpoint in --dir")
     src.add_argument("--embedding-file", help="your features (.npy pool+test rows, or .npz)")
-    src.add_argument("--encoder-checkpoint", help="your torchvision ResNet state dict")
+    src.add_argument("--encoder-checkpoint", help="your ResNet-18/50 or DINOv2 ViT state dict")
     ev.add_argument("--dir", default="embeddings", help="folder of embed checkpoints/caches")
     ev.add_argument(
         "--fractions", default="0.01,0.1,1", help="label fractions of the linear probes"
@@ -173,6 +178,28 @@ def _embed_parsers(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--threads", type=_positive, default=1, help="CPU threads (default 1)")
     ev.add_argument("--data-root", help="local data path")
     ev.add_argument("--class-list", help="ImageNet subsets: file of class ids")
+    _dataset_options(ev)
+
+
+def _dataset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--imbalance", type=float, help="imbalanced-cifar*: largest/smallest class ratio (100)"
+    )
+    parser.add_argument(
+        "--image-size", type=_positive, help="imagefolder: resize images to this side (224)"
+    )
+    parser.add_argument(
+        "--split-file", help="imagefolder: CSV path,split for class folders without train/test"
+    )
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from al_runner.datasets import load_dataset
+
+    return load_dataset(
+        args.dataset, args.data_root, class_list=args.class_list, imbalance=args.imbalance,
+        image_size=args.image_size, split_file=args.split_file,
+    )  # fmt: skip
 
 
 def _list() -> None:
@@ -182,13 +209,13 @@ def _list() -> None:
 
     print("datasets:")
     for name, entry in DATASETS.items():
-        print(f"  {name:14s} {_plain(entry.description)}")
+        print(f"  {name:20s} {_plain(entry.description)}")
     print("strategies:")
     for name, cls in STRATEGIES.items():
-        print(f"  {name:14s} {_plain((cls.__doc__ or '').strip().splitlines()[0])}")
+        print(f"  {name:20s} {_plain((cls.__doc__ or '').strip().splitlines()[0])}")
     print("learners:")
     for name, cls in LEARNERS.items():
-        print(f"  {name:14s} {_plain((cls.__doc__ or '').strip().splitlines()[0])}")
+        print(f"  {name:20s} {_plain((cls.__doc__ or '').strip().splitlines()[0])}")
 
 
 def _plain(text: str) -> str:
@@ -224,6 +251,9 @@ def _run(args: argparse.Namespace) -> None:
         data_root=args.data_root,
         class_list=args.class_list,
         labels=args.labels,
+        imbalance=args.imbalance,
+        image_size=args.image_size,
+        split_file=args.split_file,
         strategy_options=options,
     )
     out = Path(args.out)
@@ -281,11 +311,10 @@ def _threads(n: int) -> None:
 
 
 def _embed(args: argparse.Namespace) -> None:
-    from al_runner.datasets import load_dataset
     from al_runner.embeddings import EmbedConfig, checkpoint_features, train_encoder
 
     _threads(args.threads)
-    data = load_dataset(args.dataset, args.data_root, class_list=args.class_list)
+    data = _load(args)
     cfg = EmbedConfig(
         args.dataset, args.method, epochs=args.epochs, arch=args.arch,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -301,7 +330,7 @@ def _embed(args: argparse.Namespace) -> None:
 
 
 def _embed_eval(args: argparse.Namespace) -> None:
-    from al_runner.datasets import dataset_features, load_dataset
+    from al_runner.datasets import dataset_features
     from al_runner.embeddings import (
         checkpoint_features,
         checkpoint_path,
@@ -316,7 +345,7 @@ def _embed_eval(args: argparse.Namespace) -> None:
         raise ALRunnerError(f"--fractions must be numbers, got {args.fractions!r}") from exc
     if not all(0 < f <= 1 for f in fractions):
         raise ALRunnerError(f"--fractions must lie in (0, 1], got {fractions}")
-    data = load_dataset(args.dataset, args.data_root, class_list=args.class_list)
+    data = _load(args)
     if args.embedding_file:
         name, feats = "file", load_feature_file(data, args.embedding_file)
     elif args.encoder_checkpoint:

@@ -5,15 +5,20 @@ Small image datasets are held in memory as ``uint8`` arrays of shape ``(N, C, H,
 subsets stay on disk as torchvision ``ImageFolder`` datasets; ``features`` holds a user's
 precomputed feature matrix (any domain).
 
-==============  ==================================================================
-name            source
-==============  ==================================================================
-digits          scikit-learn's bundled 8x8 digits, fixed stratified 70/30 split
-fashion-mnist   Debian package ``dataset-fashion-mnist`` (IDX ``.gz`` files)
-cifar10/100     torchvision's on-disk format under ``--data-root`` (no download)
-imagenet50/..   ImageFolder trees ``root/{train,val}/<wnid>/`` + a class-list file
-features        ``.npz`` with ``X, y`` (optionally ``X_test, y_test``), or ``.npy`` + labels
-==============  ==================================================================
+==================  ==============================================================
+name                source
+==================  ==============================================================
+digits              scikit-learn's bundled 8x8 digits, fixed stratified 70/30 split
+fashion-mnist       Debian package ``dataset-fashion-mnist`` (IDX ``.gz`` files)
+mnist               IDX files (``.gz`` or not) in ``--data-root`` or its ``MNIST/raw/``
+svhn                ``train_32x32.mat`` and ``test_32x32.mat`` in ``--data-root``
+cifar10/100         torchvision's on-disk format under ``--data-root`` (no download)
+imbalanced-cifar*   CIFAR with an exponential long-tail profile (``--imbalance``)
+tinyimagenet        the ``tiny-imagenet-200/`` tree (on disk, see image_folders)
+imagenet50/..       ImageFolder trees ``root/{train,val}/<wnid>/`` + a class-list file
+imagefolder         any ``root/{train,test}/<class>/`` tree or class folders + split CSV
+features            ``.npz`` with ``X, y`` (optionally ``X_test, y_test``), or ``.npy``
+==================  ==============================================================
 """
 
 from __future__ import annotations
@@ -175,27 +180,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 def _load_fashion_mnist(root: str | os.PathLike | None = None, **_: Any) -> ALDataset:
     folder = Path(root) if root else FASHION_MNIST_DIR
-    splits = {}
-    for split, (images_name, labels_name) in _FMNIST_FILES.items():
-        files = []
-        for name in (images_name, labels_name):
-            candidates = [folder / name, folder / name.removesuffix(".gz")]
-            found = next((p for p in candidates if p.exists()), None)
-            if found is None:
-                hint = (
-                    "install it with: apt-get install dataset-fashion-mnist"
-                    if root is None
-                    else "expected the four IDX files (train/t10k images/labels) there"
-                )
-                raise ALRunnerError(f"Fashion-MNIST file {folder / name} is missing; {hint}")
-            files.append(found)
-        images, labels = read_idx(files[0]), read_idx(files[1]).astype(np.int64)
-        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-            raise ALRunnerError(
-                f"Fashion-MNIST {split}: {images.shape[0]} images of shape {images.shape[1:]} "
-                f"but {labels.shape[0]} labels"
-            )
-        splits[split] = Split(np.ascontiguousarray(images[:, None]), labels)
+    splits = _read_idx_splits("Fashion-MNIST", folder, root is None)
     classes = [
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -209,6 +194,48 @@ def _load_fashion_mnist(root: str | os.PathLike | None = None, **_: Any) -> ALDa
         classes=classes,
         source=str(folder),
     )
+
+
+def _load_mnist(root: str | os.PathLike | None = None, **_: Any) -> ALDataset:
+    path = _require_root("mnist", root)
+    raw = path / "MNIST" / "raw"  # torchvision's layout
+    folder = raw if raw.is_dir() else path
+    splits = _read_idx_splits("MNIST", folder, False)
+    return ALDataset(
+        name="mnist",
+        kind="image",
+        train=splits["train"],
+        test=splits["test"],
+        n_classes=10,
+        classes=[str(i) for i in range(10)],
+        source=str(folder),
+    )
+
+
+def _read_idx_splits(name: str, folder: Path, debian: bool) -> dict[str, Split]:
+    """Train and test splits from the four MNIST-style IDX files in ``folder``."""
+    splits = {}
+    for split, (images_name, labels_name) in _FMNIST_FILES.items():
+        files = []
+        for fname in (images_name, labels_name):
+            candidates = [folder / fname, folder / fname.removesuffix(".gz")]
+            found = next((p for p in candidates if p.exists()), None)
+            if found is None:
+                hint = (
+                    "install it with: apt-get install dataset-fashion-mnist"
+                    if debian
+                    else "expected the four IDX files (train/t10k images/labels) there"
+                )
+                raise ALRunnerError(f"{name} file {folder / fname} is missing; {hint}")
+            files.append(found)
+        images, labels = read_idx(files[0]), read_idx(files[1]).astype(np.int64)
+        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise ALRunnerError(
+                f"{name} {split}: {images.shape[0]} images of shape {images.shape[1:]} "
+                f"but {labels.shape[0]} labels"
+            )
+        splits[split] = Split(np.ascontiguousarray(images[:, None]), labels)
+    return splits
 
 
 def _require_root(name: str, root: str | os.PathLike | None) -> Path:
@@ -253,6 +280,129 @@ def _load_cifar(name: str, root: str | os.PathLike | None = None, **_: Any) -> A
         test=splits["test"],
         n_classes=len(classes),
         classes=classes,
+        source=str(path),
+    )
+
+
+def long_tail_counts(n_per_class: int, n_classes: int, imbalance: float) -> list[int]:
+    """Samples kept per class under the exponential long-tail profile (Cui et al., 2019).
+
+    Class ``c`` keeps ``int(n_per_class * imbalance ** (-c / (n_classes - 1)))`` samples, so
+    class 0 keeps all and the last class ``1 / imbalance`` of them (the ``IMBALANCECIFAR``
+    profile of the LDAM-DRW / TypiClust / PALM reference code with ``imb_type="exp"``).
+
+    Parameters
+    ----------
+    n_per_class : int
+        Samples per class of the balanced set.
+    n_classes : int
+    imbalance : float
+        Ratio of the largest to the smallest class (``>= 1``; 1 keeps the set balanced).
+
+    Returns
+    -------
+    list of int
+    """
+    factor = 1.0 / float(imbalance)
+    return [int(n_per_class * factor ** (c / (n_classes - 1.0))) for c in range(n_classes)]
+
+
+def long_tail_indices(y: np.ndarray, imbalance: float, seed: int = 0) -> np.ndarray:
+    """Indices of a long-tailed subset of a balanced label vector, as the reference code.
+
+    Per class in label order the indices are shuffled by a ``RandomState(seed)`` stream shared
+    across classes and the first :func:`long_tail_counts` are kept (class-grouped order).
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Integer labels ``0 .. C-1``.
+    imbalance : float
+        Largest-to-smallest class ratio.
+    seed : int
+        The reference uses 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` indices into ``y``.
+    """
+    classes = np.unique(y)
+    counts = long_tail_counts(len(y) // classes.size, classes.size, imbalance)
+    rng = np.random.RandomState(seed)  # the legacy stream of np.random.seed(0) + shuffle
+    keep = []
+    for c, n in zip(classes, counts, strict=True):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        keep.append(idx[:n])
+    return np.concatenate(keep).astype(np.int64)
+
+
+def _load_imbalanced_cifar(
+    name: str, root: str | os.PathLike | None = None, imbalance: float | None = None, **_: Any
+) -> ALDataset:
+    factor = 100.0 if imbalance is None else float(imbalance)
+    if not factor >= 1.0:
+        raise ALRunnerError(
+            f"{name}: --imbalance (largest/smallest class) must be >= 1, not {factor}"
+        )
+    base = _load_cifar(name.removeprefix("imbalanced-"), root)
+    splits = {}
+    for split in ("train", "test"):  # the reference subsamples both splits with one profile
+        part: Split = getattr(base, split)
+        keep = long_tail_indices(part.y, factor)
+        splits[split] = Split(np.ascontiguousarray(part.x[keep]), part.y[keep])
+    return ALDataset(
+        name=name if factor == 100.0 else f"{name}-if{factor:g}",
+        kind="image",
+        train=splits["train"],
+        test=splits["test"],
+        n_classes=base.n_classes,
+        classes=base.classes,
+        source=f"{base.source} (long-tailed, imbalance factor {factor:g})",
+    )
+
+
+def _load_svhn(root: str | os.PathLike | None = None, **_: Any) -> ALDataset:
+    path = _require_root("svhn", root)
+    try:
+        from scipy.io import loadmat
+    except ImportError as exc:  # pragma: no cover - scipy comes with scikit-learn
+        raise ALRunnerError("svhn needs scipy to read .mat files: pip install scipy") from exc
+    splits = {}
+    for split in ("train", "test"):
+        file = path / f"{split}_32x32.mat"
+        if not file.exists():
+            raise ALRunnerError(
+                f"svhn: {file} is missing; expected train_32x32.mat and test_32x32.mat (the "
+                "cropped-digits format) in --data-root"
+            )
+        try:
+            mat = loadmat(file)
+            x, y = mat["X"], mat["y"]
+        except (ValueError, KeyError, OSError) as exc:
+            raise ALRunnerError(
+                f"svhn: {file} is not a cropped-digits .mat file with 'X' (32, 32, 3, N) and "
+                f"'y' (N, 1) ({exc})"
+            ) from exc
+        if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.size != x.shape[3]:
+            raise ALRunnerError(
+                f"svhn: {file} holds X {x.shape} and y {y.shape}; expected X (32, 32, 3, N) "
+                "and y (N, 1)"
+            )
+        labels = y.reshape(-1).astype(np.int64)
+        labels[labels == 10] = 0  # the digit 0 is stored as 10
+        if labels.min() < 0 or labels.max() > 9:
+            raise ALRunnerError(f"svhn: {file} has labels outside 1..10")
+        images = np.ascontiguousarray(x.transpose(3, 2, 0, 1).astype(np.uint8))
+        splits[split] = Split(images, labels)
+    return ALDataset(
+        name="svhn",
+        kind="image",
+        train=splits["train"],
+        test=splits["test"],
+        n_classes=10,
+        classes=[str(i) for i in range(10)],
         source=str(path),
     )
 
@@ -413,6 +563,14 @@ def _load_features(
 class _Entry:
     loader: Callable[..., ALDataset]
     description: str
+    options: tuple[str, ...] = ()  # load_dataset options besides root/class_list/labels
+
+
+def _deferred(func: str, **kwargs: Any) -> ALDataset:
+    """Call a loader of :mod:`al_runner.image_folders` (imported on first use)."""
+    from al_runner import image_folders
+
+    return getattr(image_folders, func)(**kwargs)
 
 
 DATASETS: dict[str, _Entry] = {
@@ -420,8 +578,22 @@ DATASETS: dict[str, _Entry] = {
     "fashion-mnist": _Entry(
         _load_fashion_mnist, "Fashion-MNIST 28x28 (apt-get install dataset-fashion-mnist)"
     ),
+    "mnist": _Entry(_load_mnist, "MNIST 28x28: IDX files in --data-root (or its MNIST/raw/)"),
+    "svhn": _Entry(_load_svhn, "SVHN 32x32: train_32x32.mat, test_32x32.mat in --data-root"),
     "cifar10": _Entry(functools.partial(_load_cifar, "cifar10"), "CIFAR-10 from --data-root"),
     "cifar100": _Entry(functools.partial(_load_cifar, "cifar100"), "CIFAR-100 from --data-root"),
+    **{
+        f"imbalanced-{c}": _Entry(
+            functools.partial(_load_imbalanced_cifar, f"imbalanced-{c}"),
+            f"long-tailed {c.upper()} from --data-root, --imbalance (default 100)",
+            ("imbalance",),
+        )
+        for c in ("cifar10", "cifar100")
+    },
+    "tinyimagenet": _Entry(
+        functools.partial(_deferred, "load_tinyimagenet"),
+        "TinyImageNet 64x64 (200 classes): tiny-imagenet-200/ at --data-root, on disk",
+    ),
     **{
         f"imagenet{n}": _Entry(
             functools.partial(_load_imagenet, f"imagenet{n}"),
@@ -429,6 +601,11 @@ DATASETS: dict[str, _Entry] = {
         )
         for n in (50, 100, 200)
     },
+    "imagefolder": _Entry(
+        functools.partial(_deferred, "load_imagefolder"),
+        "your images: --data-root with train/<class>/, test/<class>/ (or --split-file)",
+        ("image_size", "split_file"),
+    ),
     "features": _Entry(
         _load_features, "precomputed features: --data-root X.npz (X, y[, X_test, y_test])"
     ),
@@ -441,6 +618,9 @@ def load_dataset(
     *,
     class_list: str | os.PathLike | None = None,
     labels: str | os.PathLike | None = None,
+    imbalance: float | None = None,
+    image_size: int | None = None,
+    split_file: str | os.PathLike | None = None,
 ) -> ALDataset:
     """Load a dataset by registry name.
 
@@ -455,6 +635,13 @@ def load_dataset(
         ImageNet subsets: file with one class id per line.
     labels : path, optional
         ``features`` given as a ``.npy`` matrix: its labels ``.npy``.
+    imbalance : float, optional
+        ``imbalanced-cifar*``: largest-to-smallest class ratio (default 100).
+    image_size : int, optional
+        ``imagefolder``: side the images are resized to (default 224).
+    split_file : path, optional
+        ``imagefolder``: CSV ``path,split`` assigning images under ``root/<class>/`` to
+        ``train`` or ``test`` (see :mod:`al_runner.image_folders`).
 
     Returns
     -------
@@ -469,7 +656,14 @@ def load_dataset(
     entry = DATASETS.get(name)
     if entry is None:
         raise ALRunnerError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return entry.loader(root=root, class_list=class_list, labels=labels)
+    options = {"imbalance": imbalance, "image_size": image_size, "split_file": split_file}
+    given = {k: v for k, v in options.items() if v is not None}
+    wrong = sorted(set(given) - set(entry.options))
+    if wrong:
+        flag = "--" + wrong[0].replace("_", "-")
+        users = [n for n, e in DATASETS.items() if wrong[0] in e.options]
+        raise ALRunnerError(f"{flag} does not apply to {name!r}, only to {', '.join(users)}")
+    return entry.loader(root=root, class_list=class_list, labels=labels, **given)
 
 
 def dataset_features(data: ALDataset, split: str = "train") -> np.ndarray:

@@ -83,7 +83,8 @@ class RunConfig:
         Bring-your-own features aligned to the dataset (sets ``embedding="file"``); see
         :func:`al_runner.embeddings.load_feature_file`.
     encoder_checkpoint : str, optional
-        Bring-your-own torchvision ResNet state dict (sets ``embedding="checkpoint"``).
+        Bring-your-own torchvision ResNet or DINOv2 ViT state dict (sets
+        ``embedding="checkpoint"``).
     embedding_dir : str
         Folder of SSL checkpoints and feature caches.
     embedding_epochs : int
@@ -94,6 +95,9 @@ class RunConfig:
         CPU threads of torch and faiss.
     data_root, class_list, labels : str, optional
         Local data locations (see :func:`al_runner.datasets.load_dataset`).
+    imbalance, image_size, split_file : optional
+        Dataset options of ``imbalanced-cifar*`` and ``imagefolder`` (see
+        :func:`al_runner.datasets.load_dataset`).
     strategy_options : dict
         Per-strategy keyword arguments, e.g. ``{"probcover": {"delta": 0.5}}``.
     """
@@ -117,6 +121,9 @@ class RunConfig:
     data_root: str | None = None
     class_list: str | None = None
     labels: str | None = None
+    imbalance: float | None = None
+    image_size: int | None = None
+    split_file: str | None = None
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def validate(self) -> RunConfig:
@@ -168,6 +175,13 @@ class RunConfig:
             raise ALRunnerError(f"seeds repeat a value: {self.seeds}")
         self.seeds = [int(s) for s in self.seeds]
         return self
+
+    def dataset_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`al_runner.datasets.load_dataset` besides the root."""
+        return {
+            "class_list": self.class_list, "labels": self.labels, "imbalance": self.imbalance,
+            "image_size": self.image_size, "split_file": self.split_file,
+        }  # fmt: skip
 
     @property
     def final_budget(self) -> int:
@@ -349,9 +363,12 @@ def _embedding_features(config: RunConfig, data: ALDataset) -> dict[str, np.ndar
 
 def _config_key(config: RunConfig) -> dict[str, Any]:
     key = asdict(config)
-    for volatile in ("device", "threads", "data_root", "class_list", "labels", "embedding_dir"):
+    for volatile in (
+        "device", "threads", "data_root", "class_list", "labels", "split_file", "embedding_dir",
+    ):  # fmt: skip
         key.pop(volatile)
-    for unset in ("embedding_file", "encoder_checkpoint"):  # keeps older state files valid
+    for unset in ("embedding_file", "encoder_checkpoint", "imbalance", "image_size"):
+        # popped when unset: keeps older state files valid
         if key[unset] is None:
             key.pop(unset)
     if config.embedding not in _SSL:
@@ -439,9 +456,7 @@ def _run_experiment(
     else:
         state = {"version": _STATE_VERSION, "config": _config_key(config), "runs": {}}
     if data is None:
-        data = load_dataset(
-            config.dataset, config.data_root, class_list=config.class_list, labels=config.labels
-        )
+        data = load_dataset(config.dataset, config.data_root, **config.dataset_options())
     exp = _Experiment(config, data)
     meta = {
         "dataset": config.dataset,

@@ -284,7 +284,7 @@ def build_embedding(config: Any, options: dict[str, Any] | None = None) -> str:
     from al_runner.loop import set_threads
 
     set_threads(config.threads)
-    data = load_dataset(config.dataset, config.data_root, class_list=config.class_list)
+    data = load_dataset(config.dataset, config.data_root, **config.dataset_options())
     ssl_features(
         data, config.embedding, config.embedding_dir, epochs=config.embedding_epochs,
         device=config.device, progress=False, **(options or {}),

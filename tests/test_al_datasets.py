@@ -82,11 +82,15 @@ def test_fashion_mnist_debian_files():
 
 
 def test_unknown_dataset_lists_known():
-    with pytest.raises(ALRunnerError, match="known: digits, fashion-mnist, cifar10"):
-        load_dataset("mnist")
+    with pytest.raises(ALRunnerError, match="known: digits, fashion-mnist, mnist, svhn"):
+        load_dataset("stl10")
 
 
-@pytest.mark.parametrize("name", ["cifar10", "cifar100", "imagenet50", "features"])
+@pytest.mark.parametrize(
+    "name",
+    ["cifar10", "cifar100", "imagenet50", "features", "mnist", "svhn", "imbalanced-cifar10",
+     "tinyimagenet", "imagefolder"],
+)  # fmt: skip
 def test_missing_root_and_path(name, tmp_path):
     with pytest.raises(ALRunnerError, match="needs --data-root"):
         load_dataset(name)

@@ -491,7 +491,8 @@ def checkpoint_features(
     tag : str
         Method name in the cache file name.
     torchvision : bool
-        ``checkpoint`` is a torchvision ResNet-18/50 state dict (bring-your-own encoder).
+        ``checkpoint`` is a bring-your-own state dict: a torchvision ResNet-18/50 or a DINOv2
+        ViT (told apart by its keys; see :mod:`al_runner.embeddings.vit`).
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
@@ -505,6 +506,7 @@ def checkpoint_features(
 
 def _torchvision_features(data: ALDataset, checkpoint: Path, device: str) -> dict[str, np.ndarray]:
     from al_runner.embeddings.encoders import torchvision_resnet_from_state_dict
+    from al_runner.embeddings.vit import dinov2_from_state_dict, is_vit_state_dict
     from al_runner.learners import resolve_device
 
     try:
@@ -513,7 +515,10 @@ def _torchvision_features(data: ALDataset, checkpoint: Path, device: str) -> dic
         raise ALRunnerError(f"{checkpoint}: not a readable torch state dict ({exc})") from exc
     if not isinstance(state, dict):
         raise ALRunnerError(f"{checkpoint}: expected a state dict, got {type(state).__name__}")
-    encoder = torchvision_resnet_from_state_dict(state, str(checkpoint))
+    if is_vit_state_dict(state):
+        encoder = dinov2_from_state_dict(state, str(checkpoint))
+    else:
+        encoder = torchvision_resnet_from_state_dict(state, str(checkpoint))
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     if data.train.in_memory and data.train.x.shape[1] == 1:
