@@ -401,3 +401,18 @@ def test_ensemble_members_are_trained_on_the_labelled_set():
     again = PoolState(labelled, data.n_pool, data.n_classes, learner=learner, seed=5)
     np.testing.assert_allclose(again.ensemble_proba(3), ens, atol=1e-6)  # reproducible
     assert learner.predict_proba(state.unlabelled) == pytest.approx(ens[0], abs=1e-6)
+
+
+def test_dcom_caps_the_ball_graph_to_its_edge_budget():
+    from al_runner.strategies._knn import range_graph
+    from al_runner.strategies.dcom import edge_capped_radius
+
+    x = _circle(np.random.default_rng(0).uniform(0, 1.0, 400))
+    z = x / np.linalg.norm(x, axis=1, keepdims=True)
+    radius = edge_capped_radius(z, 8000)
+    edges = range_graph(z, radius)[1].size
+    assert 0.7 * 8000 < edges < 1.3 * 8000
+    state = PoolState(np.zeros(0, dtype=np.int64), 400, 2, representation=x)
+    dcom = get_strategy("dcom", delta=0.5, max_edges=8000)
+    dcom.select(state, 2, np.random.default_rng(0))
+    assert dcom.last_graph_radius == pytest.approx(radius) and radius < 0.5

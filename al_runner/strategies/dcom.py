@@ -75,6 +75,22 @@ def purity_radii(
     return radii
 
 
+def edge_capped_radius(z: np.ndarray, max_edges: int, sample: int = 2000) -> float:
+    """Largest radius whose ball graph on ``z`` has about ``max_edges`` edges (estimated).
+
+    The fraction of pairs closer than ``r`` is estimated on ``sample`` random rows against
+    ``sample`` random columns (seeded: the same ``z`` always gives the same radius).
+    """
+    n = z.shape[0]
+    if n * n <= max_edges:
+        return float("inf")
+    rng = np.random.default_rng(0)
+    rows = rng.choice(n, size=min(n, sample), replace=False)
+    cols = rng.choice(n, size=min(n, sample), replace=False)
+    d = np.sqrt(np.maximum(2.0 - 2.0 * (z[rows] @ z[cols].T), 0.0)).ravel()
+    return float(np.quantile(d, max_edges / (n * n)))
+
+
 class DCoM(Strategy):
     """Mix greedy ball coverage and margin by how much of the pool the labels already cover.
 
@@ -85,6 +101,10 @@ class DCoM(Strategy):
     both min-max normalised, where density is the number of not-yet-covered points in a
     candidate's ball of the mean radius (ProbCover's greedy gain) and margin is
     ``1 - (p_1 - p_2)`` of the model.
+
+    On dense representations the ball graph's radius is capped where the graph would exceed
+    ``max_edges`` edges (``last_graph_radius`` records the radius used); the covered set and
+    the coverage always use the per-sample radii.
 
     The radii are recomputed each round from the current model for all labelled points
     (the reference keeps older radii fixed and re-estimates only the last round's), so they are
@@ -102,7 +122,7 @@ class DCoM(Strategy):
     k_logistic, a_logistic : float
         Steepness and centre of the competence function (50 and 0.8).
     max_edges : int
-        Refuse ball graphs larger than this.
+        Edge budget of the ball graph (its radius is capped to fit, see above).
     """
 
     name = "dcom"
@@ -117,7 +137,7 @@ class DCoM(Strategy):
         resolution: float = 0.05,
         k_logistic: float = 50.0,
         a_logistic: float = 0.8,
-        max_edges: int = 100_000_000,
+        max_edges: int = 20_000_000,
     ) -> None:
         if not 0 < resolution < max_delta:
             raise ALRunnerError(f"dcom: need 0 < resolution < max_delta, got {resolution}")
@@ -127,9 +147,10 @@ class DCoM(Strategy):
         self.k_logistic = k_logistic
         self.a_logistic = a_logistic
         self.max_edges = max_edges
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, float, float]] = {}
         self.last_radii: np.ndarray | None = None
         self.last_competence: float | None = None
+        self.last_graph_radius: float | None = None
 
     def _prepared(self, x: np.ndarray, n_classes: int) -> tuple[np.ndarray, float]:
         """Unit-normalised features and the initial radius (cached per representation)."""
@@ -137,8 +158,9 @@ class DCoM(Strategy):
         if key not in self._cache:
             z = _unit(x)
             delta = self.delta if self.delta is not None else purity_delta(z, n_classes)
-            self._cache = {key: (x, z, float(delta))}
-        _, z, delta = self._cache[key]
+            cap = edge_capped_radius(z, self.max_edges)
+            self._cache = {key: (x, z, float(delta), cap)}
+        _, z, delta, self._radius_cap = self._cache[key]
         return z, delta
 
     def radii(self, state: PoolState, z: np.ndarray, delta: float) -> np.ndarray:
@@ -169,13 +191,9 @@ class DCoM(Strategy):
             m = 1.0 - (top2[:, 0] - top2[:, 1])
             span = m.max() - m.min()
             margin[state.unlabelled] = (m - m.min()) / span if span > 0 else 0.0
-        radius = float(radii.mean()) if radii.size else delta
+        radius = min(float(radii.mean()) if radii.size else delta, self._radius_cap)
+        self.last_graph_radius = radius
         indptr, indices = range_graph(z, radius)
-        if indices.size > self.max_edges:
-            raise ALRunnerError(
-                f"dcom: radius {radius:.3g} gives {indices.size} edges (> {self.max_edges}); "
-                "pass a smaller max_delta"
-            )
         row = np.repeat(np.arange(n), np.diff(indptr))
         degree = np.bincount(row[~covered[indices]], minlength=n).astype(np.float64)
         taken = np.zeros(n, dtype=bool)
