@@ -392,7 +392,7 @@ def test_ensemble_members_are_trained_on_the_labelled_set():
 
     data = load_dataset("digits")
     labelled = np.random.default_rng(0).choice(data.n_pool, 40, replace=False)
-    learner = get_learner("linear", device="cpu").setup(data).fit(labelled, seed=0)
+    learner = get_learner("linear", epochs=30, device="cpu").setup(data).fit(labelled, seed=0)
     state = PoolState(labelled, data.n_pool, data.n_classes, learner=learner, seed=5)
     ens = state.ensemble_proba(3)
     assert ens.shape == (3, data.n_pool - 40, data.n_classes)
