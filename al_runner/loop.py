@@ -337,6 +337,7 @@ class _Experiment:
             self.data.n_classes,
             learner=self.learner,
             representation=self.repr,
+            labelled_y=self.data.train.y[labelled],
             seed=_torch_seed(seed, step),
         )
         return self.strategies[strategy].select(

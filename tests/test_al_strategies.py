@@ -7,12 +7,15 @@ pytest.importorskip("faiss")
 
 from al_runner.errors import ALRunnerError
 from al_runner.strategies import STRATEGIES, PoolState, get_strategy, top_k
+from al_runner.strategies._knn import kmeans_pp
 from al_runner.strategies.badge import gradient_factors, kmeans_pp_gradients
 from al_runner.strategies.bald import mutual_information
 from al_runner.strategies.coreset import k_center_greedy
+from al_runner.strategies.dcom import DCoM, competence
+from al_runner.strategies.ensemble_var import variation_ratio
 from al_runner.strategies.entropy import entropy
 from al_runner.strategies.probcover import max_coverage, purity_delta
-from al_runner.strategies.typiclust import typicality
+from al_runner.strategies.typiclust import TypiClust, typicality
 
 
 def _synthetic_state(n_pool=80, n_classes=4, labelled=10, seed=0):
@@ -32,6 +35,7 @@ def _synthetic_state(n_pool=80, n_classes=4, labelled=10, seed=0):
         proba=proba,
         embeddings=x,
         mc_proba=mc,
+        ensemble_proba=mc,
     )
 
 
@@ -64,6 +68,7 @@ def test_template_cold_start_and_three_rounds(name):
             proba=full._proba_all,
             embeddings=full._emb_all,
             mc_proba=full._mc_all,
+            ensemble_proba=full._ens_all,
         )
         picks = strategy.select(state, 5, np.random.default_rng(r))
         assert not np.isin(picks, labelled).any()
@@ -261,3 +266,153 @@ def test_badge_picks_diverse_high_gradient_points():
     np.testing.assert_allclose(g, expected, rtol=1e-5, atol=1e-6)
     picks = kmeans_pp_gradients(a, hf, 3, np.random.default_rng(0))
     assert picks[0] == np.argmax((g**2).sum(1)) and np.unique(picks).size == 3
+
+
+# --------------------------------------------------------------------------- typiclust clustering
+def _cloud(n=400, seed=0):
+    return np.random.default_rng(seed).uniform(size=(n, 2)).astype(np.float32)
+
+
+def test_typiclust_clustering_follows_the_seed():
+    from sklearn.metrics import adjusted_rand_score
+
+    x = _cloud()
+    tc = TypiClust()
+    a = tc.clusters(x, 12, seed=1).copy()
+    np.testing.assert_array_equal(a, TypiClust().clusters(x, 12, seed=1))  # same seed: same
+    assert adjusted_rand_score(a, tc.clusters(x, 12, seed=2)) < 0.95  # other seed: other
+    # the seed comes from the round's generator: different runs pick differently
+    state = PoolState(np.zeros(0, dtype=np.int64), len(x), 2, representation=x)
+    picks = {tuple(tc.select(state, 12, np.random.default_rng(s))) for s in range(4)}
+    assert len(picks) > 1
+
+
+def test_kmeans_pp_inertia_matches_sklearn_kmeans_plus_plus():
+    from sklearn.cluster import KMeans
+
+    ratios = []
+    for seed in range(3):
+        x = _cloud(600, seed)
+        _, ours = kmeans_pp(x, 25, seed)
+        ref = KMeans(25, n_init=1, random_state=seed).fit(x).inertia_
+        ratios.append(ours / ref)
+    assert np.mean(ratios) < 1.03, ratios
+
+
+def test_typicality_squared_is_the_reference_codes_variant():
+    x = _cloud(30)
+    d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
+    knn = np.sort(d2, axis=1)[:, 1:6]
+    np.testing.assert_allclose(typicality(x, 5, "squared"), 1 / (knn.mean(1) + 1e-5), rtol=1e-3)
+    with pytest.raises(ALRunnerError, match="typicality must be one of"):
+        get_strategy("typiclust", typicality="cubed")
+
+
+# --------------------------------------------------------------------------- dcom
+def test_dcom_competence_is_logistic_in_coverage():
+    assert competence(0.0) < 1e-6 and competence(1.0) == pytest.approx(1.0)
+    assert competence(0.8) == pytest.approx(0.5, abs=1e-3)
+    assert competence(0.7) < 0.01 < 0.99 < competence(0.9)
+
+
+def test_dcom_without_coverage_selects_like_probcover():
+    rng = np.random.default_rng(0)
+    angles = np.concatenate(
+        [rng.normal(0, 0.02, 12), rng.normal(np.pi / 2, 0.02, 6), rng.normal(np.pi, 0.02, 3)]
+    )
+    x = _circle(angles)
+    proba = np.tile([0.5, 0.5, 0.0], (len(x), 1))
+    proba[18:] = [0.34, 0.33, 0.33]  # smallest margins: ignored while nothing is covered
+    state = PoolState(np.zeros(0, dtype=np.int64), len(x), 3, representation=x, proba=proba)
+    dcom = get_strategy("dcom", delta=0.2)
+    picks = dcom.select(state, 3, np.random.default_rng(0))
+    assert picks[0] < 12 and 12 <= picks[1] < 18 and 18 <= picks[2] < 21
+    assert dcom.last_competence < 1e-6
+
+
+def test_dcom_at_full_coverage_selects_by_margin():
+    x = _circle(np.linspace(0, 0.5, 40))  # all within 0.5 of each other
+    gap = np.linspace(0.9, 0.1, 40)
+    gap[7] = 0.01  # the smallest margin
+    proba = np.stack([(1 + gap) / 2, (1 - gap) / 2], axis=1)  # every point predicted class 0
+    labelled = np.array([0, 39])
+    state = PoolState(
+        labelled, 40, 2, representation=x, proba=proba, labelled_y=np.zeros(2, dtype=int)
+    )
+    dcom = get_strategy("dcom", delta=0.1)
+    picks = dcom.select(state, 3, np.random.default_rng(0))
+    assert dcom.last_radii.min() > 1.0  # pure balls grow to max_delta: all covered
+    assert dcom.last_competence == pytest.approx(1.0)
+    assert list(picks) == [7, 38, 37]  # smallest margins first
+
+
+def test_dcom_radii_shrink_where_the_model_disagrees():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 0.03, 10)
+    b = rng.normal(0.6, 0.03, 30)  # 3x as many points 0.6 away
+    x = _circle(np.concatenate([a, b]))
+    pure = np.tile([0.9, 0.1], (40, 1))
+    mixed = pure.copy()
+    mixed[10:] = [0.1, 0.9]  # the model calls b class 1
+    radii = {}
+    for name, proba in (("pure", pure), ("mixed", mixed)):
+        state = PoolState(
+            np.array([0]), 40, 2, representation=x, proba=proba, labelled_y=np.array([0])
+        )
+        dcom = DCoM(delta=0.3)
+        dcom.select(state, 1, np.random.default_rng(0))
+        radii[name] = dcom.last_radii[0]
+    assert radii["pure"] > 1.0  # the labelled ball grows while it stays pure
+    inside_b = np.linalg.norm(x[10:] - x[0], axis=1) < radii["mixed"]
+    assert 0.1 < radii["mixed"] and inside_b.mean() < 0.3  # and stops at the other class
+
+
+# --------------------------------------------------------------------------- ensemble variance
+def test_ensemble_var_picks_the_samples_members_disagree_on():
+    agree = [[0.9, 0.1, 0.0]] * 4  # all members say class 0 (high entropy does not matter)
+    split = [[0.9, 0.1, 0.0]] * 2 + [[0.1, 0.9, 0.0]] * 2  # 2 vs 2
+    three = [[0.9, 0.1, 0.0]] * 2 + [[0.1, 0.9, 0.0]] + [[0.0, 0.1, 0.9]]  # 2 vs 1 vs 1
+    unsure = [[0.4, 0.35, 0.25]] * 4  # uncertain but unanimous
+    ens = np.stack([agree, split, three, unsure], axis=1)  # (M, n, C)
+    np.testing.assert_allclose(variation_ratio(ens), [0, 0.5, 0.5, 0])
+    state = PoolState(np.array([2]), 4, 3, proba=ens.mean(0), ensemble_proba=ens)
+    strategy = get_strategy("ensemble_var", members=4)
+    assert list(strategy.select(state, 1, np.random.default_rng(0))) == [1]
+    assert set(strategy.select(state, 2, np.random.default_rng(0))) == {1, 0} or set(
+        strategy.select(state, 2, np.random.default_rng(0))
+    ) == {1, 3}
+    with pytest.raises(ALRunnerError, match="members must be >= 2"):
+        get_strategy("ensemble_var", members=1)
+
+
+def test_ensemble_members_are_trained_on_the_labelled_set():
+    pytest.importorskip("torch")
+    from al_runner.datasets import load_dataset
+    from al_runner.learners import get_learner
+
+    data = load_dataset("digits")
+    labelled = np.random.default_rng(0).choice(data.n_pool, 40, replace=False)
+    learner = get_learner("linear", epochs=30, device="cpu").setup(data).fit(labelled, seed=0)
+    state = PoolState(labelled, data.n_pool, data.n_classes, learner=learner, seed=5)
+    ens = state.ensemble_proba(3)
+    assert ens.shape == (3, data.n_pool - 40, data.n_classes)
+    np.testing.assert_allclose(ens[0], state.proba(), atol=1e-6)  # member 0: the round's model
+    assert np.abs(ens[1] - ens[0]).max() > 0.05  # bootstrap members differ for linear
+    again = PoolState(labelled, data.n_pool, data.n_classes, learner=learner, seed=5)
+    np.testing.assert_allclose(again.ensemble_proba(3), ens, atol=1e-6)  # reproducible
+    assert learner.predict_proba(state.unlabelled) == pytest.approx(ens[0], abs=1e-6)
+
+
+def test_dcom_caps_the_ball_graph_to_its_edge_budget():
+    from al_runner.strategies._knn import range_graph
+    from al_runner.strategies.dcom import edge_capped_radius
+
+    x = _circle(np.random.default_rng(0).uniform(0, 1.0, 400))
+    z = x / np.linalg.norm(x, axis=1, keepdims=True)
+    radius = edge_capped_radius(z, 8000)
+    edges = range_graph(z, radius)[1].size
+    assert 0.7 * 8000 < edges < 1.3 * 8000
+    state = PoolState(np.zeros(0, dtype=np.int64), 400, 2, representation=x)
+    dcom = get_strategy("dcom", delta=0.5, max_edges=8000)
+    dcom.select(state, 2, np.random.default_rng(0))
+    assert dcom.last_graph_radius == pytest.approx(radius) and radius < 0.5

@@ -3,7 +3,8 @@
 Every strategy has ``select(state, k, rng) -> numpy.ndarray`` of pool indices; see
 :class:`al_runner.strategies.base.PoolState` for what a strategy may read. Model-based
 strategies fall back to random sampling when there is no model yet (the cold start);
-TypiClust and ProbCover select from the fixed representation without a model.
+TypiClust, ProbCover and DCoM select from the fixed representation without a model (DCoM
+mixes in the model's margin once there is one); ensemble_var trains extra ensemble members.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from al_runner.strategies.bald import BALD
 from al_runner.strategies.base import PoolState, Strategy, top_k
 from al_runner.strategies.coreset import CoreSet
 from al_runner.strategies.dbal import DBAL
+from al_runner.strategies.dcom import DCoM
+from al_runner.strategies.ensemble_var import EnsembleVariationRatio
 from al_runner.strategies.entropy import Entropy
 from al_runner.strategies.margin import Margin
 from al_runner.strategies.probcover import ProbCover
@@ -38,6 +41,8 @@ STRATEGIES: dict[str, type[Strategy]] = {
         TypiClust,
         ProbCover,
         BADGE,
+        DCoM,
+        EnsembleVariationRatio,
     )
 }
 
@@ -50,7 +55,8 @@ def get_strategy(name: str, **kwargs: Any) -> Strategy:
     name : str
         One of :data:`STRATEGIES`.
     **kwargs
-        The strategy's own parameters (e.g. ``samples`` for dbal/bald, ``delta`` for probcover).
+        The strategy's own parameters (e.g. ``samples`` for dbal/bald, ``delta`` for
+        probcover/dcom, ``members`` for ensemble_var).
 
     Returns
     -------

@@ -3,7 +3,8 @@
 A strategy is a small object with one method, ``select(state, k, rng) -> pool indices``.
 :class:`PoolState` hands it what it may need, computed lazily and cached for the round: the
 current model's softmax on the unlabelled pool, MC-dropout samples (trunk computed once, head
-sampled ``T`` times), the model's embeddings, and a fixed representation of the pool (the
+sampled ``T`` times), an ensemble's softmax (extra members trained on the labelled set), the
+model's embeddings, the labels of the labelled set, and a fixed representation of the pool (the
 dataset's embedding) for representation-based strategies. Tests build a state from arrays.
 """
 
@@ -34,11 +35,13 @@ class PoolState:
     representation : numpy.ndarray, optional
         Fixed ``(n_pool, d)`` features (the dataset's embedding) for TypiClust/ProbCover;
         when None they fall back to the model's embeddings.
-    proba, embeddings, mc_proba : numpy.ndarray, optional
+    proba, embeddings, mc_proba, ensemble_proba : numpy.ndarray, optional
         Precomputed arrays over the *whole pool* (``(n_pool, C)``, ``(n_pool, d)``,
-        ``(T, n_pool, C)``) in place of a learner, e.g. in tests.
+        ``(T, n_pool, C)``, ``(M, n_pool, C)``) in place of a learner, e.g. in tests.
+    labelled_y : numpy.ndarray, optional
+        Labels of ``labelled`` (same order), for strategies that read them (DCoM).
     seed : int
-        Seed of MC-dropout masks.
+        Seed of MC-dropout masks and of ensemble members.
     """
 
     def __init__(
@@ -52,6 +55,8 @@ class PoolState:
         proba: np.ndarray | None = None,
         embeddings: np.ndarray | None = None,
         mc_proba: np.ndarray | None = None,
+        ensemble_proba: np.ndarray | None = None,
+        labelled_y: np.ndarray | None = None,
         seed: int = 0,
     ) -> None:
         self.labelled = np.asarray(labelled, dtype=np.int64)
@@ -63,6 +68,12 @@ class PoolState:
         self._proba_all = proba
         self._emb_all = embeddings
         self._mc_all = mc_proba
+        self._ens_all = ensemble_proba
+        self.labelled_y = None if labelled_y is None else np.asarray(labelled_y, dtype=np.int64)
+        if self.labelled_y is not None and self.labelled_y.shape != self.labelled.shape:
+            raise ALRunnerError(
+                f"labelled_y has shape {self.labelled_y.shape}, labelled {self.labelled.shape}"
+            )
         mask = np.ones(self.n_pool, dtype=bool)
         mask[self.labelled] = False
         self.unlabelled = np.flatnonzero(mask)
@@ -96,6 +107,63 @@ class PoolState:
                 h = self.embeddings()[self.unlabelled]
                 self.cache["proba"] = self.learner.head_proba(h)
         return self.cache["proba"]
+
+    def pool_proba(self) -> np.ndarray:
+        """Softmax of the model on the *whole* pool ``(n_pool, C)`` (cached)."""
+        if "pool_proba" not in self.cache:
+            if self._proba_all is not None:
+                self.cache["pool_proba"] = self._proba_all
+            else:
+                self._need_model("probabilities")
+                self.cache["pool_proba"] = self.learner.head_proba(self.embeddings())
+        return self.cache["pool_proba"]
+
+    def ensemble_proba(self, members: int, bootstrap: bool | None = None) -> np.ndarray:
+        """Softmax of an ensemble on the unlabelled pool ``(M, n_unlabelled, C)`` (cached).
+
+        Member 0 is this round's model; members ``1 .. M-1`` are copies of the learner trained
+        from scratch on the labelled set with other seeds (derived from ``seed``).
+
+        Parameters
+        ----------
+        members : int
+            Ensemble size ``M`` (>= 2).
+        bootstrap : bool, optional
+            Train members ``1 ..`` on bootstrap resamples of the labelled set. Default: only for
+            the deterministic ``linear`` learner, whose members would otherwise be identical.
+        """
+        members = int(members)
+        if members < 2:
+            raise ALRunnerError(f"an ensemble needs members >= 2, got {members}")
+        key = f"ens{members}/{bootstrap}"
+        if key not in self.cache:
+            if self._ens_all is not None:
+                if self._ens_all.shape[0] < members:
+                    raise ALRunnerError(
+                        f"ensemble_proba holds {self._ens_all.shape[0]} members, asked {members}"
+                    )
+                self.cache[key] = self._ens_all[:members, self.unlabelled]
+            else:
+                self._need_model("an ensemble")
+                self.cache[key] = self._train_ensemble(members, bootstrap)
+        return self.cache[key]
+
+    def _train_ensemble(self, members: int, bootstrap: bool | None) -> np.ndarray:
+        import copy
+
+        if bootstrap is None:
+            bootstrap = getattr(self.learner, "name", "") == "linear"
+        h = self.embeddings()[self.unlabelled]
+        out = [self.learner.head_proba(h)]
+        rng = np.random.default_rng([self.seed, 7919])
+        for m in range(1, members):
+            idx = self.labelled
+            if bootstrap:
+                idx = rng.choice(self.labelled, size=self.labelled.size, replace=True)
+            member = copy.copy(self.learner)  # shares the bound data; fit() sets its own model
+            member.fit(idx, seed=int(self.seed) * 31 + m)
+            out.append(member.predict_proba(self.unlabelled))
+        return np.stack(out)
 
     def mc_proba(self, samples: int) -> np.ndarray:
         """MC-dropout softmax samples on the unlabelled pool ``(T, n_unlabelled, C)``.
