@@ -259,7 +259,10 @@ def _run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.suffix.lower() not in (".nc", ".nc4"):
         raise ALRunnerError(f"--out must be a netCDF file ending in .nc, got {out}")
-    unknown = sorted(set(options) - set(config.validate().strategies))
+    from al_runner.strategies import stage_names
+
+    running = set().union(*(stage_names(n) for n in config.validate().strategies))
+    unknown = sorted(set(options) - running)
     if unknown:
         raise ALRunnerError(f"--strategy-option names strategies not in the run: {unknown}")
     if state_path(out).exists() and not args.overwrite:

@@ -31,7 +31,14 @@ from al_runner.datasets import ALDataset, dataset_features, load_dataset
 from al_runner.errors import ALRunnerError
 from al_runner.learners import LEARNERS, get_learner, resolve_device
 from al_runner.outlock import exclusive_output
-from al_runner.strategies import STRATEGIES, PoolState, get_strategy
+from al_runner.proxies import PROXIES, cross_entropy, round_proxies
+from al_runner.strategies import (
+    STRATEGIES,
+    PoolState,
+    check_strategy_names,
+    get_strategy,
+    strategy_kwargs,
+)
 
 __all__ = [
     "EMBEDDINGS",
@@ -100,6 +107,10 @@ class RunConfig:
         :func:`al_runner.datasets.load_dataset`).
     strategy_options : dict
         Per-strategy keyword arguments, e.g. ``{"probcover": {"delta": 0.5}}``.
+    proxies : bool
+        Record the operational proxies of every round (see :mod:`al_runner.proxies`).
+    confidence_delta : float
+        Failure probability of the proxies' confidence term.
     """
 
     dataset: str
@@ -125,6 +136,8 @@ class RunConfig:
     image_size: int | None = None
     split_file: str | None = None
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    proxies: bool = True
+    confidence_delta: float = 0.05
 
     def validate(self) -> RunConfig:
         """Check names and sizes; expand ``all``; return self."""
@@ -132,11 +145,7 @@ class RunConfig:
             self.strategies = list(STRATEGIES)
         if not self.strategies:
             raise ALRunnerError("no strategies given")
-        unknown = [s for s in self.strategies if s not in STRATEGIES]
-        if unknown:
-            raise ALRunnerError(
-                f"unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)} (or 'all')"
-            )
+        check_strategy_names(list(self.strategies))
         if len(set(self.strategies)) != len(self.strategies):
             raise ALRunnerError(f"strategies repeat a name: {self.strategies}")
         if self.learner not in LEARNERS:
@@ -308,7 +317,7 @@ class _Experiment:
             config.learner, epochs=config.epochs, device=config.device
         ).setup(data, self.features if LEARNERS[config.learner].uses_features else None)
         self.strategies = {
-            name: get_strategy(name, **config.strategy_options.get(name, {}))
+            name: get_strategy(name, **strategy_kwargs(name, config.strategy_options))
             for name in config.strategies
         }
 
@@ -329,6 +338,25 @@ class _Experiment:
     def train(self, labelled: np.ndarray, seed: int, step: int) -> float:
         self.learner.fit(labelled, seed=_torch_seed(seed, step))
         return self.learner.accuracy("test")
+
+    def batch_loss(self, idx: np.ndarray) -> np.ndarray:
+        """Cross-entropy of the current model on pool samples ``idx``."""
+        return cross_entropy(self.learner.predict_proba(idx, "train"), self.data.train.y[idx])
+
+    def proxies(
+        self, labelled: np.ndarray, before: np.ndarray | None, after: np.ndarray | None
+    ) -> dict[str, float]:
+        """The round's operational proxies (after training on ``labelled``)."""
+        return round_proxies(
+            labelled=labelled,
+            pool_y=self.data.train.y,
+            n_classes=self.data.n_classes,
+            features=self.repr,
+            model=self.learner.model,
+            batch_loss_before=before,
+            batch_loss_after=after,
+            delta=self.config.confidence_delta,
+        )
 
     def select(self, strategy: str, labelled: np.ndarray, seed: int, step: int) -> np.ndarray:
         state = PoolState(
@@ -366,6 +394,7 @@ def _config_key(config: RunConfig) -> dict[str, Any]:
     key = asdict(config)
     for volatile in (
         "device", "threads", "data_root", "class_list", "labels", "split_file", "embedding_dir",
+        "proxies", "confidence_delta",  # recorded beside the curves, they do not change them
     ):  # fmt: skip
         key.pop(volatile)
     for unset in ("embedding_file", "encoder_checkpoint", "imbalance", "image_size"):
@@ -509,6 +538,7 @@ def _run_one(
         f"{name}/{seed}",
         {"labelled": [], "accuracy": [], "budget": [], "select_seconds": [], "train_seconds": []},
     )
+    proxies = run.setdefault("proxies", {})
     step = len(run["accuracy"])
     if step >= cfg.rounds:
         return
@@ -517,6 +547,7 @@ def _run_one(
         exp.train(labelled, seed, step - 1)
     while step < cfg.rounds:
         t0 = time.perf_counter()
+        before = picks = None
         if step == 0:
             labelled = np.asarray(exp.initial_set(seed, name), dtype=np.int64)
         else:
@@ -525,8 +556,19 @@ def _run_one(
                 raise RuntimeError(f"{name} returned labelled or repeated indices")  # a bug
             labelled = np.concatenate([labelled, picks])
         t1 = time.perf_counter()
+        if cfg.proxies and picks is not None:  # the previous round's model on the new batch
+            before = exp.batch_loss(picks)
+        t_before = time.perf_counter() - t1
+        t1 = time.perf_counter()
         acc = exp.train(labelled, seed, step)
         t2 = time.perf_counter()
+        if cfg.proxies:
+            after = exp.batch_loss(picks) if picks is not None else None
+            for key, value in exp.proxies(labelled, before, after).items():
+                proxies.setdefault(key, [float("nan")] * step).append(value)
+            proxies.setdefault("proxy_seconds", [float("nan")] * step).append(
+                t_before + time.perf_counter() - t2
+            )
         run["labelled"] = labelled.tolist()
         run["accuracy"].append(acc)
         run["budget"].append(int(labelled.size))
@@ -555,8 +597,10 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
 
 def _curves(state: dict[str, Any], config: RunConfig, meta: dict[str, Any]) -> xr.Dataset:
     shape = (1, len(config.strategies), 1, len(config.seeds), config.rounds)
-    arrays = {v: np.full(shape, np.nan) for v in ("budget", "accuracy", "select_seconds",
-                                                    "train_seconds")}  # fmt: skip
+    names = ["budget", "accuracy", "select_seconds", "train_seconds"]
+    if config.proxies:
+        names += [*PROXIES, "proxy_seconds"]
+    arrays = {v: np.full(shape, np.nan) for v in names}
     complete = True
     for i, name in enumerate(config.strategies):
         for j, seed in enumerate(config.seeds):
@@ -564,8 +608,9 @@ def _curves(state: dict[str, Any], config: RunConfig, meta: dict[str, Any]) -> x
             n = len(run["accuracy"]) if run else 0
             complete &= n == config.rounds
             for var, arr in arrays.items():
-                if n:
-                    arr[0, i, 0, j, :n] = run[var]
+                values = run.get(var, run.get("proxies", {}).get(var, [])) if run else []
+                if len(values):
+                    arr[0, i, 0, j, : len(values)] = values
     dims = ("dataset", "strategy", "embedding", "seed", "step")
     ds = xr.Dataset(
         {v: (dims, a) for v, a in arrays.items()},

@@ -160,7 +160,12 @@ class SweepGrid:
     def validate(self) -> SweepGrid:
         """Check every name and size up front, before any run starts; return self."""
         from al_runner.datasets import DATASETS
-        from al_runner.strategies import STRATEGIES, get_strategy
+        from al_runner.strategies import (
+            STRATEGIES,
+            check_strategy_names,
+            get_strategy,
+            stage_names,
+        )
 
         if self.strategies == ["all"]:
             self.strategies = list(STRATEGIES)
@@ -173,11 +178,7 @@ class SweepGrid:
         unknown = [d for d in self.datasets if d not in DATASETS]
         if unknown:
             raise ALRunnerError(f"unknown dataset {unknown[0]!r}; known: {', '.join(DATASETS)}")
-        unknown = [s for s in self.strategies if s not in STRATEGIES]
-        if unknown:
-            raise ALRunnerError(
-                f"unknown strategy {unknown[0]!r}; known: {', '.join(STRATEGIES)} (or 'all')"
-            )
+        check_strategy_names(list(self.strategies))
         unknown = [e for e in self.embeddings if e not in _GRID_EMBEDDINGS]
         if unknown:
             raise ALRunnerError(
@@ -188,7 +189,8 @@ class SweepGrid:
             extra = sorted(set(table) - set(self.datasets))
             if extra:
                 raise ALRunnerError(f"{key} names datasets not in the grid: {extra}")
-        extra = sorted(set(self.strategy_options) - set(self.strategies))
+        running = set().union(*(stage_names(n) for n in self.strategies))
+        extra = sorted(set(self.strategy_options) - running)
         if extra:
             raise ALRunnerError(f"strategy_options names strategies not in the grid: {extra}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -225,6 +227,7 @@ class SweepGrid:
     def run_config(self, spec: RunSpec, embedding_dir: str | os.PathLike) -> Any:
         """The :class:`al_runner.loop.RunConfig` of one run."""
         from al_runner.loop import RunConfig
+        from al_runner.strategies import stage_names
 
         return RunConfig(
             dataset=spec.dataset,
@@ -243,7 +246,9 @@ class SweepGrid:
             threads=self.threads,
             data_root=self.data_roots.get(spec.dataset),
             class_list=self.class_lists.get(spec.dataset),
-            strategy_options={k: v for k, v in self.strategy_options.items() if k == spec.strategy},
+            strategy_options={
+                k: v for k, v in self.strategy_options.items() if k in stage_names(spec.strategy)
+            },
         )
 
 

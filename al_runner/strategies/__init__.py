@@ -23,10 +23,21 @@ from al_runner.strategies.entropy import Entropy
 from al_runner.strategies.margin import Margin
 from al_runner.strategies.probcover import ProbCover
 from al_runner.strategies.random import RandomSampling
+from al_runner.strategies.schedule import Schedule, is_schedule, parse_schedule
 from al_runner.strategies.typiclust import TypiClust
 from al_runner.strategies.uncertainty import Uncertainty
 
-__all__ = ["STRATEGIES", "PoolState", "Strategy", "get_strategy", "top_k"]
+__all__ = [
+    "STRATEGIES",
+    "PoolState",
+    "Schedule",
+    "Strategy",
+    "check_strategy_names",
+    "get_strategy",
+    "stage_names",
+    "strategy_kwargs",
+    "top_k",
+]
 
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
@@ -66,7 +77,18 @@ def get_strategy(name: str, **kwargs: Any) -> Strategy:
     --------
     >>> get_strategy("margin").name
     'margin'
+    >>> get_strategy("typiclust>margin@200").name
+    'typiclust>margin@200'
+
+    A schedule ``a>b@B1>c@B2`` (see :mod:`al_runner.strategies.schedule`) passes ``kwargs``
+    of the form ``{stage name: {...}}`` on to its stages.
     """
+    if is_schedule(name):
+        stages = parse_schedule(name, STRATEGIES)
+        unknown = sorted(set(kwargs) - {s for _, s in stages})
+        if unknown:
+            raise ALRunnerError(f"schedule {name!r}: options for strategies it lacks: {unknown}")
+        return Schedule([(start, get_strategy(s, **kwargs.get(s, {}))) for start, s in stages])
     cls = STRATEGIES.get(name)
     if cls is None:
         raise ALRunnerError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
@@ -74,3 +96,27 @@ def get_strategy(name: str, **kwargs: Any) -> Strategy:
         return cls(**kwargs)
     except TypeError as exc:
         raise ALRunnerError(f"strategy {name!r}: {exc}") from exc
+
+
+def check_strategy_names(names: list[str]) -> None:
+    """Raise a one-line error for the first unknown strategy or malformed schedule."""
+    for name in names:
+        if is_schedule(name):
+            parse_schedule(name, STRATEGIES)
+        elif name not in STRATEGIES:
+            raise ALRunnerError(
+                f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)} (or 'all', or a "
+                "schedule like typiclust>margin@500)"
+            )
+
+
+def stage_names(name: str) -> set[str]:
+    """The registry names a strategy name runs: itself, or a schedule's stages."""
+    return {s for _, s in parse_schedule(name, STRATEGIES)} if is_schedule(name) else {name}
+
+
+def strategy_kwargs(name: str, options: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The keyword arguments of ``get_strategy(name, ...)`` from per-strategy ``options``."""
+    if is_schedule(name):
+        return {s: options[s] for s in stage_names(name) if s in options}
+    return dict(options.get(name, {}))
