@@ -3,7 +3,8 @@
 Every strategy has ``select(state, k, rng) -> numpy.ndarray`` of pool indices; see
 :class:`al_runner.strategies.base.PoolState` for what a strategy may read. Model-based
 strategies fall back to random sampling when there is no model yet (the cold start);
-TypiClust and ProbCover select from the fixed representation without a model.
+TypiClust (k-means or SCAN clusters), ProbCover and VAAL select from the fixed representation
+without a model.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from al_runner.strategies.margin import Margin
 from al_runner.strategies.probcover import ProbCover
 from al_runner.strategies.random import RandomSampling
 from al_runner.strategies.typiclust import TypiClust
+from al_runner.strategies.typiclust_scan import TypiClustSCAN
 from al_runner.strategies.uncertainty import Uncertainty
+from al_runner.strategies.vaal import VAAL
 
 __all__ = ["STRATEGIES", "PoolState", "Strategy", "get_strategy", "top_k"]
 
@@ -38,6 +41,8 @@ STRATEGIES: dict[str, type[Strategy]] = {
         TypiClust,
         ProbCover,
         BADGE,
+        VAAL,
+        TypiClustSCAN,
     )
 }
 
