@@ -4,7 +4,8 @@ Train an encoder on the unlabelled pool (:func:`train_encoder`), extract standar
 penultimate-layer features (cached per dataset + method + checkpoint hash,
 :func:`ssl_features`), bring your own features or torchvision ResNet checkpoint
 (:func:`load_feature_file`, :func:`checkpoint_features`) and check an embedding with kNN and
-linear probes (:func:`evaluate_embedding`).
+linear probes (:func:`evaluate_embedding`), and cluster features with SCAN
+(:func:`scan_clusters`).
 
 Examples
 --------
@@ -16,6 +17,7 @@ Examples
 from al_runner.embeddings.encoders import ARCHS, build_encoder
 from al_runner.embeddings.evaluate import evaluate_embedding, knn_accuracy, linear_probe
 from al_runner.embeddings.methods import METHODS, build_method
+from al_runner.embeddings.scan import scan_clusters, scan_neighbours
 from al_runner.embeddings.train import (
     EmbedConfig,
     checkpoint_features,
@@ -39,6 +41,8 @@ __all__ = [
     "knn_accuracy",
     "linear_probe",
     "load_feature_file",
+    "scan_clusters",
+    "scan_neighbours",
     "ssl_features",
     "train_encoder",
 ]

@@ -3,8 +3,10 @@
 Every strategy has ``select(state, k, rng) -> numpy.ndarray`` of pool indices; see
 :class:`al_runner.strategies.base.PoolState` for what a strategy may read. Model-based
 strategies fall back to random sampling when there is no model yet (the cold start);
-TypiClust, ProbCover and DCoM select from the fixed representation without a model (DCoM
-mixes in the model's margin once there is one); ensemble_var trains extra ensemble members.
+TypiClust (k-means or SCAN clusters), ProbCover, DCoM and VAAL select from the fixed
+representation without a model (DCoM mixes in the model's margin once there is one);
+ensemble_var trains extra ensemble members. A schedule ``a>b@B1>c@B2`` switches strategies
+at cumulative budgets.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from al_runner.strategies.probcover import ProbCover
 from al_runner.strategies.random import RandomSampling
 from al_runner.strategies.schedule import Schedule, is_schedule, parse_schedule
 from al_runner.strategies.typiclust import TypiClust
+from al_runner.strategies.typiclust_scan import TypiClustSCAN
 from al_runner.strategies.uncertainty import Uncertainty
+from al_runner.strategies.vaal import VAAL
 
 __all__ = [
     "STRATEGIES",
@@ -54,6 +58,8 @@ STRATEGIES: dict[str, type[Strategy]] = {
         BADGE,
         DCoM,
         EnsembleVariationRatio,
+        VAAL,
+        TypiClustSCAN,
     )
 }
 
