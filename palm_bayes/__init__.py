@@ -33,6 +33,7 @@ _EXPORTS = {
     "labels_for_accuracy": "palm_bayes.curve",
     "palm_curve": "palm_bayes.curve",
     "phases": "palm_bayes.phases",
+    "schedule": "palm_bayes.schedule",
     "simulate_curves": "palm_bayes.simulate",
     "simulate_hierarchy": "palm_bayes.simulate",
 }
@@ -53,6 +54,7 @@ __all__ = [
     "labels_for_accuracy",
     "palm_curve",
     "phases",
+    "schedule",
     "simulate_curves",
     "simulate_hierarchy",
     "__version__",
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
     from palm_bayes.lsq import fit_least_squares
     from palm_bayes.model import DEFAULT_PRIORS
     from palm_bayes.phases import phases
+    from palm_bayes.schedule import schedule
     from palm_bayes.simulate import simulate_curves, simulate_hierarchy
 
 

@@ -384,6 +384,51 @@ def _cmd_phases(args: argparse.Namespace) -> None:
         print(result.write(args.out))
 
 
+def _cmd_schedule(args: argparse.Namespace) -> None:
+    from palm_bayes.schedule import schedule
+
+    fit = _load_fit(args.dir)
+    plan = schedule(
+        fit,
+        args.candidates,
+        objective=args.objective,
+        target=args.target,
+        budget_range=tuple(args.budget_range) if args.budget_range else None,
+        where=_parse_where(args.where),
+        round_to=args.round_to,
+        seed=args.seed,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "schedule": plan.spec,
+                    "stages": plan.stages,
+                    "best_single": plan.best_single,
+                    "gain": plan.gain,
+                    "p_beats_best_single": plan.p_beats_best_single,
+                    "budget_range": plan.budget_range,
+                }
+            )
+        )
+        return
+    print(plan.describe())
+    print(f"run it: al-runner run ... --strategies '{plan.spec}'")
+    label = "mean accuracy over the range" if args.objective == "aubc" else "labels to target"
+    print(f"\nposterior {label} (median, mean or P(reached)):")
+    print(plan.table.round(4).to_string(index=False))
+
+
+def _parse_where(items: Sequence[str] | None) -> dict[str, str]:
+    where = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise PalmInputError(f"--where takes DIM=VALUE, got {item!r}")
+        where[key] = value
+    return where
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``palm``."""
     parser = argparse.ArgumentParser(
@@ -610,6 +655,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the analysis as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_phases)
+
+    p = sub.add_parser(
+        "schedule", help="switch budgets of a strategy schedule, from a fit's posterior curves"
+    )
+    p.add_argument("dir", help="a fit folder written by `palm fit` (a pilot is enough)")
+    p.add_argument(
+        "--candidates", nargs="+", required=True, help="strategies in the order they run"
+    )
+    p.add_argument(
+        "--objective",
+        choices=["aubc", "labels_to_target"],
+        default="aubc",
+        help="maximise the mean accuracy over the range, or minimise labels to --target",
+    )
+    p.add_argument("--target", type=float, default=None, help="target accuracy")
+    p.add_argument(
+        "--budget-range",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="budgets to plan over (default: the observed range)",
+    )
+    p.add_argument("--round-to", type=int, default=1, help="round switches to this (labels/round)")
+    p.add_argument(
+        "--where", nargs="+", default=None, help="DIM=VALUE selections (dataset, embedding)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the extrapolation draws")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_schedule)
     return parser
 
 

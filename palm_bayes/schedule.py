@@ -1,0 +1,220 @@
+"""Strategy schedules chosen from the posterior curves of single strategies.
+
+A schedule runs ``candidates[0]`` first, switches to ``candidates[1]`` at budget ``s1``, to
+``candidates[2]`` at ``s2``, ... (al_runner runs it as the strategy ``a>b@s1>c@s2``). Its
+predicted curve is, draw by draw, the posterior curve of the stage active at each budget:
+the assumption of the hard-switch schedules of the mechanism-driven theory of AL phases
+(Machnio et al., 2026), that after a switch the accuracy follows the new strategy's curve.
+It ignores that the new strategy inherits a labelled set it did not choose, which is why the
+closed-loop experiment (``examples/schedule_experiment.py``) runs the schedule and compares.
+
+The switch budgets are chosen on a grid to optimise the posterior mean objective: the area
+under the budget curve (``"aubc"``, a mean accuracy over ``budget_range``) or the labels
+needed to reach ``target`` (``"labels_to_target"``, posterior median). Choosing and
+evaluating on the same draws makes the stated gain slightly optimistic.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from palm_bayes.errors import PalmInputError
+
+__all__ = ["SchedulePlan", "schedule", "OBJECTIVES"]
+
+OBJECTIVES = ("aubc", "labels_to_target")
+
+
+@dataclass
+class SchedulePlan:
+    """A chosen schedule and how it compares with the single strategies (posterior)."""
+
+    stages: list[tuple[int, str]]
+    objective: str
+    table: pd.DataFrame
+    best_single: str
+    gain: dict[str, float]  # schedule minus best single (aubc) or labels saved (median, 90%)
+    p_beats_best_single: float
+    budget_range: tuple[float, float]
+    target: float | None = None
+
+    @property
+    def spec(self) -> str:
+        """The schedule as an al_runner strategy name, e.g. ``typiclust>margin@300``."""
+        return ">".join(n if s == 0 else f"{n}@{int(s)}" for s, n in self.stages)
+
+    def describe(self) -> str:
+        """Plain-words summary."""
+        unit = "in mean accuracy" if self.objective == "aubc" else "labels saved to the target"
+        lo, hi = self.gain["lower"], self.gain["upper"]
+        return (
+            f"schedule {self.spec}: expected gain over {self.best_single} "
+            f"{self.gain['median']:+.4g} {unit} (90% interval {lo:+.4g} to {hi:+.4g}), "
+            f"P(schedule beats {self.best_single}) = {self.p_beats_best_single:.2f}"
+        )
+
+
+def _paths(fit: Any, grid: np.ndarray, where: Mapping[str, Any] | None, seed: int):
+    draws = fit.forecast_draws(grid, seed=seed)
+    if where:
+        draws = draws.sel(dict(where))
+    extra = [d for d in draws.dims if d not in ("chain", "draw", "strategy", "budget")]
+    for dim in extra:
+        if draws.sizes[dim] != 1:
+            raise PalmInputError(
+                f"the fit has {draws.sizes[dim]} values of {dim!r}; choose one with "
+                f"where={{'{dim}': ...}} / --where {dim}=..."
+            )
+    draws = draws.squeeze(extra, drop=True).stack(sample=("chain", "draw"))
+    return draws.transpose("strategy", "sample", "budget")
+
+
+def _labels(acc: np.ndarray, grid: np.ndarray, target: float) -> np.ndarray:
+    """First budget where each path ``(..., budget)`` reaches ``target`` (inf if never)."""
+    reached = acc >= target
+    first = np.where(reached.any(-1), reached.argmax(-1), -1)
+    out = np.full(first.shape, np.inf)
+    ok = first > 0
+    i = first[ok]
+    a0 = np.take_along_axis(acc[ok], (i - 1)[:, None], -1)[:, 0]
+    a1 = np.take_along_axis(acc[ok], i[:, None], -1)[:, 0]
+    frac = np.clip((target - a0) / np.maximum(a1 - a0, 1e-12), 0, 1)
+    out[ok] = grid[i - 1] + frac * (grid[i] - grid[i - 1])
+    out[first == 0] = grid[0]
+    return out
+
+
+def schedule(
+    fit: Any,
+    candidates: Sequence[str],
+    *,
+    objective: str = "aubc",
+    target: float | None = None,
+    budget_range: tuple[float, float] | None = None,
+    where: Mapping[str, Any] | None = None,
+    grid_points: int = 60,
+    round_to: int = 1,
+    seed: int = 0,
+) -> SchedulePlan:
+    """Choose the switch budgets of a schedule of ``candidates`` (in this order).
+
+    Parameters
+    ----------
+    fit : PalmFit
+        Posterior curves of at least the candidate strategies (a pilot is enough: budgets
+        beyond it are extrapolated with the fit's discrepancy).
+    candidates : sequence of str
+        Strategies in the order they run; a stage may get no budget (skipped).
+    objective : {"aubc", "labels_to_target"}
+    target : float
+        Target accuracy (``labels_to_target``).
+    budget_range : (float, float)
+        Budgets the schedule is planned over (default: the fit's observed range).
+    where : mapping
+        Selection of the other curve dims (dataset, embedding) when the fit has several.
+    grid_points : int
+        Budgets at which switches may happen (and AUBC is integrated).
+    round_to : int
+        Round switch budgets to multiples of this (labels per AL round).
+    seed : int
+        Seed of the extrapolation draws.
+
+    Returns
+    -------
+    SchedulePlan
+    """
+    if objective not in OBJECTIVES:
+        raise PalmInputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if objective == "labels_to_target" and target is None:
+        raise PalmInputError("objective 'labels_to_target' needs a target accuracy")
+    candidates = list(candidates)
+    if len(candidates) < 2 or len(set(candidates)) != len(candidates):
+        raise PalmInputError(f"give at least two distinct candidates, got {candidates}")
+    known = list(np.asarray(fit.curves["strategy"].to_numpy()).astype(str))
+    missing = [c for c in candidates if c not in known]
+    if missing:
+        raise PalmInputError(f"no strategy {missing[0]!r} in the fit; it has {known}")
+    const = fit.idata.constant_data
+    lo, hi = budget_range or (float(const["first_budget"].min()), float(const["last_budget"].max()))
+    if not hi > lo > 0:
+        raise PalmInputError(f"budget_range must satisfy 0 < low < high, got {(lo, hi)}")
+    grid = np.linspace(lo, hi, int(grid_points))
+    paths = _paths(fit, grid, where, seed)
+    all_strategies = [str(s) for s in paths["strategy"].to_numpy()]
+    acc = paths.to_numpy()  # (strategy, sample, budget)
+    index = {s: i for i, s in enumerate(all_strategies)}
+    cand = np.stack([acc[index[c]] for c in candidates])  # (stage, sample, budget)
+    n = grid.size
+    # switch positions p_1 <= ... <= p_{S-1} in 0..n-1 (stage j covers grid[p_j:p_{j+1}])
+    combos = [c for c in itertools.combinations_with_replacement(range(n), len(candidates) - 1)]
+    if objective == "aubc":
+        dx = np.diff(grid)
+        seg = 0.5 * (cand[..., 1:] + cand[..., :-1]) * dx  # (stage, sample, interval)
+        cum = np.concatenate([np.zeros(seg.shape[:2] + (1,)), np.cumsum(seg, -1)], -1)
+        span = hi - lo
+
+        def value(combo):
+            edges = (0, *combo, n - 1)
+            total = sum(
+                cum[j, :, edges[j + 1]] - cum[j, :, edges[j]] for j in range(len(edges) - 1)
+            )
+            return total / span
+
+        scores = {c: value(c) for c in combos}
+        best = max(scores, key=lambda c: scores[c].mean())
+        singles = {s: (np.trapezoid(acc[index[s]], grid, axis=-1) / span) for s in all_strategies}
+        best_single = max(singles, key=lambda s: singles[s].mean())
+        diff = scores[best] - singles[best_single]
+        p_beats = float(np.mean(diff > 0) + 0.5 * np.mean(diff == 0))
+        rows = [
+            {"plan": "schedule", "median": np.median(scores[best]), "mean": scores[best].mean()}
+        ]
+        rows += [{"plan": s, "median": np.median(v), "mean": v.mean()} for s, v in singles.items()]
+    else:
+
+        def path(combo):
+            stage = np.searchsorted(np.asarray(combo), np.arange(n), side="right")
+            return cand[stage, :, np.arange(n)].T  # (sample, budget)
+
+        scores = {c: _labels(path(c), grid, float(target)) for c in combos}
+        # fewest median labels; ties: most often reached
+        best = min(scores, key=lambda c: (np.median(scores[c]), -np.isfinite(scores[c]).mean()))
+        singles = {s: _labels(acc[index[s]], grid, float(target)) for s in all_strategies}
+        best_single = min(singles, key=lambda s: np.median(singles[s]))
+        a, b = scores[best], singles[best_single]
+        with np.errstate(invalid="ignore"):
+            diff = np.where(np.isinf(a) & np.isinf(b), 0.0, b - a)  # labels saved
+        p_beats = float(np.mean(diff > 0) + 0.5 * np.mean(diff == 0))
+        rows = [{"plan": "schedule", "median": np.median(a), "p_reached": np.isfinite(a).mean()}]
+        rows += [
+            {"plan": s, "median": np.median(v), "p_reached": np.isfinite(v).mean()}
+            for s, v in singles.items()
+        ]
+    finite = diff[np.isfinite(diff)]
+    gain = {
+        "median": float(np.median(finite)) if finite.size else float("nan"),
+        "lower": float(np.quantile(finite, 0.05)) if finite.size else float("nan"),
+        "upper": float(np.quantile(finite, 0.95)) if finite.size else float("nan"),
+    }
+    edges = (0, *best, n - 1)
+    stages: list[tuple[int, str]] = []
+    for j, name in enumerate(candidates):
+        if edges[j + 1] > edges[j]:  # a stage given no budget is skipped
+            start = 0 if not stages else int(round(grid[edges[j]] / round_to) * round_to)
+            stages.append((start, name))
+    return SchedulePlan(
+        stages=stages,
+        objective=objective,
+        table=pd.DataFrame(rows),
+        best_single=best_single,
+        gain=gain,
+        p_beats_best_single=p_beats,
+        budget_range=(lo, hi),
+        target=target,
+    )
