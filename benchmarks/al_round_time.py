@@ -63,9 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             sel = curves["select_seconds"].squeeze(["dataset", "embedding", "seed"])
             train = curves["train_seconds"].squeeze(["dataset", "embedding", "seed"])
             acc = curves["accuracy"].squeeze(["dataset", "embedding", "seed"])
+            prox = curves["proxy_seconds"].squeeze(["dataset", "embedding", "seed"])
             for name in cfg.strategies:
                 s = sel.sel(strategy=name).to_numpy()[1:]
                 t = train.sel(strategy=name).to_numpy()[1:]
+                p = prox.sel(strategy=name).to_numpy()[1:]
                 rows.append(
                     (
                         learner,
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                         s.mean(),
                         s[0],
                         t.mean(),
-                        float(np.mean(s + t)),
+                        p.mean(),
+                        float(np.mean(s + t + p)),
                         float(acc.sel(strategy=name)[-1]),
                     )
                 )
@@ -88,11 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     final = args.budget * args.rounds
     print()
     print(
-        f"| learner | strategy | select s | first select s | train+eval s | round s | acc@{final} |"
+        "| learner | strategy | select s | first select s | train+eval s | proxies s (share) "
+        f"| round s | acc@{final} |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for learner, name, s, s0, t, r, a in rows:
-        print(f"| {learner} | {name} | {s:.2f} | {s0:.2f} | {t:.2f} | {r:.2f} | {a:.3f} |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for learner, name, s, s0, t, p, r, a in rows:
+        print(
+            f"| {learner} | {name} | {s:.2f} | {s0:.2f} | {t:.2f} | {p:.2f} ({p / r:.0%}) "
+            f"| {r:.2f} | {a:.3f} |"
+        )
     return 0
 
 

@@ -27,7 +27,7 @@ from palm_bayes.simulate import simulate_phase_records
 SEEDS = 5
 
 
-def one_case(rng: np.random.Generator, prior_scale: float = 10.0) -> dict:
+def one_case(rng: np.random.Generator, prior_scale: float = 3.0) -> dict:
     """Simulate one dataset, analyse it, and score both methods."""
     n_budgets = int(rng.integers(24, 33))
     budgets = np.geomspace(20, 3000, n_budgets)
@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--prior-scale", type=float, default=10.0)
+    parser.add_argument("--prior-scale", type=float, default=3.0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     cases = tqdm(range(args.cases), desc="cases")

@@ -551,7 +551,7 @@ def phases(
     proxies: Sequence[str] | None = None,
     dataset: str | None = None,
     min_segment_points: int = _MIN_SEGMENT_POINTS,
-    prior_scale: float = 10.0,
+    prior_scale: float = 3.0,
     draws: int = 4000,
     seed: int = 0,
     hdi_prob: float = 0.9,
