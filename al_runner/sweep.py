@@ -99,6 +99,9 @@ class SweepGrid:
         Ray retries of a failed or lost run before it is reported as failed.
     data_roots, class_lists : dict
         Per dataset: the local data path and ImageNet class-list file.
+    dataset_options : dict
+        Per dataset: ``imbalance`` (imbalanced CIFAR), ``image_size`` and ``split_file``
+        (image folders), e.g. ``{"imbalanced-cifar10": {"imbalance": 50}}``.
     strategy_options : dict
         Per strategy keyword arguments, e.g. ``{"probcover": {"delta": 0.6}}``.
     """
@@ -122,6 +125,7 @@ class SweepGrid:
     retries: int = 2
     data_roots: dict[str, str] = field(default_factory=dict)
     class_lists: dict[str, str] = field(default_factory=dict)
+    dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
@@ -185,11 +189,29 @@ class SweepGrid:
                 f"unknown embedding {unknown[0]!r}; a sweep takes {', '.join(_GRID_EMBEDDINGS)} "
                 "(your own features: al-runner run --embedding-file)"
             )
-        for key, table in (("data_roots", self.data_roots), ("class_lists", self.class_lists)):
+        for key, table in (
+            ("data_roots", self.data_roots),
+            ("class_lists", self.class_lists),
+            ("dataset_options", self.dataset_options),
+        ):
             extra = sorted(set(table) - set(self.datasets))
             if extra:
                 raise ALRunnerError(f"{key} names datasets not in the grid: {extra}")
         running = set().union(*(stage_names(n) for n in self.strategies))
+        for name, options in self.dataset_options.items():
+            unknown = sorted(set(options) - {"imbalance", "image_size", "split_file"})
+            if unknown:
+                raise ALRunnerError(
+                    f"dataset_options.{name}: unknown {unknown}; known: imbalance, image_size, "
+                    "split_file"
+                )
+            wrong = sorted(set(options) - set(DATASETS[name].options))
+            if wrong:
+                users = [n for n, e in DATASETS.items() if wrong[0] in e.options]
+                raise ALRunnerError(
+                    f"dataset_options.{name}: --{wrong[0].replace('_', '-')} does not apply to "
+                    f"{name!r}, only to {', '.join(users)}"
+                )
         extra = sorted(set(self.strategy_options) - running)
         if extra:
             raise ALRunnerError(f"strategy_options names strategies not in the grid: {extra}")
@@ -246,6 +268,7 @@ class SweepGrid:
             threads=self.threads,
             data_root=self.data_roots.get(spec.dataset),
             class_list=self.class_lists.get(spec.dataset),
+            **self.dataset_options.get(spec.dataset, {}),
             strategy_options={
                 k: v for k, v in self.strategy_options.items() if k in stage_names(spec.strategy)
             },

@@ -241,12 +241,24 @@ def test_ssl_embedding_is_trained_once_per_dataset_before_its_runs(local_ray, tm
         ({"embedding_options": {"colour": 1}}, "unknown embedding_options"),
         ({"data_roots": {"cifar10": "/x"}}, "data_roots names datasets not in the grid"),
         ({"gpus_per_run": 1.5}, "gpus_per_run"),
+        ({"dataset_options": {"cifar10": {"imbalance": 5}}}, "not in the grid"),
+        ({"dataset_options": {"digits": {"colour": 1}}}, "dataset_options.digits: unknown"),
+        ({"dataset_options": {"digits": {"imbalance": 5}}}, "--imbalance does not apply"),
+        ({"strategies": ["random>margin"]}, "needs a start budget"),
     ],
 )
 def test_bad_grids_error_clearly(change, message):
     with pytest.raises(ALRunnerError) as err:
         SweepGrid.from_dict({**GRID, **change})
     assert message in str(err.value)
+
+
+def test_grid_schedules_and_dataset_options_reach_the_runs():
+    grid = SweepGrid.from_dict(
+        {**GRID, "strategies": ["random>margin@40"], "dataset_options": {"digits": {}}}
+    )
+    cfg = grid.run_config(grid.runs()[0], ".")
+    assert cfg.strategies == ["random>margin@40"] and cfg.imbalance is None
 
 
 def test_results_of_another_grid_are_not_mixed_in(tmp_path):
