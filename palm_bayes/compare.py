@@ -43,20 +43,7 @@ def pointwise_log_likelihood(fit: PalmFit) -> xr.DataArray:
             sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), b, np.asarray(n_test)
         )
         draws = {k: post[k].sel(labels).to_numpy()[..., None] for k in _PALM}
-        acc = palm_mean(
-            data["x"], draws["A_max"], draws["log_lambda"], draws["beta"], draws["alpha"]
-        )
-        seed_var = seed_variance(acc, draws["noise"], data["inv_n_test"], floor)
-        ll = stats.norm.logpdf(
-            data["mean_accuracy"], loc=acc, scale=np.sqrt(seed_var / data["n_seeds"])
-        )
-        rep = data["rep_index"]
-        if rep.size:
-            ll[..., rep] += stats.gamma.logpdf(
-                data["rep_sq_dev"],
-                a=(data["n_seeds"][rep] - 1) / 2,
-                scale=2 * seed_var[..., rep],
-            )
+        ll = curve_log_likelihood(data, draws, floor)
         blocks.append(ll)
         curve_names += ["/".join(str(v) for v in labels.values())] * ll.shape[-1]
         budgets.append(data["x"] * b)
@@ -76,6 +63,25 @@ def pointwise_log_likelihood(fit: PalmFit) -> xr.DataArray:
 
 
 _PALM = ("A_max", "log_lambda", "alpha", "beta", "noise")
+
+
+def curve_log_likelihood(data: dict, draws: dict, floor: float) -> np.ndarray:
+    """Numpy log-likelihood per budget of one curve (the model's likelihood, for LOO).
+
+    ``data`` is :func:`palm_bayes.model.model_data`'s output, ``draws`` maps
+    ``A_max, log_lambda, alpha, beta, noise`` to arrays broadcasting against the budgets.
+    """
+    acc = palm_mean(data["x"], draws["A_max"], draws["log_lambda"], draws["beta"], draws["alpha"])
+    seed_var = seed_variance(acc, draws["noise"], data["inv_n_test"], floor)
+    ll = stats.norm.logpdf(
+        data["mean_accuracy"], loc=acc, scale=np.sqrt(seed_var / data["n_seeds"])
+    )
+    rep = data["rep_index"]
+    if rep.size:
+        ll[..., rep] += stats.gamma.logpdf(
+            data["rep_sq_dev"], a=(data["n_seeds"][rep] - 1) / 2, scale=2 * seed_var[..., rep]
+        )
+    return ll
 
 
 def add_log_likelihood(fit: PalmFit) -> PalmFit:

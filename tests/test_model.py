@@ -53,3 +53,25 @@ def test_merge_priors():
         merge_priors({"A_max": {"mu": 1}})
     with pytest.raises(PalmInputError, match="unknown fields"):
         merge_priors({"noise": {"mu": 1}})
+
+
+def test_numpy_log_likelihood_equals_the_pymc_model():
+    """LOO's numpy likelihood and the sampled PyMC model agree draw by draw."""
+    import arviz as az
+
+    from palm_bayes.compare import curve_log_likelihood
+
+    data = _data()
+    floor = DEFAULT_PRIORS["noise"]["floor"]
+    with create_palm_model(data) as model:
+        prior = pm.sample_prior_predictive(draws=50, random_seed=3)
+    draws = az.InferenceData(posterior=prior.prior)
+    with model:
+        ll = pm.compute_log_likelihood(draws, progressbar=False).log_likelihood
+    pymc_total = (
+        ll["accuracy"].sum("accuracy_dim_0") + ll["seed_spread"].sum("seed_spread_dim_0")
+    ).to_numpy()
+    params = {k: prior.prior[k].to_numpy()[..., None] for k in ("A_max", "log_lambda", "alpha",
+                                                                 "beta", "noise")}  # fmt: skip
+    ours = curve_log_likelihood(data, params, floor).sum(-1)
+    np.testing.assert_allclose(ours, pymc_total, rtol=1e-6, atol=1e-6)
