@@ -35,6 +35,7 @@ from al_runner.proxies import PROXIES, cross_entropy, round_proxies
 from al_runner.strategies import (
     STRATEGIES,
     PoolState,
+    Schedule,
     check_strategy_names,
     get_strategy,
     strategy_kwargs,
@@ -332,8 +333,20 @@ class _Experiment:
                 representation=self.repr,
                 seed=seed,
             )
-            return self.strategies[strategy].select(state, k, _rng(seed, 0, strategy))
+            return self.strategies[strategy].select(state, k, self._rng(strategy, 0, seed, 0))
         return _rng(seed, 0, "initial").choice(self.data.n_pool, size=k, replace=False)
+
+    def _rng(self, strategy: str, n_labelled: int, seed: int, step: int) -> np.random.Generator:
+        """The round's generator, named after the strategy that selects.
+
+        A schedule's round draws as its active stage alone would: before its first switch a
+        schedule repeats that strategy's run exactly (common random numbers, so the two
+        curves differ only after the switch).
+        """
+        selector = self.strategies[strategy]
+        if isinstance(selector, Schedule):
+            strategy = selector.active(n_labelled).name
+        return _rng(seed, step, strategy)
 
     def train(self, labelled: np.ndarray, seed: int, step: int) -> float:
         self.learner.fit(labelled, seed=_torch_seed(seed, step))
@@ -369,7 +382,7 @@ class _Experiment:
             seed=_torch_seed(seed, step),
         )
         return self.strategies[strategy].select(
-            state, self.config.budget, _rng(seed, step, strategy)
+            state, self.config.budget, self._rng(strategy, len(labelled), seed, step)
         )
 
 

@@ -81,6 +81,18 @@ def test_schedule_switches_at_its_budgets(tmp_path):
     ds = run_experiment(cfg, out, data=load_dataset("digits"), progress=False)
     assert spec in ds.strategy.values and "proxy_seconds" not in ds
     assert np.isfinite(ds.accuracy.sel(strategy=spec)).all()
+    # before its switch a schedule repeats its first strategy's run exactly
+    plain = run_experiment(
+        RunConfig(
+            "digits", ["typiclust"], rounds=3, budget=15, seeds=[0], initial="cold", proxies=False
+        ),  # fmt: skip
+        data=load_dataset("digits"),
+        progress=False,
+    )
+    np.testing.assert_array_equal(
+        ds.accuracy.sel(strategy=spec).isel(step=slice(0, 3)),
+        plain.accuracy.sel(strategy="typiclust"),
+    )
     # each round is the active stage's own selection
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 5)).astype(np.float32)
