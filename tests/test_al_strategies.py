@@ -1,5 +1,8 @@
 """Query strategies: a shared template for all, plus each one's defining property."""
 
+import inspect
+import re
+
 import numpy as np
 import pytest
 
@@ -86,6 +89,26 @@ def test_k_validation_and_registry_errors():
         get_strategy("nope")
     with pytest.raises(ALRunnerError, match="strategy 'bald'"):
         get_strategy("bald", bogus=1)
+
+
+def _parameters():
+    for name, cls in STRATEGIES.items():
+        for param, spec in inspect.signature(cls.__init__).parameters.items():
+            if spec.kind is spec.POSITIONAL_OR_KEYWORD and param != "self":
+                yield name, param, spec.default
+
+
+@pytest.mark.parametrize(("name", "param", "default"), list(_parameters()))
+def test_meta_every_parameter_is_documented_and_checked(name, param, default):
+    """Every strategy parameter is in its class docstring; a numeric one refuses -1 clearly."""
+    documented = set()
+    for line in (STRATEGIES[name].__doc__ or "").splitlines():
+        if (found := re.match(r"^\s{4}([\w, ]+) :", line)) is not None:
+            documented |= {n.strip() for n in found.group(1).split(",")}
+    assert param in documented, f"{name}.{param} is not in the docstring's Parameters"
+    if isinstance(default, int | float) and not isinstance(default, bool):
+        with pytest.raises(ALRunnerError, match=rf"^{name}: .*\b{param}\b"):
+            get_strategy(name, **{param: -1})
 
 
 def test_top_k_breaks_ties_at_random():

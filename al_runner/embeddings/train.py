@@ -35,7 +35,7 @@ __all__ = [
     "train_encoder",
 ]
 
-_NO_FLIP = ("digits", "mnist")
+_NO_FLIP = ("digits", "mnist", "svhn")  # digits read differently mirrored
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from al_runner.strategies.base import PoolState, Strategy, top_k
+from al_runner.strategies.base import PoolState, Strategy, check_number, top_k
 from al_runner.strategies.entropy import entropy
 
 
@@ -29,7 +29,8 @@ class BALD(Strategy):
     )
 
     def __init__(self, samples: int = 10) -> None:
-        self.samples = samples
+        check_number("bald", "samples", samples, low=2, integer=True)
+        self.samples = int(samples)
 
     def _select(self, state: PoolState, k: int, rng: np.random.Generator) -> np.ndarray:
         return state.unlabelled[top_k(mutual_information(state.mc_proba(self.samples)), k, rng)]

@@ -16,7 +16,7 @@ import numpy as np
 
 from al_runner.errors import ALRunnerError
 
-__all__ = ["PoolState", "Strategy", "top_k"]
+__all__ = ["PoolState", "Strategy", "check_number", "top_k"]
 
 
 class PoolState:
@@ -185,6 +185,31 @@ class PoolState:
         if self.representation is not None:
             return self.representation
         return self.embeddings()
+
+
+def check_number(
+    strategy: str,
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    high: float | None = None,
+    integer: bool = False,
+    open_low: bool = False,
+) -> None:
+    """Raise a one-line error naming the strategy and parameter unless ``value`` fits.
+
+    It must be a finite number ``>= low`` (``> low`` with ``open_low``), ``<= high`` when
+    given, and a whole number when ``integer``.
+    """
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    ok = ok and np.isfinite(value) and (value > low if open_low else value >= low)
+    ok = ok and (high is None or value <= high) and (not integer or float(value).is_integer())
+    if not ok:
+        kind = "a whole number" if integer else "a number"
+        bound = f"> {low}" if open_low else f">= {low}"
+        span = f"{bound}" + (f" and <= {high}" if high is not None else "")
+        raise ALRunnerError(f"{strategy}: {name} must be {kind} {span}, got {value!r}")
 
 
 def top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

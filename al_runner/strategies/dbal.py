@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from al_runner.strategies.base import PoolState, Strategy, top_k
+from al_runner.strategies.base import PoolState, Strategy, check_number, top_k
 from al_runner.strategies.entropy import entropy
 
 
@@ -21,7 +21,8 @@ class DBAL(Strategy):
     reference = "Gal, Islam & Ghahramani, Deep Bayesian Active Learning with Image Data, ICML 2017"
 
     def __init__(self, samples: int = 10) -> None:
-        self.samples = samples
+        check_number("dbal", "samples", samples, low=2, integer=True)
+        self.samples = int(samples)
 
     def _select(self, state: PoolState, k: int, rng: np.random.Generator) -> np.ndarray:
         mc = state.mc_proba(self.samples)

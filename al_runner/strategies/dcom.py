@@ -6,7 +6,7 @@ import numpy as np
 
 from al_runner.errors import ALRunnerError
 from al_runner.strategies._knn import as_f32, range_graph
-from al_runner.strategies.base import PoolState, Strategy
+from al_runner.strategies.base import PoolState, Strategy, check_number
 from al_runner.strategies.probcover import purity_delta
 
 
@@ -139,7 +139,14 @@ class DCoM(Strategy):
         a_logistic: float = 0.8,
         max_edges: int = 20_000_000,
     ) -> None:
-        if not 0 < resolution < max_delta:
+        if delta is not None:
+            check_number("dcom", "delta", delta, low=0, high=2, open_low=True)
+        check_number("dcom", "max_delta", max_delta, low=0, open_low=True)
+        check_number("dcom", "resolution", resolution, low=0, open_low=True)
+        check_number("dcom", "k_logistic", k_logistic, low=0, open_low=True)
+        check_number("dcom", "a_logistic", a_logistic, low=0, high=1)
+        check_number("dcom", "max_edges", max_edges, low=1, integer=True)
+        if not resolution < max_delta:
             raise ALRunnerError(f"dcom: need 0 < resolution < max_delta, got {resolution}")
         self.delta = delta
         self.max_delta = max_delta

@@ -6,7 +6,7 @@ import numpy as np
 
 from al_runner.errors import ALRunnerError
 from al_runner.strategies._knn import as_f32, kmeans_labels, nearest_sqdist, range_graph
-from al_runner.strategies.base import PoolState, Strategy
+from al_runner.strategies.base import PoolState, Strategy, check_number
 
 
 def purity_delta(
@@ -107,6 +107,10 @@ class ProbCover(Strategy):
     def __init__(
         self, delta: float | None = None, alpha: float = 0.95, max_edges: int = 100_000_000
     ) -> None:
+        if delta is not None:
+            check_number("probcover", "delta", delta, low=0, high=2, open_low=True)
+        check_number("probcover", "alpha", alpha, low=0, high=1, open_low=True)
+        check_number("probcover", "max_edges", max_edges, low=1, integer=True)
         self.delta = delta
         self.alpha = alpha
         self.max_edges = max_edges

@@ -8,7 +8,7 @@ import numpy as np
 
 from al_runner.errors import ALRunnerError
 from al_runner.strategies._knn import kmeans_pp, nearest_sqdist
-from al_runner.strategies.base import PoolState, Strategy
+from al_runner.strategies.base import PoolState, Strategy, check_number
 
 TYPICALITY = ("distance", "squared")
 
@@ -83,6 +83,10 @@ class TypiClust(Strategy):
     ) -> None:
         if typicality not in TYPICALITY:
             raise ALRunnerError(f"typiclust: typicality must be one of {TYPICALITY}")
+        name = type(self).name
+        check_number(name, "k_nn", k_nn, low=1, integer=True)
+        check_number(name, "max_clusters", max_clusters, low=1, integer=True)
+        check_number(name, "min_cluster_size", min_cluster_size, low=0, integer=True)
         self.k_nn = k_nn
         self.max_clusters = max_clusters
         self.min_cluster_size = min_cluster_size

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from al_runner.errors import ALRunnerError
+from al_runner.strategies.base import check_number
 from al_runner.strategies.typiclust import TypiClust
 
 __all__ = ["TypiClustSCAN"]
@@ -71,6 +72,8 @@ class TypiClustSCAN(TypiClust):
         self.epochs = int(epochs)
         self.min_steps = int(min_steps)
         self.heads = int(heads)
+        check_number("typiclust_scan", "entropy_weight", entropy_weight, low=0)
+        check_number("typiclust_scan", "scan_seed", scan_seed, low=0, integer=True)
         self.entropy_weight = float(entropy_weight)
         self.scan_seed = int(scan_seed)
         self._knn: tuple[np.ndarray, np.ndarray] | None = None
