@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from al_runner.strategies._knn import as_f32, faiss
+from palm_bayes.phases import PROXIES  # the names palm phases reads (the reference's)
 
 __all__ = [
     "PROXIES",
@@ -35,15 +36,6 @@ __all__ = [
     "model_complexity",
     "round_proxies",
 ]
-
-PROXIES = (
-    "empirical_risk_reduction",
-    "label_discrepancy",
-    "feature_discrepancy",
-    "geometric_coverage",
-    "model_complexity",
-    "confidence_term",
-)
 
 
 def cross_entropy(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
