@@ -53,8 +53,13 @@ class SchedulePlan:
         """Plain-words summary."""
         unit = "in mean accuracy" if self.objective == "aubc" else "labels saved to the target"
         lo, hi = self.gain["lower"], self.gain["upper"]
+        head = (
+            f"schedule {self.spec}"
+            if len(self.stages) > 1
+            else (f"no switch pays: {self.spec} alone (of the candidates)")
+        )
         return (
-            f"schedule {self.spec}: expected gain over {self.best_single} "
+            f"{head}: expected gain over {self.best_single} "
             f"{self.gain['median']:+.4g} {unit} (90% interval {lo:+.4g} to {hi:+.4g}), "
             f"P(schedule beats {self.best_single}) = {self.p_beats_best_single:.2f}"
         )
