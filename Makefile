@@ -21,6 +21,7 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/ruff check palm_bayes al_runner tests benchmarks examples
 	$(BIN)/ruff format --check palm_bayes al_runner tests benchmarks examples
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # the report's browser test renders it in Debian's Chromium: installed when we are root
@@ -32,6 +33,7 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check palm_bayes al_runner tests benchmarks examples
 	$(BIN)/ruff format --check palm_bayes al_runner tests benchmarks examples
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/lcdb_forecast.py
