@@ -11,14 +11,19 @@ those is a posterior quantity, computed draw by draw from the same forecast path
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from palm_bayes.errors import PalmInputError
-from palm_bayes.fit import PalmFit, _as_budget, _check_prob
+from palm_bayes.summaries import as_budget as _as_budget
+from palm_bayes.summaries import check_prob as _check_prob
+from palm_bayes.summaries import summarise_draws
+
+if TYPE_CHECKING:
+    from palm_bayes.fit import PalmFit
 
 __all__ = ["Advice", "advise", "alda_least_squares", "alda_pick", "crossover", "aubc", "win_matrix"]
 
@@ -534,9 +539,7 @@ def aubc(
     grid = np.linspace(lo, hi, grid_points)
     paths = fit.forecast_draws(grid, seed=seed)
     area = paths.integrate("budget") / (hi - lo)
-    from palm_bayes.fit import _summarise
-
-    out = _summarise(area, hdi_prob)
+    out = summarise_draws(area, hdi_prob)
     out.attrs["budget_range"] = (lo, hi)
     return out.where(const["fitted"])
 

@@ -44,6 +44,9 @@ from palm_bayes.io_utils import atomic_write
 from palm_bayes.model import DEFAULT_PRIORS, merge_priors, model_data, seed_variance
 from palm_bayes.prior_library import default_prior
 from palm_bayes.sampling import FREE_VARS, PALM_VARS, sample_curve
+from palm_bayes.summaries import as_budget as _as_budget
+from palm_bayes.summaries import check_prob as _check_prob
+from palm_bayes.summaries import summarise_draws as _summarise
 
 __all__ = ["fit", "PalmFit"]
 
@@ -337,20 +340,6 @@ def _version() -> str:
     from palm_bayes import __version__
 
     return __version__
-
-
-def _as_budget(budgets: Any) -> xr.DataArray:
-    """Budgets as a DataArray along ``budget`` (its own coordinate)."""
-    if isinstance(budgets, xr.DataArray) and "budget" in budgets.dims:
-        values = budgets.to_numpy()
-    else:
-        values = np.atleast_1d(np.asarray(budgets, dtype=float))
-    values = np.asarray(values, dtype=float)
-    if values.ndim != 1 or values.size == 0:
-        raise PalmInputError("budgets must be a number or a 1-D sequence of numbers")
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise PalmInputError(f"budgets must be finite and non-negative, got {values.tolist()}")
-    return xr.DataArray(values, dims="budget", coords={"budget": values})
 
 
 class PalmFit:
@@ -900,24 +889,6 @@ def _worst(values: xr.Dataset, fitted: xr.DataArray, dims: list[str], how: str) 
         parts.append(reduced.broadcast_like(fitted))
     stacked = xr.concat(parts, "variable")
     return stacked.max("variable") if how == "max" else stacked.min("variable")
-
-
-def _check_prob(value: float, name: str) -> None:
-    if not 0 < value < 1:
-        raise PalmInputError(f"{name} must lie in (0, 1), got {value!r}")
-
-
-def _summarise(draws: xr.DataArray, hdi_prob: float) -> xr.Dataset:
-    """Median, mean and HDI over chain and draw (NaN curves stay NaN)."""
-    hdi = az.hdi(draws.to_dataset(name="x"), hdi_prob=hdi_prob, skipna=False)["x"]
-    return xr.Dataset(
-        {
-            "median": draws.median(("chain", "draw")),
-            "mean": draws.mean(("chain", "draw")),
-            "lower": hdi.sel(hdi="lower", drop=True),
-            "upper": hdi.sel(hdi="higher", drop=True),
-        }
-    )
 
 
 def _bare_curves(x: xr.DataArray | xr.Dataset):
