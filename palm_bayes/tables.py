@@ -96,4 +96,29 @@ def sampling_advice(table: pd.DataFrame, fit: PalmFit) -> list[str]:
             f"{len(slow)} curve(s) have r_hat above 1.01 (chains disagree): refit with more "
             f"--draws and --tune (now {fit.idata.posterior.sizes['draw']})"
         )
+    note = prior_seed_note(fit)
+    if note:
+        lines.append(note)
     return lines
+
+
+def prior_seed_note(fit: PalmFit) -> str | None:
+    """A note when the curves have many more seeds than the pilots the prior was learned on.
+
+    A learned curve prior learned from 3-seed pilots also absorbs the noise of such small
+    pilots; with many more seeds its bands are wider than needed (on al_runner curves with
+    10 seeds, 90% forecast bands covered 1.00 and P(A beats B) was under-confident).
+    """
+    learned_on = fit.curve_prior.meta.get("pilot_seeds")
+    if not learned_on or "seed" not in fit.curves.dims:
+        return None
+    seeds = fit.curves["accuracy"].notnull().sum("seed")
+    typical = float(seeds.where(seeds > 0).median())
+    if typical <= 2 * learned_on:
+        return None
+    return (
+        f"the curve prior was learned from {learned_on}-seed pilots and these curves have "
+        f"{typical:.0f} seeds per budget: forecast bands and P(A beats B) are likely wider "
+        "(less confident) than the data warrant; a prior learned from pilots with as many "
+        "seeds (palm learn-prior on your own curves) fits them better"
+    )

@@ -227,3 +227,18 @@ def test_cli_refuses_bad_prior_options_before_any_work(tmp_path, capsys):
     args = ["fit", str(tmp_path / "c.csv"), "--out", str(tmp_path / "f")]
     assert main(args + ["--prior-file", str(tmp_path / "missing.json")]) == 2
     assert "no curve prior file" in capsys.readouterr().err
+
+
+def test_note_when_curves_have_many_more_seeds_than_the_prior_was_learned_on():
+    from palm_bayes.tables import prior_seed_note
+
+    params = {"a": dict(A_max=0.9, delta=0.1, alpha=0.0, beta=1.0)}
+    budgets = np.arange(20, 220, 20)
+    many = pb.fit(pb.simulate_curves(params, budgets, seeds=10, rng=1), draws=50, tune=50,
+                  chains=1, progress=False)  # fmt: skip
+    few = pb.fit(pb.simulate_curves(params, budgets, seeds=3, rng=1), draws=50, tune=50,
+                 chains=1, progress=False)  # fmt: skip
+    assert many.curve_prior.meta["pilot_seeds"] == 3  # the shipped LCDB prior
+    assert "learned from 3-seed pilots" in prior_seed_note(many)
+    assert prior_seed_note(few) is None
+    assert prior_seed_note(many.with_prior("brownian")) is None
