@@ -9,21 +9,26 @@ log budget) or learned from a library of fully observed curves (:func:`palm_baye
 
     d      = log(B / B_last)                       (0 inside the observed budgets)
     drift  = d * (w_0 + w_slope * z_slope + w_level * z_level) + w_gain * gain
-    scale  = exp(a_0 + a_level * z_level + a_slope * z_slope) * d ** a_power
+    scale  = exp(a_0 + a_level * z_level + a_slope * z_slope + a_seeds * log(n / n_ref))
+             * d ** a_power
     gain   = median logit A_palm(B) - median logit A_palm(B_last)
 
-``z_slope`` and ``z_level`` are the standardised slope (logit accuracy per e-fold of labels)
-and level (logit accuracy) at the end of the observed curve. Priors learned here take them from
-the posterior median curve (``palm_slope``: its slope from ``B_last`` to ``1.5 B_last``;
-``palm_level``: its value at ``B_last``), so that two curves whose posteriors agree get the
-same discrepancy; older priors took them from the raw seed-mean data (``end_slope`` over the
-last three budgets and ``last_logit``, :func:`prefix_features`), where the noise of three seeds
-told identical strategies apart. ``w_gain`` says how much of the further gain PALM promises
-real curves deliver (``-0.3``: 30% less), ``w_slope`` how much of the recent slope carries on.
-``e`` is one Student-t (``nu`` degrees of freedom) shock per posterior draw and curve, shared by
-all its budgets (a path), and correlated with correlation ``rho`` between curves on the same
-dataset: two strategies on one dataset leave the PALM form together (a dataset that keeps
-improving lifts both), which is what makes ``P(A beats B)`` honest far beyond the pilot.
+``n`` is the number of seeds per budget of the curve and ``n_ref`` that of the pilots the prior
+was learned from (``a_seeds`` is learned when the library's pilots had several seed counts,
+else 0): a prior learned on 3-seed pilots also absorbs their noise, too much for curves
+measured with many seeds. ``z_slope`` and ``z_level`` are the standardised slope (logit
+accuracy per e-fold of labels) and level (logit accuracy) at the end of the observed curve.
+Priors learned here take them from the posterior median curve (``palm_slope``: its slope from
+``B_last`` to ``1.5 B_last``; ``palm_level``: its value at ``B_last``), so that two curves
+whose posteriors agree get the same discrepancy; older priors took them from the raw seed-mean
+data (``end_slope`` over the last three budgets and ``last_logit``, :func:`prefix_features`),
+where the noise of three seeds told identical strategies apart. ``w_gain`` says how much of the
+further gain PALM promises real curves deliver (``-0.3``: 30% less), ``w_slope`` how much of
+the recent slope carries on. ``e`` is one Student-t (``nu`` degrees of freedom) shock per
+posterior draw and curve, shared by all its budgets (a path), and correlated with correlation
+``rho`` between curves on the same dataset: two strategies on one dataset leave the PALM form
+together (a dataset that keeps improving lifts both), which is what makes ``P(A beats B)``
+honest far beyond the pilot.
 
 Every coefficient comes as a set of posterior draws; each forecast draw uses one of them, so the
 uncertainty of the learned part flows into the answers.
@@ -94,6 +99,10 @@ class CurvePrior:
         (posterior curve), or ``end_slope`` and ``last_logit`` (raw data) for older priors.
     meta : dict
         Provenance: what it was learned from, when, with which settings.
+    seed_scale : numpy.ndarray, optional
+        Draws of ``a_seeds`` (None: the scale does not depend on the seed count).
+    seed_ref : float
+        ``n_ref``, the seeds per budget at which ``a_seeds`` has no effect.
     """
 
     drift: np.ndarray
@@ -107,6 +116,8 @@ class CurvePrior:
         default_factory=lambda: dict.fromkeys(POSTERIOR_FEATURES, 1.0)
     )
     meta: dict[str, Any] = field(default_factory=dict)
+    seed_scale: np.ndarray | None = None
+    seed_ref: float = 3.0
 
     def __post_init__(self) -> None:
         self.drift = np.atleast_2d(np.asarray(self.drift, dtype=float))
@@ -121,6 +132,12 @@ class CurvePrior:
             raise PalmInputError("a curve prior's coefficients must be finite")
         if np.any((self.rho < 0) | (self.rho >= 1)):
             raise PalmInputError("a curve prior's rho must lie in [0, 1)")
+        if self.seed_scale is not None:
+            self.seed_scale = np.atleast_1d(np.asarray(self.seed_scale, dtype=float))
+            if self.seed_scale.shape != (n,) or not np.all(np.isfinite(self.seed_scale)):
+                raise PalmInputError("a curve prior's seed_scale needs n finite draws")
+            if not self.seed_ref > 0:
+                raise PalmInputError("a curve prior's seed_ref must be positive")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -160,6 +177,11 @@ class CurvePrior:
             "feature_mean": self.feature_mean,
             "feature_sd": self.feature_sd,
             "meta": self.meta,
+            **(
+                {"seed_scale": self.seed_scale.round(6).tolist(), "seed_ref": self.seed_ref}
+                if self.seed_scale is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -179,6 +201,8 @@ class CurvePrior:
             feature_mean=dict(data["feature_mean"]),
             feature_sd=dict(data["feature_sd"]),
             meta=dict(data.get("meta", {})),
+            seed_scale=None if data.get("seed_scale") is None else np.array(data["seed_scale"]),
+            seed_ref=float(data.get("seed_ref", 3.0)),
         )
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -196,6 +220,7 @@ class CurvePrior:
             **{t: self.drift[:, i] for i, t in enumerate(DRIFT_TERMS)},
             **{t: self.scale[:, i] for i, t in enumerate(SCALE_TERMS)},
             "rho": self.rho,
+            **({"a_seeds": self.seed_scale} if self.seed_scale is not None else {}),
         }
         return pd.DataFrame(
             {
@@ -264,6 +289,10 @@ class CurvePrior:
         drift = d * (w["w_0"] + w["w_slope"] * zs + w["w_level"] * zl) + w["w_gain"] * gain
         drift = xr.where(d > 0, drift, 0.0)
         log_scale = a["a_0"] + a["a_level"] * zl + a["a_slope"] * zs
+        if self.seed_scale is not None and "n_seeds" in features:
+            a_seeds = xr.DataArray(self.seed_scale[index.to_numpy()], dims=index.dims)
+            ratio = np.log(features["n_seeds"].fillna(self.seed_ref) / self.seed_ref)
+            log_scale = log_scale + a_seeds * ratio
         scale = xr.where(d > 0, np.exp(log_scale) * d ** a["a_power"], 0.0)
         return logit_palm + drift + scale * e
 

@@ -407,7 +407,11 @@ class PalmFit:
         )  # fmt: skip
         z = logit(acc).median(("chain", "draw"))
         level, ahead = z.isel(at=0, drop=True), z.isel(at=1, drop=True)
-        return xr.Dataset({names[0]: (ahead - level) / np.log(SLOPE_RATIO), names[1]: level})
+        features = xr.Dataset({names[0]: (ahead - level) / np.log(SLOPE_RATIO), names[1]: level})
+        if "seed" in self.curves.dims:  # seeds per budget (the prior's scale may use it)
+            seeds = self.curves["accuracy"].notnull().sum("seed")
+            features["n_seeds"] = seeds.where(seeds > 0).median("step")
+        return features
 
     def _group_dim(self) -> str | None:
         return "dataset" if "dataset" in self.curve_dims else None

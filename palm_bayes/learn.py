@@ -114,7 +114,8 @@ def forecast_cases(
 
     Adds ``med`` and ``psd`` (median and half the 16-84% range of the logit PALM forecast over
     posterior draws),
-    ``med_last`` (median logit at the pilot's last budget), the prior's features
+    ``med_last`` (median logit at the pilot's last budget), ``n_seeds`` (seeds per budget),
+    the prior's features
     ``palm_slope`` and ``palm_level`` (posterior median curve, see
     :mod:`palm_bayes.discrepancy`), the raw-data ``end_slope`` and ``last_logit``, and ``y``
     (logit truth). Pilots are fitted ``chunk`` pilot datasets at a time.
@@ -134,6 +135,8 @@ def forecast_cases(
                 part, prior=CurvePrior.brownian(0.0), seed=seed + start, progress=False, **sampler
             )
         features = prefix_features(part)
+        seeds = part["accuracy"].notnull().sum("seed")
+        n_seeds = seeds.where(seeds > 0).median("step")
         post, const = result.idata.posterior, result.idata.constant_data
         rows = truths[truths["pilot_dataset"].isin(part["dataset"].to_numpy().tolist())]
         for labels, group in rows.groupby(["pilot_dataset", "strategy", "embedding"]):
@@ -169,6 +172,7 @@ def forecast_cases(
                     palm_level=float(at_last),
                     end_slope=float(feats["end_slope"]),
                     last_logit=float(feats["last_logit"]),
+                    n_seeds=float(n_seeds.sel(sel)),
                     y=logit(group["truth"].to_numpy()),
                 )
             )
@@ -186,13 +190,16 @@ def fit_discrepancy(
     seed: int = 0,
     progress: bool = False,
     features: tuple[str, str] = POSTERIOR_FEATURES,
-) -> tuple[np.ndarray, np.ndarray, float, dict, dict]:
+    seed_ref: float = 3.0,
+) -> tuple[np.ndarray, np.ndarray, float, dict, dict, np.ndarray | None]:
     """Fit the drift and scale coefficients (PyMC, nutpie) to forecast cases.
 
-    ``features`` names the (slope, level) columns of ``cases`` the discrepancy depends on.
+    ``features`` names the (slope, level) columns of ``cases`` the discrepancy depends on. When
+    the cases' pilots have several seed counts (column ``n_seeds``), the scale also depends on
+    ``log(n_seeds / seed_ref)`` (coefficient ``a_seeds``).
 
     Returns drift draws, scale draws (both ``(n, 4)``), the shocks' degrees of freedom (``inf``:
-    Normal) and the feature standardisation (mean, sd).
+    Normal), the feature standardisation (mean, sd) and the ``a_seeds`` draws (or None).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -208,6 +215,8 @@ def fit_discrepancy(
     zs = ((cases[slope] - mean[slope]) / sd[slope]).to_numpy()
     zl = ((cases[level] - mean[level]) / sd[level]).to_numpy()
     gain = (cases["med"] - cases["med_last"]).to_numpy()
+    with_seeds = "n_seeds" in cases and cases["n_seeds"].nunique() > 1
+    seed_term = np.log(cases["n_seeds"] / seed_ref).to_numpy() if with_seeds else 0.0
     size = cases.groupby(["pilot_dataset", "strategy", "embedding"])["y"].transform("size")
     weight = (1.0 / size).to_numpy()
     with pm.Model() as model:
@@ -217,7 +226,10 @@ def fit_discrepancy(
             shape=4,
         )  # fmt: skip
         drift = d * (w[0] + w[1] * zs + w[2] * zl) + w[3] * gain
-        scale = pt.exp(a[0] + a[2] * zl + a[3] * zs) * d ** a[1]
+        log_scale = a[0] + a[2] * zl + a[3] * zs
+        if with_seeds:
+            log_scale = log_scale + pm.Normal("a_seeds", 0.0, 0.5) * seed_term
+        scale = pt.exp(log_scale) * d ** a[1]
         sigma = pt.sqrt(cases["psd"].to_numpy() ** 2 + scale**2)
         # Normal, like the posterior spread it is added to at query time (a Student-t here
         # let a tiny scale explain the outliers and gave too narrow forecast intervals)
@@ -230,7 +242,8 @@ def fit_discrepancy(
     post = trace.posterior
     w_draws = post["w"].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
     a_draws = post["a"].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
-    return w_draws, a_draws, np.inf, mean, sd
+    s_draws = post["a_seeds"].stack(sample=("chain", "draw")).to_numpy() if with_seeds else None
+    return w_draws, a_draws, np.inf, mean, sd, s_draws
 
 
 def add_posterior_features(cases: pd.DataFrame) -> pd.DataFrame:
@@ -268,7 +281,10 @@ def _residual_correlation(
     zs, zl = prior.standardise(cases)
     d = np.log(cases["budget"] / cases["last_budget"])
     drift = d * (w[0] + w[1] * zs + w[2] * zl) + w[3] * (cases["med"] - cases["med_last"])
-    scale = np.exp(a[0] + a[2] * zl + a[3] * zs) * d ** a[1]
+    log_scale = a[0] + a[2] * zl + a[3] * zs
+    if prior.seed_scale is not None and "n_seeds" in cases:
+        log_scale = log_scale + prior.seed_scale.mean() * np.log(cases["n_seeds"] / prior.seed_ref)
+    scale = np.exp(log_scale) * d ** a[1]
     z = (cases["y"] - cases["med"] - drift) / np.sqrt(cases["psd"] ** 2 + scale**2)
     table = cases.assign(z=z.clip(-5, 5))
     per_pilot = table.groupby(["dataset", "pilot_dataset", "strategy"], as_index=False)["z"].mean()
@@ -292,7 +308,7 @@ def learn_prior(
     library: Any,
     *,
     cuts: Sequence[float] = (0.1, 0.2, 0.4),
-    pilot_seeds: int | None = 3,
+    pilot_seeds: int | None | Sequence[int | None] = 3,
     seed: int = 0,
     draws: int = 500,
     source: str = "user library",
@@ -310,8 +326,10 @@ def learn_prior(
         correlation of two strategies' departures.
     cuts : sequence of float
         Pilot lengths as fractions of each curve's final budget.
-    pilot_seeds : int, optional
-        Seeds per pilot (the first ones); ``None`` for all.
+    pilot_seeds : int, None or a sequence of them
+        Seeds per pilot (the first ones); ``None`` for all. Several values (e.g. ``(3, None)``)
+        cut pilots of each, and the learned scale then depends on the seed count (a prior
+        learned on 3-seed pilots alone is too wide for curves measured with many seeds).
     seed : int
         Seed of the pilot fits, the coefficient sampler and the bootstrap.
     draws : int
@@ -330,13 +348,28 @@ def learn_prior(
     CurvePrior
         Pass it as ``pb.fit(curves, prior=...)``; ``.save(path)`` / ``pb.load_prior(path)``.
     """
+    settings = list(pilot_seeds) if isinstance(pilot_seeds, list | tuple) else [pilot_seeds]
     if cases is None:
         library = load_curves(library)
-        pilots, truths = prefix_cases(library, cuts, pilot_seeds)
-        cases = forecast_cases(pilots, truths, seed=seed, sampler=sampler, progress=progress)
+        parts = []
+        for k, setting in enumerate(settings):
+            pilots, truths = prefix_cases(library, cuts, setting)
+            if len(settings) > 1:  # pilot labels stay unique across seed settings
+                tag = f"@seeds={setting or 'all'}"
+                pilots = pilots.assign_coords(
+                    dataset=[f"{d}{tag}" for d in pilots["dataset"].values]
+                )
+                truths = truths.assign(pilot_dataset=truths["pilot_dataset"] + tag)
+            parts.append(
+                forecast_cases(
+                    pilots, truths, seed=seed + 1000 * k, sampler=sampler, progress=progress
+                )
+            )
+        cases = pd.concat(parts, ignore_index=True)
     if not set(POSTERIOR_FEATURES) <= set(cases.columns):
         cases = add_posterior_features(cases)
-    w, a, nu, mean, sd = fit_discrepancy(cases, draws=draws, seed=seed)
+    ref = float(min(s for s in settings if s is not None)) if any(settings) else 3.0
+    w, a, nu, mean, sd, s_draws = fit_discrepancy(cases, draws=draws, seed=seed, seed_ref=ref)
     prior = CurvePrior(
         drift=w,
         scale=a,
@@ -344,6 +377,8 @@ def learn_prior(
         nu=nu,
         feature_mean=mean,
         feature_sd=sd,
+        seed_scale=s_draws,
+        seed_ref=ref,
     )
     prior.rho = _residual_correlation(cases, prior, w.shape[0], seed)
     prior.meta = {
@@ -353,7 +388,7 @@ def learn_prior(
         "n_pilots": int(cases.drop_duplicates(["pilot_dataset", "strategy", "embedding"]).shape[0]),
         "n_datasets": int(cases["dataset"].nunique()),
         "cuts": [float(c) for c in cuts],
-        "pilot_seeds": pilot_seeds,
+        "pilot_seeds": settings[0] if len(settings) == 1 else settings,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     return prior

@@ -109,8 +109,11 @@ def prior_seed_note(fit: PalmFit) -> str | None:
     pilots; with many more seeds its bands are wider than needed (on al_runner curves with
     10 seeds, 90% forecast bands covered 1.00 and P(A beats B) was under-confident).
     """
-    learned_on = fit.curve_prior.meta.get("pilot_seeds")
-    if not learned_on or "seed" not in fit.curves.dims:
+    prior = fit.curve_prior
+    learned_on = prior.meta.get("pilot_seeds")
+    if prior.seed_scale is not None or not isinstance(learned_on, int):
+        return None  # the prior's scale follows the seed count (or learned on all seeds)
+    if "seed" not in fit.curves.dims:
         return None
     seeds = fit.curves["accuracy"].notnull().sum("seed")
     typical = float(seeds.where(seeds > 0).median())

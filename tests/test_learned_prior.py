@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -109,7 +110,7 @@ def test_features_come_from_the_posterior_curve_and_older_priors_still_use_the_d
 ):
     fit = two_strategies
     features = fit._prefix_features()
-    assert set(features.data_vars) == {"palm_slope", "palm_level"}
+    assert set(features.data_vars) == {"palm_slope", "palm_level", "n_seeds"}
     post, const = fit.idata.posterior, fit.idata.constant_data
     level = logit(
         palm_curve(
@@ -242,3 +243,49 @@ def test_note_when_curves_have_many_more_seeds_than_the_prior_was_learned_on():
     assert "learned from 3-seed pilots" in prior_seed_note(many)
     assert prior_seed_note(few) is None
     assert prior_seed_note(many.with_prior("brownian")) is None
+
+
+def test_learning_recovers_how_the_scale_shrinks_with_seeds():
+    """Cases whose discrepancy scale falls as seeds^-0.5: a_seeds is learned near -0.5."""
+    from palm_bayes.learn import fit_discrepancy
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(400):
+        n_seeds = 3 if i % 2 else 30
+        scale = 0.3 * (n_seeds / 3) ** -0.5
+        shock = rng.standard_normal()
+        med_last = rng.normal()
+        for ratio in (1.5, 2.5, 4.0):
+            med = med_last + 0.2 * np.log(ratio)
+            rows.append({
+                "pilot_dataset": f"p{i}", "strategy": "s", "embedding": "e",
+                "budget": 100 * ratio, "last_budget": 100.0, "med": med, "med_last": med_last,
+                "psd": 0.01, "palm_slope": rng.normal(), "palm_level": med_last,
+                "n_seeds": float(n_seeds), "y": med + scale * np.log(ratio) ** 0.5 * shock,
+            })  # fmt: skip
+    cases = pd.DataFrame(rows)
+    *_, a_seeds = fit_discrepancy(cases, draws=300, seed=1)
+    assert a_seeds is not None and np.mean(a_seeds) == pytest.approx(-0.5, abs=0.15)
+    *_, none = fit_discrepancy(cases.assign(n_seeds=3.0), draws=100, seed=1)
+    assert none is None  # one seed count: no seed term
+
+    prior = CurvePrior(
+        drift=np.zeros((2, 4)), scale=np.tile([np.log(0.3), 0.5, 0.0, 0.0], (2, 1)),
+        rho=np.zeros(2), seed_scale=np.full(2, -0.5), seed_ref=3.0,
+    )  # fmt: skip
+    back = CurvePrior.from_dict(json.loads(prior.to_json()))
+    np.testing.assert_allclose(back.seed_scale, -0.5)
+    assert back.seed_ref == 3.0
+    index = xr.DataArray(np.zeros((1, 2), dtype=int), dims=("chain", "draw"))
+    e = xr.DataArray(np.ones((1, 2)), dims=("chain", "draw"))
+    widths = [
+        float(
+            back.widen(
+                xr.zeros_like(e), xr.full_like(e, 1.0), xr.zeros_like(e),
+                xr.Dataset({"palm_slope": 0.0, "palm_level": 0.0, "n_seeds": n}), e, index,
+            ).mean()
+        )
+        for n in (3.0, 30.0)
+    ]  # fmt: skip
+    assert widths[1] == pytest.approx(widths[0] * 10**-0.5, rel=1e-6)
