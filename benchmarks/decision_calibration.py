@@ -171,6 +171,9 @@ def run(curves: xr.Dataset, prior: pb.CurvePrior, args) -> tuple[pd.DataFrame, p
     )  # fmt: skip
     truths = truths.merge(last_value, on=["pilot_dataset", "strategy", "embedding"])
     priors = {"learned": prior, "brownian": pb.CurvePrior.brownian(0.3)}
+    for item in args.also_prior or []:
+        name, _, path = item.partition("=")
+        priors[name] = pb.load_prior(path)
     names = pilots["dataset"].to_numpy().tolist()
     curve_rows, pair_rows = [], []
     for start in tqdm(
@@ -291,6 +294,13 @@ def main() -> None:
         "--cases-out), restricted to the learning datasets",
     )
     parser.add_argument("--save-prior", default=None, help="write the learned prior here")
+    parser.add_argument(
+        "--also-prior",
+        nargs="+",
+        default=None,
+        metavar="NAME=FILE",
+        help="query the same pilot fits with these priors too",
+    )
     parser.add_argument(
         "--curves", nargs="+", default=None, help="evaluate on these curve files instead"
     )

@@ -196,7 +196,9 @@ def _cmd_learn_prior(args: argparse.Namespace) -> None:
     prior = pb.learn_prior(
         args.curves,
         cuts=args.cuts,
-        pilot_seeds=args.pilot_seeds or None,
+        pilot_seeds=[k or None for k in args.pilot_seeds]
+        if len(args.pilot_seeds) > 1
+        else (args.pilot_seeds[0] or None),
         seed=args.seed,
         source=str(args.curves),
         progress=not args.quiet,
@@ -524,7 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cuts", type=float, nargs="+", default=[0.1, 0.2, 0.4], help="pilot lengths (fractions)"
     )
-    p.add_argument("--pilot-seeds", type=int, default=3, help="seeds per pilot (0: all)")
+    p.add_argument(
+        "--pilot-seeds",
+        type=int,
+        nargs="+",
+        default=[3],
+        help="seeds per pilot (0: all); several (e.g. 3 0) make the scale follow the seed count",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_learn_prior)

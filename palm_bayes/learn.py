@@ -191,12 +191,13 @@ def fit_discrepancy(
     progress: bool = False,
     features: tuple[str, str] = POSTERIOR_FEATURES,
     seed_ref: float = 3.0,
+    seed_term: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, float, dict, dict, np.ndarray | None]:
     """Fit the drift and scale coefficients (PyMC, nutpie) to forecast cases.
 
-    ``features`` names the (slope, level) columns of ``cases`` the discrepancy depends on. When
-    the cases' pilots have several seed counts (column ``n_seeds``), the scale also depends on
-    ``log(n_seeds / seed_ref)`` (coefficient ``a_seeds``).
+    ``features`` names the (slope, level) columns of ``cases`` the discrepancy depends on. With
+    ``seed_term`` and pilots of several seed counts (column ``n_seeds``), the scale also depends
+    on ``log(n_seeds / seed_ref)`` (coefficient ``a_seeds``).
 
     Returns drift draws, scale draws (both ``(n, 4)``), the shocks' degrees of freedom (``inf``:
     Normal), the feature standardisation (mean, sd) and the ``a_seeds`` draws (or None).
@@ -215,7 +216,7 @@ def fit_discrepancy(
     zs = ((cases[slope] - mean[slope]) / sd[slope]).to_numpy()
     zl = ((cases[level] - mean[level]) / sd[level]).to_numpy()
     gain = (cases["med"] - cases["med_last"]).to_numpy()
-    with_seeds = "n_seeds" in cases and cases["n_seeds"].nunique() > 1
+    with_seeds = seed_term and "n_seeds" in cases and cases["n_seeds"].nunique() > 1
     seed_term = np.log(cases["n_seeds"] / seed_ref).to_numpy() if with_seeds else 0.0
     size = cases.groupby(["pilot_dataset", "strategy", "embedding"])["y"].transform("size")
     weight = (1.0 / size).to_numpy()
@@ -369,7 +370,9 @@ def learn_prior(
     if not set(POSTERIOR_FEATURES) <= set(cases.columns):
         cases = add_posterior_features(cases)
     ref = float(min(s for s in settings if s is not None)) if any(settings) else 3.0
-    w, a, nu, mean, sd, s_draws = fit_discrepancy(cases, draws=draws, seed=seed, seed_ref=ref)
+    w, a, nu, mean, sd, s_draws = fit_discrepancy(
+        cases, draws=draws, seed=seed, seed_ref=ref, seed_term=len(settings) > 1
+    )
     prior = CurvePrior(
         drift=w,
         scale=a,
