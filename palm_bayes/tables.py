@@ -107,8 +107,9 @@ def prior_seed_note(fit: PalmFit) -> str | None:
 
     On al_runner curves with 10 seeds, the shipped prior (learned from 3-seed LCDB pilots) gave
     90% forecast bands that covered 1.00 and under-confident P(A beats B); with 3 seeds 0.70-0.93.
-    On LCDB itself the learned scale hardly depends on the seed count, so the remedy is a
-    prior learned on curves like the user's, with pilots of their seed count.
+    On LCDB itself the learned scale hardly depends on the seed count, and priors learned
+    from a few AL datasets transferred badly to another one, so the note only says how to
+    read the answers.
     """
     prior = fit.curve_prior
     learned_on = prior.meta.get("pilot_seeds")
@@ -123,6 +124,6 @@ def prior_seed_note(fit: PalmFit) -> str | None:
     return (
         f"the curve prior was learned from {learned_on}-seed pilots and these curves have "
         f"{typical:.0f} seeds per budget: on AL curves measured this precisely its forecast "
-        "bands and P(A beats B) were wider (less confident) than needed; a prior learned on "
-        "your own past curves (palm learn-prior LIBRARY --pilot-seeds 3 0) fits them better"
+        "bands and P(A beats B) were wider (less confident) than needed, so read them as "
+        "conservative"
     )
