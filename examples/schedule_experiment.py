@@ -66,11 +66,11 @@ def main() -> None:
     analysis = pb.phases(out / "singles.nc", max_boundaries=2)
     analysis.write(out / "phases")
     bounds = [int(round(b / args.budget) * args.budget) for b in analysis.boundaries()["median"]]
-    phase_spec = None
+    phase_stages = None
     if len(bounds) == 2 and len(candidates) == 3:
-        phase_spec = f"{candidates[0]}>{candidates[1]}@{bounds[0]}>{candidates[2]}@{bounds[1]}"
+        phase_stages = candidates
     elif len(bounds) == 1:
-        phase_spec = f"{candidates[0]}>{candidates[-1]}@{bounds[0]}"
+        phase_stages = [candidates[0], candidates[-1]]
 
     print("3/4 PALM on the pilot and the posterior schedule")
     final = int(singles["budget"].max())
@@ -80,7 +80,18 @@ def main() -> None:
     fit = pb.fit(curves, seed=0, progress=False)
     plan = pb.schedule(fit, candidates, budget_range=(first, final), round_to=args.budget, seed=0)
     print(plan.describe())
-
+    phase_plan = None
+    if phase_stages:  # the reference's hard switch at the phase boundaries, as predicted
+        phase_plan = pb.schedule(
+            fit,
+            phase_stages,
+            budget_range=(first, final),
+            switches=bounds,
+            round_to=args.budget,
+            seed=0,
+        )
+        print(phase_plan.describe())
+    phase_spec = phase_plan.spec if phase_plan else None
     print("4/4 running the schedules")
     plans = {"posterior": plan.spec}
     if phase_spec:
@@ -133,6 +144,13 @@ def main() -> None:
             "predicted_gain": plan.gain,
             "p_beats_best_single": plan.p_beats_best_single,
             "predicted_best_single": plan.best_single,
+        },
+        "phase_plan": None
+        if phase_plan is None
+        else {
+            "schedule": phase_plan.spec,
+            "predicted_gain": phase_plan.gain,
+            "p_beats_best_single": phase_plan.p_beats_best_single,
         },
         "realised_best_single": best_single["plan"],
         "realised": realised,

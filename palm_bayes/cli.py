@@ -398,6 +398,7 @@ def _cmd_schedule(args: argparse.Namespace) -> None:
         budget_range=tuple(args.budget_range) if args.budget_range else None,
         where=_parse_where(args.where),
         round_to=args.round_to,
+        switches=args.switches,
         seed=args.seed,
     )
     if args.json:
@@ -686,6 +687,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="budgets to plan over (default: the observed range)",
     )
     p.add_argument("--round-to", type=int, default=1, help="round switches to this (labels/round)")
+    p.add_argument(
+        "--switches",
+        type=float,
+        nargs="+",
+        default=None,
+        help="fixed switch budgets (e.g. phase boundaries): predict that schedule only",
+    )
     p.add_argument(
         "--where", nargs="+", default=None, help="DIM=VALUE selections (dataset, embedding)"
     )

@@ -105,9 +105,13 @@ def schedule(
     where: Mapping[str, Any] | None = None,
     grid_points: int = 60,
     round_to: int = 1,
+    switches: Sequence[float] | None = None,
     seed: int = 0,
 ) -> SchedulePlan:
     """Choose the switch budgets of a schedule of ``candidates`` (in this order).
+
+    With ``switches`` the budgets are given (e.g. phase boundaries from :func:`palm_bayes.phases`)
+    and the plan only predicts that schedule's gain and P(beats the best single strategy).
 
     Parameters
     ----------
@@ -127,6 +131,8 @@ def schedule(
         Budgets at which switches may happen (and AUBC is integrated).
     round_to : int
         Round switch budgets to multiples of this (labels per AL round).
+    switches : sequence of float, optional
+        Fixed switch budgets, one fewer than ``candidates``, increasing, inside the range.
     seed : int
         Seed of the extrapolation draws.
 
@@ -150,6 +156,15 @@ def schedule(
     if not hi > lo > 0:
         raise PalmInputError(f"budget_range must satisfy 0 < low < high, got {(lo, hi)}")
     grid = np.linspace(lo, hi, int(grid_points))
+    if switches is not None:
+        switches = [float(b) for b in switches]
+        if len(switches) != len(candidates) - 1 or any(np.diff(switches) <= 0):
+            raise PalmInputError(
+                f"give {len(candidates) - 1} increasing switch budgets, got {switches}"
+            )
+        if not all(lo < b < hi for b in switches):
+            raise PalmInputError(f"switch budgets {switches} must lie inside {(lo, hi)}")
+        grid = np.union1d(grid, switches)
     paths = _paths(fit, grid, where, seed)
     all_strategies = [str(s) for s in paths["strategy"].to_numpy()]
     acc = paths.to_numpy()  # (strategy, sample, budget)
@@ -157,7 +172,10 @@ def schedule(
     cand = np.stack([acc[index[c]] for c in candidates])  # (stage, sample, budget)
     n = grid.size
     # switch positions p_1 <= ... <= p_{S-1} in 0..n-1 (stage j covers grid[p_j:p_{j+1}])
-    combos = [c for c in itertools.combinations_with_replacement(range(n), len(candidates) - 1)]
+    if switches is not None:
+        combos = [tuple(int(np.searchsorted(grid, b)) for b in switches)]
+    else:
+        combos = list(itertools.combinations_with_replacement(range(n), len(candidates) - 1))
     if objective == "aubc":
         dx = np.diff(grid)
         seg = 0.5 * (cand[..., 1:] + cand[..., :-1]) * dx  # (stage, sample, interval)

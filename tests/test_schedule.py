@@ -41,6 +41,20 @@ def test_switch_near_the_true_crossover_and_it_pays(crossing_fit):
     assert plan.p_beats_best_single > 0.5 and plan.gain["median"] > 0
 
 
+def test_given_switches_are_scored_not_chosen(crossing_fit):
+    best = schedule(crossing_fit, ["early", "late"], budget_range=(10, 3000), round_to=10)
+    early = schedule(
+        crossing_fit, ["early", "late"], budget_range=(10, 3000), switches=[200], round_to=10
+    )
+    assert early.spec == "early>late@200"
+    mean = {p.spec: p.table.set_index("plan").loc["schedule", "mean"] for p in (best, early)}
+    assert mean[best.spec] > mean["early>late@200"]  # switching too early costs accuracy
+    with pytest.raises(PalmInputError, match="increasing switch budgets"):
+        schedule(crossing_fit, ["early", "late"], switches=[100, 200])
+    with pytest.raises(PalmInputError, match="must lie inside"):
+        schedule(crossing_fit, ["early", "late"], budget_range=(10, 3000), switches=[5000])
+
+
 def test_no_switch_when_one_strategy_dominates(crossing_fit):
     plan = schedule(crossing_fit, ["early", "late"], budget_range=(10, 60), round_to=10)
     assert plan.spec == "early"  # the late strategy never catches up inside the range
