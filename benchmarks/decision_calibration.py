@@ -9,7 +9,9 @@ once; the same posterior is queried with the learned prior and with the old rand
 
 Printed per prior and cut: forecast MAE at the final budget (and least squares', last value's),
 90% interval coverage; labels needed for the accuracy the curve reaches at ~2.5x the pilot's
-last budget (90% coverage, median |log ratio|, share with a finite median); and for every pair
+last budget (truth: where the seed-mean curve first reaches it, interpolated in log budget;
+90% coverage, median |log ratio|, share with a finite median; for all targets and for the
+rising ones, at least 0.01 above the pilot's last level); and for every pair
 of curves on a dataset the Brier score of P(A beats B) at 1x, 2x, 5x the pilot's last budget and
 at the final budget, with a reliability table. ``--curves FILE`` evaluates on other curves
 (e.g. al_runner output) instead of held-out LCDB datasets.
@@ -37,6 +39,8 @@ from palm_bayes.datasets import lcdb_curves
 from palm_bayes.learn import prefix_cases
 
 BINS = np.array([0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
+#: A labels-needed target counts as "rising" when it lies this far above the pilot's last level.
+RISING = 0.01
 
 
 def split_datasets(curves: xr.Dataset, n_learn: int, n_test: int, seed: int):
@@ -54,6 +58,36 @@ def truth_at(curve: pd.DataFrame, budgets: np.ndarray) -> np.ndarray:
     lb = np.log(curve["budget"].to_numpy())
     out = np.interp(np.log(budgets), lb, curve["truth"].to_numpy(), left=np.nan, right=np.nan)
     return out
+
+
+def first_crossing(budgets: pd.Series, truth: pd.Series, tau: float) -> float:
+    """Labels at which the seed-mean curve first reaches ``tau``, linear in log budget.
+
+    Searched over the whole curve: a target the curve already reached inside the pilot's
+    budgets is reached there (the model answers such targets from the pilot's fit too).
+    """
+    b, y = np.log(budgets.to_numpy(float)), truth.to_numpy(float)
+    hit = np.flatnonzero(y >= tau)
+    if not hit.size:
+        return np.inf
+    k = int(hit[0])
+    if k == 0:
+        return float(np.exp(b[0]))
+    w = (tau - y[k - 1]) / (y[k] - y[k - 1])
+    return float(np.exp(b[k - 1] + w * (b[k] - b[k - 1])))
+
+
+def labels_scores(lab: pd.DataFrame, truth: str = "true_labels") -> dict[str, float]:
+    """90% coverage, median |log(median / true)| (inf medians count) and finite medians."""
+    ratio = np.abs(np.log(lab["labels_median"] / lab[truth]))
+    within5 = lab[truth] <= 5 * lab["pilot_last"]
+    inside = (lab["labels_lower"] <= lab[truth]) & (lab[truth] <= lab["labels_upper"])
+    return {
+        "lab_cover90": inside.mean(),
+        "lab_med_abs_log": ratio.median(),
+        "lab_finite": np.isfinite(lab["labels_median"]).mean(),
+        "lab_finite_within5x": np.isfinite(lab["labels_median"][within5]).mean(),
+    }
 
 
 def evaluate_chunk(fit, priors: dict, truths: pd.DataFrame, lsq, seed: int) -> tuple[list, list]:
@@ -74,14 +108,15 @@ def evaluate_chunk(fit, priors: dict, truths: pd.DataFrame, lsq, seed: int) -> t
             # forecasts at the final budget, labels needed for the level reached at ~2.5x
             finals = np.array([final[s] for s in strategies])
             fc = view.forecast(np.unique(finals), seed=seed)
-            taus, true_labels = {}, {}
+            taus, true_labels, after_pilot = {}, {}, {}
             for s in strategies:
                 c = sub[s]
                 later = c[c["budget"] >= 2.5 * last[s]]
                 if len(later) and 0 < later["truth"].iloc[0] < 1:
                     taus[s] = float(later["truth"].iloc[0])
+                    true_labels[s] = first_crossing(c["budget"], c["truth"], taus[s])
                     reach = c[(c["truth"] >= taus[s]) & (c["budget"] > last[s])]
-                    true_labels[s] = float(reach["budget"].min())
+                    after_pilot[s] = float(reach["budget"].min())
             tau_arr = xr.DataArray(
                 [[taus.get(s, 0.5)] for s in strategies],
                 dims=("strategy", "embedding"),
@@ -117,6 +152,7 @@ def evaluate_chunk(fit, priors: dict, truths: pd.DataFrame, lsq, seed: int) -> t
                     row |= {
                         "tau": taus[s],
                         "true_labels": true_labels[s],
+                        "true_labels_after_pilot": after_pilot[s],
                         "labels_median": float(n["median"]),
                         "labels_lower": float(n["lower"]),
                         "labels_upper": float(n["upper"]),
@@ -205,22 +241,21 @@ def score_curves(frame: pd.DataFrame) -> pd.DataFrame:
     for (prior, cut), g in frame.groupby(["prior", "cut"]):
         has = g["tau"].notna() if "tau" in g else pd.Series(False, index=g.index)
         lab = g[has]
-        ratio = np.abs(np.log(lab["labels_median"] / lab["true_labels"]))
-        within5 = lab["true_labels"] <= 5 * lab["pilot_last"]
+        # rising: the target lies at least 0.01 above the pilot's last seed mean
+        rising = lab[lab["tau"] - lab["last"] >= RISING]
         row = {
             "prior": prior,
             "cut": cut,
             "curves": len(g),
             "MAE": (g["median"] - g["truth"]).abs().mean(),
             "cover90": ((g["lower"] <= g["truth"]) & (g["truth"] <= g["upper"])).mean(),
-            "lab_cover90": (
-                (lab["labels_lower"] <= lab["true_labels"])
-                & (lab["true_labels"] <= lab["labels_upper"])
-            ).mean(),
-            "lab_med_abs_log": ratio[np.isfinite(ratio)].median(),
-            "lab_finite": np.isfinite(lab["labels_median"]).mean(),
-            "lab_finite_within5x": np.isfinite(lab["labels_median"][within5]).mean(),
+            **labels_scores(lab),
+            "rising": len(rising),
+            **{f"rising_{k[4:]}": v for k, v in labels_scores(rising).items()},
         }
+        if "true_labels_after_pilot" in lab:  # the first harness's truth, for comparison
+            old = labels_scores(lab, "true_labels_after_pilot")
+            row |= {"old_cover90": old["lab_cover90"], "old_med_abs_log": old["lab_med_abs_log"]}
         out.append(row)
     scores = pd.DataFrame(out)
     ref = frame.dropna(subset=["lsq"]).groupby("cut").apply(

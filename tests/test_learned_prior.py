@@ -289,3 +289,45 @@ def test_learning_recovers_how_the_scale_shrinks_with_seeds():
         for n in (3.0, 30.0)
     ]  # fmt: skip
     assert widths[1] == pytest.approx(widths[0] * 10**-0.5, rel=1e-6)
+
+
+def test_adapting_a_prior_learns_its_width_and_keeps_its_drift():
+    """Cases 2x wider than the base prior at 3 seeds, 2x narrower at 30: both are learned."""
+    from palm_bayes.learn import adapt_prior
+
+    base = CurvePrior(
+        drift=np.tile([0.1, 0.0, 0.0, -0.5], (50, 1)),
+        scale=np.tile([np.log(0.3), 0.5, 0.0, 0.0], (50, 1)),
+        rho=np.full(50, 0.2),
+        meta={"kind": "learned", "source": "a test"},
+    )
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(300):
+        n_seeds = 3 if i % 2 else 30
+        factor = 2.0 if n_seeds == 3 else 0.5
+        shock = rng.standard_normal()
+        med_last = rng.normal()
+        for ratio in (1.5, 2.5, 4.0):
+            d = np.log(ratio)
+            med = med_last + 0.2 * d
+            drift = 0.1 * d - 0.5 * (med - med_last)
+            rows.append({
+                "dataset": f"d{i % 7}", "pilot_dataset": f"p{i}", "strategy": "s",
+                "embedding": "e", "budget": 100 * ratio, "last_budget": 100.0, "med": med,
+                "med_last": med_last, "psd": 0.01, "palm_slope": rng.normal(),
+                "palm_level": med_last, "n_seeds": float(n_seeds),
+                "y": med + drift + factor * 0.3 * d**0.5 * shock,
+            })  # fmt: skip
+    cases = pd.DataFrame(rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adapted = adapt_prior(base, None, cases=cases, pilot_seeds=(3, None), draws=300)
+    # log factor at 3 seeds: log 2; per log(seeds / 3): (log 0.5 - log 2) / log 10
+    shift = adapted.scale[:, 0] - np.log(0.3)
+    assert np.mean(shift) == pytest.approx(np.log(2.0), abs=0.15)
+    assert np.mean(adapted.seed_scale) == pytest.approx(np.log(0.25) / np.log(10), abs=0.15)
+    np.testing.assert_array_equal(adapted.drift, np.tile(base.drift[0], (adapted.n_draws, 1)))
+    assert adapted.meta["kind"] == "adapted" and np.allclose(adapted.rho, 0.2)
+    with pytest.raises(pb.PalmInputError, match="brownian"):
+        adapt_prior(CurvePrior.brownian(0.3), None, cases=cases)
