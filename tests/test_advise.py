@@ -108,26 +108,19 @@ def test_aubc_and_win_matrix():
     assert float(wins.sel(strategy="good", opponent="poor", budget=1000)) > 0.99
 
 
-def test_advice_errors(tmp_path):
-    curves = pb.simulate_curves(
-        {"only": dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0)}, BUDGETS, seeds=2
-    )
-    single = pb.fit(curves, **SAMPLER)
+def test_advice_errors(known_fit):
+    # error paths need no sampling: hand-built posteriors (tests/conftest.py)
+    single = known_fit({"only": dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0)})
     # one strategy: advice on it (as the reference advisor gives), comparisons refused
     only = single.advise(0.8).recommendation.iloc[0]
     assert only["strategy"] == "only" and only["verdict"] == "recommend"
     with pytest.raises(pb.PalmInputError, match="only one"):
         single.win_matrix(500)
-    two = pb.fit(
-        pb.simulate_curves(
-            {
-                "a": dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0),
-                "b": dict(A_max=0.9, delta=0.3, alpha=0.0, beta=1.0),
-            },
-            BUDGETS,
-            seeds=2,
-        ),
-        **SAMPLER,
+    two = known_fit(
+        {
+            "a": dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0),
+            "b": dict(A_max=0.9, delta=0.3, alpha=0.0, beta=1.0),
+        }
     )
     with pytest.raises(pb.PalmInputError, match="threshold"):
         two.advise(0.8, threshold=1.5)
