@@ -135,3 +135,30 @@ def hand_built_fit(
 def known_fit():
     """Factory fixture: ``known_fit({"a": dict(A_max=..., ...), ...})``, see hand_built_fit."""
     return hand_built_fit
+
+
+# --------------------------------------------------------------------------- shared real fits
+#: Two clearly different strategies: good reaches 0.85 at ~360 labels, poor never does.
+GOOD_AND_POOR = {
+    "good": dict(A_max=0.92, delta=0.3, alpha=0.0, beta=1.0),
+    "poor": dict(A_max=0.75, delta=0.1, alpha=0.0, beta=1.0),
+}
+
+
+@pytest.fixture(scope="session")
+def two_strategy_fit_dir(tmp_path_factory) -> Path:
+    """``palm fit`` of good and poor (8 rounds of 50 labels, 3 seeds): its output folder.
+
+    One small real fit, shared by the CLI and report tests (read only: write elsewhere).
+    """
+    import palm_bayes as pb
+    from palm_bayes.cli import main
+
+    folder = tmp_path_factory.mktemp("two-strategies")
+    curves = pb.simulate_curves(GOOD_AND_POOR, np.arange(1, 9) * 50.0, seeds=3, rng=0)
+    table = pb.load_curves(curves)[["budget", "accuracy", "n_test"]].to_dataframe()
+    table = table.reset_index().dropna(subset=["accuracy"]).drop(columns="step")
+    table.to_csv(folder / "curves.csv", index=False)  # the long CSV a user would bring
+    args = ["--draws", "300", "--tune", "300", "--chains", "2", "--quiet"]
+    assert main(["fit", str(folder / "curves.csv"), "--out", str(folder / "fit"), *args]) == 0
+    return folder / "fit"

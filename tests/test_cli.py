@@ -5,49 +5,20 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import palm_bayes as pb
 from palm_bayes.cli import main
-from palm_bayes.data import curves_to_frame
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "lcdb_curves.nc"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def fit_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli")
-    curves = pb.simulate_curves(
-        {
-            "good": dict(A_max=0.92, delta=0.3, alpha=0.0, beta=1.0),
-            "poor": dict(A_max=0.75, delta=0.1, alpha=0.0, beta=1.0),
-        },
-        np.arange(1, 9) * 50.0,
-        seeds=3,
-        rng=0,
-    )
-    frame = curves_to_frame(pb.load_curves(curves))
-    frame.to_csv(folder / "curves.csv", index=False)
-    code = main(
-        [
-            "fit",
-            str(folder / "curves.csv"),
-            "--out",
-            str(folder / "fit"),
-            "--draws",
-            "300",
-            "--tune",
-            "300",
-            "--chains",
-            "2",
-            "--quiet",
-        ]
-    )
-    assert code == 0
-    return folder / "fit"
+@pytest.fixture
+def fit_dir(two_strategy_fit_dir):
+    """``palm fit`` of good and poor curves (tests/conftest.py, shared with the report tests)."""
+    return two_strategy_fit_dir
 
 
 def test_fit_writes_its_files(fit_dir):
