@@ -135,9 +135,11 @@ def test_cli_advise_replays_a_pilot(capsys):
     assert main(args + ["--reference", "LogisticRegression", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {row["dataset"] for row in rows} == {"openml-3", "openml-44", "openml-60"}
-    assert all(
-        row["verdict"] in {"recommend", "not enough evidence yet", "target not reachable"}
-        for row in rows
-    )
+    by_dataset = {row["dataset"]: row for row in rows}
+    # on openml-44 the 6-point pilot already shows it: the random forest passes 0.85 near 50
+    # labels, logistic regression near 65, and the SVM levels off at 0.66 (it ends at 0.71)
+    assert by_dataset["openml-44"]["verdict"] == "recommend"
+    assert by_dataset["openml-44"]["strategy"] == "RandomForestClassifier"
+    assert by_dataset["openml-44"]["probability"] >= 0.7
     assert main(["advise", str(EXAMPLES), "--target", "0.85", "--max-points", "2"]) == 2
     assert "at least 4" in capsys.readouterr().err
