@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _common import covers, print_table
 from tqdm.auto import tqdm
 
 import palm_bayes as pb
@@ -81,7 +82,7 @@ def labels_scores(lab: pd.DataFrame, truth: str = "true_labels") -> dict[str, fl
     """90% coverage, median |log(median / true)| (inf medians count) and finite medians."""
     ratio = np.abs(np.log(lab["labels_median"] / lab[truth]))
     within5 = lab[truth] <= 5 * lab["pilot_last"]
-    inside = (lab["labels_lower"] <= lab[truth]) & (lab[truth] <= lab["labels_upper"])
+    inside = covers(lab["labels_lower"], lab[truth], lab["labels_upper"])
     return {
         "lab_cover90": inside.mean(),
         "lab_med_abs_log": ratio.median(),
@@ -248,7 +249,7 @@ def score_curves(frame: pd.DataFrame) -> pd.DataFrame:
             "cut": cut,
             "curves": len(g),
             "MAE": (g["median"] - g["truth"]).abs().mean(),
-            "cover90": ((g["lower"] <= g["truth"]) & (g["truth"] <= g["upper"])).mean(),
+            "cover90": covers(g["lower"], g["truth"], g["upper"]).mean(),
             **labels_scores(lab),
             "rising": len(rising),
             **{f"rising_{k[4:]}": v for k, v in labels_scores(rising).items()},
@@ -385,13 +386,12 @@ def main() -> None:
     pairs.to_csv(f"{args.out}_pairs.csv", index=False)
     scores = score_curves(curves)
     brier, rel = score_pairs(pairs)
-    pd.set_option("display.width", 200)
     print("\nForecasts at the final budget and labels needed")
-    print(scores.round(3).to_string(index=False))
+    print_table(scores, index=False)
     print("\nP(A beats B): Brier score (0.25 = coin) and confident answers (P > 0.9 or < 0.1)")
-    print(brier.round(3).to_string())
+    print_table(brier)
     print("\nReliability (bins of stated P)")
-    print(rel.round(3).to_string())
+    print_table(rel)
     plot_reliability(pairs, Path(f"{args.out}_reliability.png"))
     summary = {"seconds": time.perf_counter() - start, "prior": prior.meta}
     Path(f"{args.out}_summary.json").write_text(json.dumps(summary, indent=1, default=str))

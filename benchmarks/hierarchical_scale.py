@@ -19,6 +19,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _common import covers, print_table
 
 import palm_bayes as pb
 from palm_bayes.simulate import simulate_hierarchy
@@ -64,7 +65,7 @@ def main() -> None:
         truth = curves[f"true_{name}"]
         # compare centred truths: the fit's effects sum to zero over the levels
         truth = truth - truth.mean(truth.dims[0])
-        inside = (hdi[name].sel(hdi="lower") <= truth) & (truth <= hdi[name].sel(hdi="higher"))
+        inside = covers(hdi[name].sel(hdi="lower"), truth, hdi[name].sel(hdi="higher"))
         cover[name] = float(inside.mean())
     free = list(fit.free_vars)
     rhat = az.rhat(fit.idata.posterior[free])
@@ -95,13 +96,13 @@ def main() -> None:
         fc, t = fc.where(short), truth.where(short)
         rows[name] = {
             "MAE": float(abs(fc["median"] - t).mean()),
-            "90% coverage": float(((fc["lower"] <= t) & (t <= fc["upper"])).sum() / short.sum()),
+            "90% coverage": float(covers(fc["lower"], t, fc["upper"]).sum() / short.sum()),
             "90% width": float((fc["upper"] - fc["lower"]).mean()),
         }
     print(
         f"\ncurves seen for {args.partial_rounds} of {args.rounds} rounds, forecast at {last:.0f}:"
     )
-    print(pd.DataFrame(rows).T.round(3).to_string())
+    print_table(pd.DataFrame(rows).T)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+from _common import in_prefix, print_table
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import GroupKFold
 from tqdm import tqdm
@@ -60,7 +61,7 @@ def curve_row(curve: pd.DataFrame, prefix: float) -> dict | None:
     budget = curve["size_train"].to_numpy(float)
     acc = curve["acc"].to_numpy()
     largest = budget.max()
-    seen = budget <= prefix * largest
+    seen = in_prefix(budget, largest, prefix)
     if seen.sum() < LAGS:
         return None
     bp, ap = budget[seen], acc[seen]
@@ -233,8 +234,7 @@ def main() -> None:
         f"({args.folds}-fold grouped by dataset, prefix {args.prefix:.0%}); scored on "
         f"{len(errors)} curves"
     )
-    pd.set_option("display.width", 200)
-    print(table.round(4).to_string())
+    print_table(table, 4)
 
 
 if __name__ == "__main__":

@@ -18,42 +18,12 @@ import time
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _common import covers, print_table, split_curves
 
 import palm_bayes as pb
 from palm_bayes.curve import labels_for_accuracy
-from palm_bayes.data import curve_dims, iter_curves
+from palm_bayes.data import curve_dims
 from palm_bayes.datasets import lcdb_curves
-
-
-def split_curves(curves: xr.Dataset, prefix: float) -> tuple[xr.Dataset, pd.DataFrame]:
-    """The training prefix of every curve, and per-curve truths."""
-    largest = curves["budget"].max(("seed", "step"))
-    keep = curves["budget"] <= prefix * largest
-    train = curves.where(keep)
-    train["n_test"] = curves["n_test"]
-    rows = []
-    for labels, sub in iter_curves(curves):
-        mean = sub["accuracy"].mean("seed")
-        budgets = sub["budget"].max("seed")
-        frame = pd.DataFrame({"budget": budgets.values, "acc": mean.values}).dropna()
-        bmax = frame["budget"].max()
-        pre = frame[frame["budget"] <= prefix * bmax]
-        half = frame.iloc[(frame["budget"] - bmax / 2).abs().argmin()]
-        # a target of exactly 0 or 1 has no labels-needed answer: leave those curves out of it
-        usable = 0 < half["acc"] < 1
-        reached = frame[frame["acc"] >= half["acc"]]["budget"].min() if usable else np.nan
-        rows.append(
-            labels
-            | {
-                "largest": bmax,
-                "truth": frame[frame["budget"] == bmax]["acc"].iloc[0],
-                "last": pre["acc"].iloc[-1] if len(pre) else np.nan,
-                "n_prefix": len(pre),
-                "tau": half["acc"] if usable else np.nan,
-                "true_labels": reached,
-            }
-        )
-    return train, pd.DataFrame(rows)
 
 
 def run_set(csv, n_curves, seed, prefix, min_budgets, methods, sampler):
@@ -134,16 +104,13 @@ def score(frame: pd.DataFrame) -> pd.Series:
     res = {"curves": len(frame), "MAE": err.mean()}
     has_target = frame["true_labels"].notna()
     if "lower" in frame and frame["lower"].notna().any():
-        res["cover90"] = (
-            (frame["lower"] <= frame["truth"]) & (frame["truth"] <= frame["upper"])
-        ).mean()
+        res["cover90"] = covers(frame["lower"], frame["truth"], frame["upper"]).mean()
         res["width90"] = (frame["upper"] - frame["lower"]).mean()
         res["rhat_ok"] = (frame["r_hat"] <= 1.01).mean()
         res["no_div"] = (frame["divergences"] == 0).mean()
         res["divergences"] = frame["divergences"].sum()
-        res["lab_cover90"] = (
-            (frame["labels_lower"] <= frame["true_labels"])
-            & (frame["true_labels"] <= frame["labels_upper"])
+        res["lab_cover90"] = covers(
+            frame["labels_lower"], frame["true_labels"], frame["labels_upper"]
         )[has_target].mean()
     if frame["at_bound"].notna().any():
         res["at_bound"] = frame["at_bound"].astype(float).mean()
@@ -197,8 +164,7 @@ def main() -> None:
         {"set": "pooled", "method": m} | score(g).to_dict() for m, g in allres.groupby("method")
     ]
     table = pd.DataFrame(rows).set_index(["set", "method"])
-    pd.set_option("display.width", 250)
-    print(table.round(3).to_string())
+    print_table(table)
     if "bayes" in methods:
         tot = allres[allres["method"] == "bayes"].groupby("set")["total_seconds"].first()
         print(f"\nbayes wall time per set (incl. compile on the first): {tot.round(1).tolist()} s")

@@ -16,18 +16,14 @@ their largest budget:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import covers, print_table, split_curves
 
 import palm_bayes as pb
 from palm_bayes.datasets import lcdb_curves
-
-sys.path.insert(0, str(Path(__file__).parent))
-from lcdb_forecast import split_curves  # noqa: E402
 
 LEARNERS = (
     "SVC_rbf",
@@ -139,7 +135,7 @@ def main() -> None:
         print(f"fold {len(folds)}: held out {held_out}: {info}", flush=True)
     frame = pd.DataFrame(rows)
     err = (frame["forecast"] - frame["truth"]).abs()
-    inside = (frame["lower"] <= frame["truth"]) & (frame["truth"] <= frame["upper"])
+    inside = covers(frame["lower"], frame["truth"], frame["upper"])
     table = pd.DataFrame(
         {
             "curves": frame.groupby("method").size(),
@@ -151,9 +147,8 @@ def main() -> None:
     ).sort_values("MAE")
     lsq_mae = table.loc["lsq", "MAE"]
     table["MAE / lsq"] = table["MAE"] / lsq_mae
-    pd.set_option("display.width", 200)
-    print(table.round(3).to_string())
-    print(pd.DataFrame(folds).round(3).to_string())
+    print_table(table)
+    print_table(pd.DataFrame(folds))
     if args.json:
         frame.to_json(args.json, orient="records")
 

@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _common import covers, print_table
 
 import palm_bayes as pb
 from palm_bayes.curve import labels_for_accuracy, palm_curve
@@ -63,7 +64,7 @@ def main() -> None:
     rows = []
     for prob in (0.5, 0.9):
         fc = fit.forecast(check, hdi_prob=prob).squeeze(["dataset", "embedding"], drop=True)
-        inside = (fc["lower"] <= truth) & (truth <= fc["upper"])
+        inside = covers(fc["lower"], truth, fc["upper"])
         rows.append(
             {
                 "interval": f"{prob:.0%} HDI",
@@ -81,11 +82,10 @@ def main() -> None:
         target.expand_dims(dataset=curves.dataset, embedding=curves.embedding), hdi_prob=0.9
     )
     need = need.squeeze(["dataset", "embedding"], drop=True)
-    covered = (need["lower"] <= need_true) & (need_true <= need["upper"])
+    covered = covers(need["lower"], need_true, need["upper"])
     diag = fit.diagnostics()
     table = pd.DataFrame(rows).set_index("interval")
-    pd.set_option("display.width", 200)
-    print(table.round(3).to_string())
+    print_table(table)
     print(
         f"labels needed (target = true accuracy at 3x the last budget): 90% interval covers the "
         f"truth for {float(covered.mean()):.2f} of curves; median |log(pred/true)| "

@@ -108,26 +108,19 @@ def test_aubc_and_win_matrix():
     assert float(wins.sel(strategy="good", opponent="poor", budget=1000)) > 0.99
 
 
-def test_advice_errors(tmp_path):
-    curves = pb.simulate_curves(
-        {"only": dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0)}, BUDGETS, seeds=2
-    )
-    single = pb.fit(curves, **SAMPLER)
+def test_advice_errors(known_fit):
+    # error paths need no sampling: hand-built posteriors (tests/conftest.py)
+    single = known_fit({"only": dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0)})
     # one strategy: advice on it (as the reference advisor gives), comparisons refused
     only = single.advise(0.8).recommendation.iloc[0]
     assert only["strategy"] == "only" and only["verdict"] == "recommend"
     with pytest.raises(pb.PalmInputError, match="only one"):
         single.win_matrix(500)
-    two = pb.fit(
-        pb.simulate_curves(
-            {
-                "a": dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0),
-                "b": dict(A_max=0.9, delta=0.3, alpha=0.0, beta=1.0),
-            },
-            BUDGETS,
-            seeds=2,
-        ),
-        **SAMPLER,
+    two = known_fit(
+        {
+            "a": dict(A_max=0.9, delta=0.2, alpha=0.0, beta=1.0),
+            "b": dict(A_max=0.9, delta=0.3, alpha=0.0, beta=1.0),
+        }
     )
     with pytest.raises(pb.PalmInputError, match="threshold"):
         two.advise(0.8, threshold=1.5)
@@ -142,9 +135,11 @@ def test_cli_advise_replays_a_pilot(capsys):
     assert main(args + ["--reference", "LogisticRegression", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {row["dataset"] for row in rows} == {"openml-3", "openml-44", "openml-60"}
-    assert all(
-        row["verdict"] in {"recommend", "not enough evidence yet", "target not reachable"}
-        for row in rows
-    )
+    by_dataset = {row["dataset"]: row for row in rows}
+    # on openml-44 the 6-point pilot already shows it: the random forest passes 0.85 near 50
+    # labels, logistic regression near 65, and the SVM levels off at 0.66 (it ends at 0.71)
+    assert by_dataset["openml-44"]["verdict"] == "recommend"
+    assert by_dataset["openml-44"]["strategy"] == "RandomForestClassifier"
+    assert by_dataset["openml-44"]["probability"] >= 0.7
     assert main(["advise", str(EXAMPLES), "--target", "0.85", "--max-points", "2"]) == 2
     assert "at least 4" in capsys.readouterr().err

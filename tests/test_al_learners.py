@@ -83,13 +83,48 @@ def test_resnet18_protocol_trains_on_tiny_images(digits):
     assert get_learner("resnet18").epochs == 100 and get_learner("resnet18").batch_size == 512
 
 
-def test_crop_flip_keeps_shape_and_content():
-    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6)
+def _windows(image, pad: int) -> list:
+    """Every crop of the zero-padded image at the original size, unflipped and flipped."""
+    padded = torch.nn.functional.pad(image, (pad, pad, pad, pad))
+    h, w = image.shape[-2:]
+    crops = [
+        padded[..., dy : dy + h, dx : dx + w]
+        for dy in range(2 * pad + 1)
+        for dx in range(2 * pad + 1)
+    ]
+    return crops + [c.flip(-1) for c in crops]
+
+
+def test_crop_flip_outputs_are_shifted_or_flipped_windows():
+    # an asymmetric image (distinct positive pixels): each crop/flip of it is distinguishable
+    image = torch.arange(1, 2 * 6 * 6 + 1, dtype=torch.float32).reshape(1, 2, 6, 6)
+    batch = image.repeat(64, 1, 1, 1)
     torch.manual_seed(0)
-    out = _crop_flip(x, pad=2)
-    assert out.shape == x.shape
-    # every output row is a (possibly flipped, shifted) window of the padded input
-    assert set(out.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
+    out = _crop_flip(batch, pad=2)
+    assert out.shape == batch.shape and out.dtype == batch.dtype
+    windows = _windows(image[0], pad=2)
+    kinds = []
+    for sample in out:
+        matches = [k for k, w in enumerate(windows) if torch.equal(sample, w)]
+        assert len(matches) == 1, "not a crop of the padded image (or a flip of one)"
+        kinds.append(matches[0])
+    # random per sample: the identity is only one of 50 windows, flips and shifts both occur
+    assert len(set(kinds)) >= 10
+    assert sum(not torch.equal(sample, image[0]) for sample in out) >= 50
+    assert any(k >= 25 for k in kinds) and any(k < 25 for k in kinds)
+
+
+def test_flip_alone_preserves_the_pixels():
+    image = torch.arange(1, 2 * 5 * 7 + 1, dtype=torch.float32).reshape(1, 2, 5, 7)
+    batch = image.repeat(32, 1, 1, 1)
+    torch.manual_seed(1)
+    out = _crop_flip(batch, pad=0)
+    flipped = [torch.equal(s, image[0].flip(-1)) for s in out]
+    kept = [torch.equal(s, image[0]) for s in out]
+    assert all(f != k for f, k in zip(flipped, kept, strict=True))  # one or the other
+    assert 5 <= sum(flipped) <= 27  # about half of 32
+    for sample in out:  # the same pixel multiset
+        assert torch.equal(sample.flatten().sort().values, image.flatten().sort().values)
 
 
 def test_feature_learners_on_a_features_dataset():

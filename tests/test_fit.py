@@ -112,10 +112,10 @@ def test_labels_needed_takes_per_curve_targets_with_extra_labels(fitted):
         assert float(row["median"]) == pytest.approx(float(single["median"]), rel=1e-9)
 
 
-def test_labels_needed_without_discrepancy_is_the_closed_form(curves):
-    fit = pb.fit(
-        curves.sel(strategy=["fast"]), seed=2, priors={"extrapolation": {"sd": 0}}, **SAMPLER
-    )
+def test_labels_needed_without_discrepancy_is_the_closed_form(fitted):
+    # the module's fit queried with the zero discrepancy (no resampling: with_prior)
+    fit = fitted.with_prior(pb.CurvePrior.brownian(0.0)).select({"strategy": "fast"})
+    assert fit.curve_prior.is_zero
     post = fit.idata.posterior
     closed = labels_for_accuracy(
         0.85, post["A_max"], post["delta"], post["alpha"], post["beta"], 100.0

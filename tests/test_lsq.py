@@ -33,10 +33,17 @@ def test_flags_a_fit_on_a_bound():
     assert res["at_bound"]
 
 
-def test_constant_curve_does_not_crash():
-    res = fit_curve_least_squares(np.arange(1, 8) * 10.0, np.full(7, 0.6), 10.0)
-    assert res["success"] in (True, False)
-    assert res["A_max"] == pytest.approx(0.6, abs=0.01) or not res["success"]
+def test_constant_curve_fits_its_level():
+    # a flat curve is PALM at its asymptote from the first round: A_max is the level and the
+    # fitted curve reproduces it at every budget
+    budget = np.arange(1, 8) * 10.0
+    res = fit_curve_least_squares(budget, np.full(7, 0.6), 10.0)
+    assert res["success"]
+    assert not res["at_bound"]
+    assert res["A_max"] == pytest.approx(0.6, abs=1e-3)
+    assert res["rmse"] < 1e-6
+    fitted = palm_curve(budget, b=10.0, **{k: res[k] for k in ("A_max", "delta", "alpha", "beta")})
+    np.testing.assert_allclose(fitted, 0.6, atol=1e-6)
 
 
 def test_dataset_wrapper_dims_and_nan_padding():
