@@ -402,30 +402,30 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 
 def _finished_rounds(spec: RunSpec, config: Any, results: Path) -> int:
     """Rounds a run has finished, from its state file; a state of other settings is an error."""
-    from al_runner.loop import _load_state, state_path
+    from al_runner.state import RunState, state_path
 
     path = state_path(spec.path(results))
     if not path.exists():
         return 0
     try:
-        state = _load_state(path, config)
+        state = RunState.load(path, config)
     except ALRunnerError as exc:
         raise ALRunnerError(
             f"{spec.name}: {exc} (the results folder {results} holds runs of another grid)"
         ) from exc
-    run = state["runs"].get(f"{spec.strategy}/{spec.seed}")
-    return len(run["accuracy"]) if run else 0
+    run = state.run(spec.strategy, spec.seed)
+    return run.rounds if run else 0
 
 
 def _rounds_now(spec: RunSpec, results: Path) -> list[float]:
     """Accuracies a (possibly running) run has saved so far; [] when unreadable."""
-    from al_runner.loop import state_path
+    from al_runner.state import RunState, state_path
 
     try:
-        state = json.loads(state_path(spec.path(results)).read_text())
-        return list(state["runs"][f"{spec.strategy}/{spec.seed}"]["accuracy"])
-    except (OSError, ValueError, KeyError):
+        run = RunState.read(state_path(spec.path(results))).run(spec.strategy, spec.seed)
+    except ALRunnerError:
         return []
+    return list(run.accuracy) if run else []
 
 
 def _resources(grid: SweepGrid, cluster: dict[str, float]) -> tuple[dict, dict]:
@@ -535,7 +535,7 @@ def run_sweep(
             if error.startswith(SYSTEM_FAILURE):
                 failed[name] = error + "; re-running the same command resumes from saved rounds"
     curves = merge_runs(grid, results, failed=failed)
-    from al_runner.loop import write_curves
+    from al_runner.curves_out import write_curves
 
     write_curves(curves, out)
     return SweepResult(curves, failed, len(done_before), time.perf_counter() - t0)

@@ -163,11 +163,11 @@ def test_palm_fit_runs_on_runner_output(all_strategies):
 
 
 def test_pca_embedding_is_fitted_on_the_pool(digits, monkeypatch):
-    import al_runner.loop as loop
+    import al_runner.features as features
 
     fitted = []
-    real = loop.pca_basis
-    monkeypatch.setattr(loop, "pca_basis", lambda x, *a: fitted.append(x.shape) or real(x, *a))
+    real = features.pca_basis
+    monkeypatch.setattr(features, "pca_basis", lambda x, *a: fitted.append(x.shape) or real(x, *a))
     cfg = RunConfig("digits", ["coreset"], rounds=2, budget=20, embedding="pca")
     curves = run_experiment(cfg, data=digits, progress=False)
     assert fitted == [(digits.n_pool, 64)]  # the pool only, never the test set
