@@ -126,6 +126,8 @@ class RunConfig:
             raise ALRunnerError(
                 f"unknown embedding {self.embedding!r}; known: {', '.join(EMBEDDINGS)}"
             )
+        if self.device not in ("auto", "cpu") and not str(self.device).startswith("cuda"):
+            raise ALRunnerError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
         if self.initial not in ("random", "cold"):
             raise ALRunnerError(f"initial must be 'random' or 'cold', got {self.initial!r}")
         for name, value, low in (

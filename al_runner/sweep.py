@@ -22,13 +22,14 @@ import sys
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from al_runner.config import SSL_EMBEDDINGS, RunConfig
 from al_runner.errors import ALRunnerError
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
     "start_ray",
 ]
 
-_SSL = ("simclr", "mocov2", "mocov3", "byol")
+_SSL = SSL_EMBEDDINGS
 _GRID_EMBEDDINGS = ("raw", "pca", *_SSL)
 _CURVE_DIMS = ("dataset", "strategy", "embedding", "seed", "step")
 _LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-node, loopback-only mode
@@ -66,9 +67,26 @@ class RunSpec:
         return Path(results) / self.dataset / self.embedding / self.strategy / f"seed{self.seed}.nc"
 
 
+#: RunConfig fields a grid sets per run (its axes and per-dataset tables), not in the template
+_PER_RUN = ("dataset", "strategies", "seeds", "embedding", "embedding_dir", "embedding_file",
+            "encoder_checkpoint", "data_root", "class_list", "labels", "imbalance",
+            "image_size", "split_file")  # fmt: skip
+_DATASET_OPTIONS = ("imbalance", "image_size", "split_file")
+
+
+def _template_keys() -> list[str]:
+    """The TOML keys that go to the grid's :class:`RunConfig` template."""
+    return [f.name for f in fields(RunConfig) if f.name not in _PER_RUN]
+
+
 @dataclass
 class SweepGrid:
-    """A sweep: the grid and the settings every run shares (read from a TOML file).
+    """A sweep: the grid's axes, the settings every run shares and how Ray runs them.
+
+    The settings of the runs are one :class:`al_runner.config.RunConfig`, the ``template``;
+    each cell of the grid is the template with its dataset, strategy, embedding and seed
+    (and the dataset's data root and options) put in by :func:`dataclasses.replace`. In the
+    TOML file the template's fields are top-level keys beside the grid's own.
 
     Parameters
     ----------
@@ -78,23 +96,20 @@ class SweepGrid:
         ``raw``, ``pca`` or an SSL method (``simclr``, ``mocov2``, ``mocov3``, ``byol``).
     seeds : list of int
         Seeds of the repeated runs (a TOML integer ``n`` means ``0 .. n-1``).
-    learner, rounds, budget, initial_size, initial, epochs :
-        As in :class:`al_runner.loop.RunConfig`.
-    embedding_epochs : int
-        SSL training epochs when an embedding must be built.
+    template : RunConfig
+        Settings every run shares (``learner``, ``rounds``, ``labels_per_round``,
+        ``initial_size``, ``initial``, ``epochs``, ``embedding_epochs``, ``threads`` = the CPUs
+        each Ray task asks for, ``device``, ``strategy_options``, ...); its dataset,
+        strategies, seeds and embedding are replaced per run.
     embedding_options : dict
         Further SSL training settings (:class:`al_runner.embeddings.EmbedConfig` fields such as
         ``batch_size``, ``arch``, ``lr``, ``max_steps_per_epoch``).
     embedding_dir : str, optional
         Folder of SSL checkpoints and feature caches (default: ``embeddings/`` inside the
         results folder).
-    threads : int
-        CPU threads per run (the CPUs each Ray task asks for).
     gpus_per_run : float
         GPUs each run of an image learner (cnn, resnet*) asks for when the cluster has GPUs;
         a fraction packs several runs onto one GPU.
-    device : str
-        ``auto`` (GPU learners on GPUs when the cluster has them), ``cpu`` or ``cuda``.
     retries : int
         Ray retries of a failed or lost run before it is reported as failed.
     data_roots, class_lists : dict
@@ -102,31 +117,29 @@ class SweepGrid:
     dataset_options : dict
         Per dataset: ``imbalance`` (imbalanced CIFAR), ``image_size`` and ``split_file``
         (image folders), e.g. ``{"imbalanced-cifar10": {"imbalance": 50}}``.
-    strategy_options : dict
-        Per strategy keyword arguments, e.g. ``{"probcover": {"delta": 0.6}}``.
+
+    Examples
+    --------
+    >>> grid = SweepGrid.from_dict({"datasets": ["digits"], "strategies": ["random", "margin"],
+    ...                             "seeds": 2, "rounds": 4, "budget": 20})
+    >>> [spec.name for spec in grid.runs()][:2]
+    ['digits/raw/random/seed0', 'digits/raw/margin/seed0']
+    >>> grid.run_config(grid.runs()[1], "emb").budget
+    20
     """
 
     datasets: list[str]
     strategies: list[str]
     embeddings: list[str] = field(default_factory=lambda: ["raw"])
     seeds: list[int] = field(default_factory=lambda: [0])
-    learner: str = "linear"
-    rounds: int = 10
-    budget: int = 20
-    initial_size: int | None = None
-    initial: str = "random"
-    epochs: int | None = None
-    embedding_epochs: int = 20
+    template: RunConfig = field(default_factory=lambda: RunConfig("", []))
     embedding_options: dict[str, Any] = field(default_factory=dict)
     embedding_dir: str | None = None
-    threads: int = 1
     gpus_per_run: float = 1.0
-    device: str = "auto"
     retries: int = 2
     data_roots: dict[str, str] = field(default_factory=dict)
     class_lists: dict[str, str] = field(default_factory=dict)
     dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> SweepGrid:
@@ -142,8 +155,10 @@ class SweepGrid:
 
     @classmethod
     def from_dict(cls, table: dict[str, Any], source: str = "grid") -> SweepGrid:
-        """Build a grid from a dict with the TOML file's keys."""
-        known = {f.name for f in fields(cls)}
+        """Build a grid from a dict with the TOML file's keys (the template's at top level)."""
+        own = {f.name for f in fields(cls)} - {"template"}
+        shared = set(_template_keys())
+        known = own | shared
         unknown = sorted(set(table) - known)
         if unknown:
             raise ALRunnerError(f"{source}: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -159,36 +174,46 @@ class SweepGrid:
                 table[key] = [value]
             elif value is not None and not isinstance(value, list):
                 raise ALRunnerError(f"{source}: {key} must be a list, got {value!r}")
-        return cls(**table).validate()
+        template = RunConfig("", [], **{k: v for k, v in table.items() if k in shared})
+        grid = cls(**{k: v for k, v in table.items() if k in own}, template=template)
+        return grid.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The grid as the TOML file's keys (what :meth:`from_dict` reads)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "template"}
+        out.update({k: getattr(self.template, k) for k in _template_keys()})
+        return out
 
     def validate(self) -> SweepGrid:
-        """Check every name and size up front, before any run starts; return self."""
-        from al_runner.datasets import DATASETS
-        from al_runner.strategies import (
-            STRATEGIES,
-            check_strategy_names,
-            get_strategy,
-            stage_names,
-        )
+        """Check every name and size up front, before any run starts; return self.
 
-        if self.strategies == ["all"]:
-            self.strategies = list(STRATEGIES)
+        The grid checks its axes and tables; the settings of the runs are checked by
+        :meth:`al_runner.config.RunConfig.validate` on each (dataset, embedding).
+        """
+        from al_runner.datasets import DATASETS
+        from al_runner.strategies import get_strategy, stage_names
+
         for key in ("datasets", "strategies", "embeddings", "seeds"):
             values = getattr(self, key)
             if not values:
                 raise ALRunnerError(f"the grid has no {key}")
-            if len(set(values)) != len(values):
-                raise ALRunnerError(f"{key} repeat a value: {values}")
         unknown = [d for d in self.datasets if d not in DATASETS]
         if unknown:
             raise ALRunnerError(f"unknown dataset {unknown[0]!r}; known: {', '.join(DATASETS)}")
-        check_strategy_names(list(self.strategies))
         unknown = [e for e in self.embeddings if e not in _GRID_EMBEDDINGS]
         if unknown:
             raise ALRunnerError(
                 f"unknown embedding {unknown[0]!r}; a sweep takes {', '.join(_GRID_EMBEDDINGS)} "
                 "(your own features: al-runner run --embedding-file)"
             )
+        for key in ("datasets", "embeddings"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise ALRunnerError(f"{key} repeat a value: {values}")
+        # strategy names, seeds, learner, rounds, labels per round, ... as al-runner run checks
+        whole = replace(self.template, dataset=self.datasets[0], strategies=list(self.strategies),
+                        seeds=list(self.seeds)).validate()  # fmt: skip
+        self.strategies, self.seeds = whole.strategies, whole.seeds
         for key, table in (
             ("data_roots", self.data_roots),
             ("class_lists", self.class_lists),
@@ -197,13 +222,12 @@ class SweepGrid:
             extra = sorted(set(table) - set(self.datasets))
             if extra:
                 raise ALRunnerError(f"{key} names datasets not in the grid: {extra}")
-        running = set().union(*(stage_names(n) for n in self.strategies))
         for name, options in self.dataset_options.items():
-            unknown = sorted(set(options) - {"imbalance", "image_size", "split_file"})
+            unknown = sorted(set(options) - set(_DATASET_OPTIONS))
             if unknown:
                 raise ALRunnerError(
-                    f"dataset_options.{name}: unknown {unknown}; known: imbalance, image_size, "
-                    "split_file"
+                    f"dataset_options.{name}: unknown {unknown}; known: "
+                    f"{', '.join(_DATASET_OPTIONS)}"
                 )
             wrong = sorted(set(options) - set(DATASETS[name].options))
             if wrong:
@@ -212,11 +236,10 @@ class SweepGrid:
                     f"dataset_options.{name}: --{wrong[0].replace('_', '-')} does not apply to "
                     f"{name!r}, only to {', '.join(users)}"
                 )
-        extra = sorted(set(self.strategy_options) - running)
+        running = set().union(*(stage_names(n) for n in self.strategies))
+        extra = sorted(set(self.template.strategy_options) - running)
         if extra:
             raise ALRunnerError(f"strategy_options names strategies not in the grid: {extra}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ALRunnerError(f"device must be auto, cpu or cuda, got {self.device!r}")
         g = float(self.gpus_per_run)
         if not (0 < g <= 1 or (g > 1 and g.is_integer())):
             raise ALRunnerError(
@@ -224,15 +247,14 @@ class SweepGrid:
             )
         if self.retries < 0:
             raise ALRunnerError(f"retries must be >= 0, got {self.retries}")
-        self.seeds = [int(s) for s in self.seeds]
         for d in self.datasets:
-            for e in self.embeddings:  # learner, rounds, budget, ... as al-runner run checks them
+            for e in self.embeddings:  # the cells' own settings (embedding, dataset options)
                 self.run_config(RunSpec(d, self.strategies[0], e, self.seeds[0]), ".").validate()
         known = {f.name for f in fields(_embed_config())} - {"dataset", "method", "epochs"}
         extra = sorted(set(self.embedding_options) - known)
         if extra:
             raise ALRunnerError(f"unknown embedding_options {extra}; known: {sorted(known)}")
-        for name, options in self.strategy_options.items():
+        for name, options in self.template.strategy_options.items():
             get_strategy(name, **options)  # an unknown parameter errors here, not in a worker
         return self
 
@@ -246,31 +268,23 @@ class SweepGrid:
             for s in self.strategies
         ]
 
-    def run_config(self, spec: RunSpec, embedding_dir: str | os.PathLike) -> Any:
-        """The :class:`al_runner.loop.RunConfig` of one run."""
-        from al_runner.loop import RunConfig
+    def run_config(self, spec: RunSpec, embedding_dir: str | os.PathLike) -> RunConfig:
+        """The :class:`al_runner.config.RunConfig` of one run: the template with the cell."""
         from al_runner.strategies import stage_names
 
-        return RunConfig(
+        stages = stage_names(spec.strategy)
+        return replace(
+            self.template,
             dataset=spec.dataset,
             strategies=[spec.strategy],
-            learner=self.learner,
-            rounds=self.rounds,
-            budget=self.budget,
-            initial_size=self.initial_size,
-            initial=self.initial,
             seeds=[spec.seed],
-            epochs=self.epochs,
             embedding=spec.embedding,
             embedding_dir=str(embedding_dir),
-            embedding_epochs=self.embedding_epochs,
-            device=self.device,
-            threads=self.threads,
             data_root=self.data_roots.get(spec.dataset),
             class_list=self.class_lists.get(spec.dataset),
             **self.dataset_options.get(spec.dataset, {}),
             strategy_options={
-                k: v for k, v in self.strategy_options.items() if k in stage_names(spec.strategy)
+                k: v for k, v in self.template.strategy_options.items() if k in stages
             },
         )
 
@@ -432,17 +446,18 @@ def _resources(grid: SweepGrid, cluster: dict[str, float]) -> tuple[dict, dict]:
     """Ray options of a run and of an embedding task."""
     from al_runner.learners import LEARNERS
 
+    shared = grid.template
     has_gpu = cluster.get("GPU", 0) > 0
-    if grid.device == "cuda" and not has_gpu:
+    if shared.device == "cuda" and not has_gpu:
         raise ALRunnerError("device = 'cuda' but the Ray cluster has no GPU")
-    use_gpu = has_gpu and grid.device != "cpu"
-    image_learner = not LEARNERS[grid.learner].uses_features
-    run = {"num_cpus": grid.threads, "num_gpus": grid.gpus_per_run if use_gpu and image_learner
+    use_gpu = has_gpu and shared.device != "cpu"
+    image_learner = not LEARNERS[shared.learner].uses_features
+    run = {"num_cpus": shared.threads, "num_gpus": grid.gpus_per_run if use_gpu and image_learner
            else 0}  # fmt: skip
-    embed = {"num_cpus": grid.threads, "num_gpus": 1 if use_gpu else 0}
-    if cluster.get("CPU", 0) < grid.threads:
+    embed = {"num_cpus": shared.threads, "num_gpus": 1 if use_gpu else 0}
+    if cluster.get("CPU", 0) < shared.threads:
         raise ALRunnerError(
-            f"each run asks for {grid.threads} CPU(s) but the cluster has {cluster.get('CPU', 0)}"
+            f"each run asks for {shared.threads} CPU(s) but the cluster has {cluster.get('CPU', 0)}"
         )
     return run, embed
 
@@ -509,7 +524,7 @@ def run_sweep(
     specs = grid.runs()
     configs = {spec: grid.run_config(spec, embed_dir).validate() for spec in specs}
     done_before = {spec for spec in specs if _finished_rounds(spec, configs[spec], results)
-                   == grid.rounds and spec.path(results).exists()}  # fmt: skip
+                   == grid.template.rounds and spec.path(results).exists()}  # fmt: skip
     todo = [spec for spec in specs if spec not in done_before]
     if max_concurrent is not None and max_concurrent < 1:
         raise ALRunnerError(f"--max-concurrent must be >= 1, got {max_concurrent}")
@@ -616,12 +631,12 @@ class _Progress:
         if enabled:
             from tqdm.auto import tqdm
 
-            total = (len(todo) + n_done) * grid.rounds
+            total = (len(todo) + n_done) * grid.template.rounds
             self.bar = tqdm(total=total, initial=self.saved(), desc="sweep", unit="round",
                             dynamic_ncols=True)  # fmt: skip
 
     def saved(self) -> int:
-        return self.n_done * self.grid.rounds + sum(self.rounds.values())
+        return self.n_done * self.grid.template.rounds + sum(self.rounds.values())
 
     def update(
         self, running: Any, finished: dict[RunSpec, list[float]], failed: dict[str, str]
@@ -660,7 +675,7 @@ def merge_runs(
     coords = {
         "dataset": list(grid.datasets), "strategy": list(grid.strategies),
         "embedding": list(grid.embeddings), "seed": np.asarray(grid.seeds, dtype=np.int64),
-        "step": np.arange(grid.rounds),
+        "step": np.arange(grid.template.rounds),
     }  # fmt: skip
     shape = tuple(len(v) for v in coords.values())
     arrays: dict[str, np.ndarray] = {}
@@ -703,6 +718,6 @@ def merge_runs(
         date=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         complete=int(complete and not failed),
         failed_runs="; ".join(sorted(failed or {})),
-        grid=json.dumps(asdict(grid)),
+        grid=json.dumps(grid.to_dict()),
     )
     return merged
