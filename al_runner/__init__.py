@@ -8,7 +8,7 @@ repeat; several strategies and seeds; resumable. The output is the curves contra
 Examples
 --------
 >>> from al_runner import RunConfig, run_experiment
->>> cfg = RunConfig("digits", ["random", "margin"], rounds=10, budget=20, seeds=[0, 1, 2])
+>>> cfg = RunConfig("digits", ["random", "margin"], rounds=10, labels_per_round=20, seeds=[0, 1, 2])
 >>> curves = run_experiment(cfg, "curves.nc")  # doctest: +SKIP
 """
 

@@ -102,7 +102,7 @@ _HELP = {
     "strategies": "comma-separated strategy names or 'all' (default)",
     "learner": "learner name (default linear)",
     "rounds": "points per curve (10)",
-    "budget": "labels per round b (20)",
+    "labels_per_round": "labels acquired per round b (20); --budget is its old name",
     "initial_size": "initial labelled set (default b)",
     "initial": "initial set: random (shared per seed) or each strategy's cold start",
     "seeds": "count (3) or list (0,5,7)",
@@ -131,6 +131,7 @@ _HELP = {
 _SPECIAL: dict[str, dict[str, Any]] = {
     "dataset": {"required": True},
     "strategies": {"default": "all"},
+    "labels_per_round": {"flags": ("--labels-per-round", "--budget")},
     "initial": {"choices": ("random", "cold")},
     "seeds": {"type": _seeds},
     "strategy_options": {

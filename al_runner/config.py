@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +34,11 @@ class RunConfig:
         Learner name (see :data:`al_runner.learners.LEARNERS`).
     rounds : int
         Points per curve: the initial set plus ``rounds - 1`` acquisitions.
-    budget : int
-        Labels acquired per round ``b``.
+    labels_per_round : int
+        Labels acquired per round ``b`` (``budget=`` is its deprecated old name: in the
+        curves ``budget`` is the cumulative number of labels).
     initial_size : int, optional
-        Size of the initial labelled set (default ``budget``).
+        Size of the initial labelled set (default ``labels_per_round``).
     initial : {"random", "cold"}
         Initial set at random (shared by all strategies of a seed) or by each strategy's
         cold start (TypiClust/ProbCover select without a model; the others fall back to random).
@@ -78,7 +81,7 @@ class RunConfig:
     strategies: list[str]
     learner: str = "linear"
     rounds: int = 10
-    budget: int = 20
+    labels_per_round: int = 20
     initial_size: int | None = None
     initial: str = "random"
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -132,13 +135,13 @@ class RunConfig:
             raise ALRunnerError(f"initial must be 'random' or 'cold', got {self.initial!r}")
         for name, value, low in (
             ("rounds", self.rounds, 1),
-            ("budget", self.budget, 1),
+            ("labels_per_round", self.labels_per_round, 1),
             ("threads", self.threads, 1),
         ):
             if int(value) < low:
                 raise ALRunnerError(f"{name} must be >= {low}, got {value}")
         if self.initial_size is None:
-            self.initial_size = self.budget
+            self.initial_size = self.labels_per_round
         if self.initial_size < 1:
             raise ALRunnerError(f"initial size must be >= 1, got {self.initial_size}")
         if not self.seeds:
@@ -156,13 +159,40 @@ class RunConfig:
         }  # fmt: skip
 
     @property
+    def budget(self) -> int:
+        """Deprecated name of :attr:`labels_per_round`."""
+        warnings.warn(_BUDGET_DEPRECATED, DeprecationWarning, stacklevel=2)
+        return self.labels_per_round
+
+    @property
     def final_budget(self) -> int:
         """Labels at the last step."""
-        return int(self.initial_size) + (self.rounds - 1) * self.budget
+        return int(self.initial_size) + (self.rounds - 1) * self.labels_per_round
 
     def budgets(self) -> np.ndarray:
         """Cumulative labels at every step."""
-        return int(self.initial_size) + np.arange(self.rounds) * self.budget
+        return int(self.initial_size) + np.arange(self.rounds) * self.labels_per_round
+
+
+_BUDGET_DEPRECATED = (
+    "RunConfig's `budget` is now `labels_per_round` (labels acquired per round; in the curves "
+    "`budget` is the cumulative number of labels); the old name will be removed"
+)
+_dataclass_init = RunConfig.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init(self: RunConfig, *args: Any, budget: int | None = None, **kwargs: Any) -> None:
+    """The dataclass ``__init__``, also taking the deprecated ``budget=`` keyword."""
+    if budget is not None:
+        warnings.warn(_BUDGET_DEPRECATED, DeprecationWarning, stacklevel=2)
+        given = kwargs.setdefault("labels_per_round", budget)
+        if given != budget or len(args) > 4:
+            raise ALRunnerError("give labels_per_round or its old name budget, not both")
+    _dataclass_init(self, *args, **kwargs)
+
+
+RunConfig.__init__ = _init  # type: ignore[method-assign]
 
 
 def strategies_arg(text: str | Sequence[str]) -> list[str]:

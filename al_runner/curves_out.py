@@ -39,7 +39,7 @@ def run_metadata(
         "dataset": config.dataset,
         "learner": config.learner,
         "epochs": int(epochs),
-        "labels_per_round": float(config.budget),  # a float: palm_bayes keeps float attrs
+        "labels_per_round": float(config.labels_per_round),  # a float: palm_bayes keeps float attrs
         "initial_size": int(config.initial_size),
         "initial": config.initial,
         "rounds": int(config.rounds),

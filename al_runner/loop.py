@@ -1,9 +1,9 @@
 """The active-learning loop: select, label, retrain from scratch, evaluate, record, resume.
 
 One *run* is one strategy and one seed: an initial labelled set (step 0), then ``rounds - 1``
-acquisitions of ``budget`` labels, each followed by training a fresh learner and measuring test
-accuracy. All runs of an experiment share the dataset, the learner and, per seed, the initial
-set (so that strategies start from the same labels).
+acquisitions of ``labels_per_round`` labels, each followed by training a fresh learner and
+measuring test accuracy. All runs of an experiment share the dataset, the learner and, per
+seed, the initial set (so that strategies start from the same labels).
 
 Everything random is derived from ``(seed, step, strategy)``: the strategy's generator and the
 learner's torch seed. After every finished round the state (:class:`al_runner.state.RunState`)
@@ -154,7 +154,7 @@ class _Experiment:
             seed=_torch_seed(seed, step),
         )
         picks = self.strategies[strategy].select(
-            state, self.config.budget, self._rng(strategy, len(labelled), seed, step)
+            state, self.config.labels_per_round, self._rng(strategy, len(labelled), seed, step)
         )
         if np.intersect1d(picks, labelled).size or np.unique(picks).size != picks.size:
             raise RuntimeError(f"{strategy} returned labelled or repeated indices")  # a bug
@@ -195,7 +195,7 @@ def run_experiment(
 
     Examples
     --------
-    >>> cfg = RunConfig("digits", ["random", "margin"], rounds=3, budget=20)
+    >>> cfg = RunConfig("digits", ["random", "margin"], rounds=3, labels_per_round=20)
     >>> curves = run_experiment(cfg, progress=False)  # doctest: +SKIP
     """
     config.validate()

@@ -42,6 +42,7 @@ def state_path(out: str | os.PathLike) -> Path:
 def config_key(config: RunConfig) -> dict[str, Any]:
     """The settings of ``config`` that change its curves, as the state file records them."""
     key = asdict(config)
+    key["budget"] = key.pop("labels_per_round")  # the name state files have always used
     for volatile in (
         "device", "threads", "data_root", "class_list", "labels", "split_file", "embedding_dir",
         "proxies", "confidence_delta",  # recorded beside the curves, they do not change them

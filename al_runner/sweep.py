@@ -21,6 +21,7 @@ import os
 import sys
 import time
 import tomllib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -121,10 +122,10 @@ class SweepGrid:
     Examples
     --------
     >>> grid = SweepGrid.from_dict({"datasets": ["digits"], "strategies": ["random", "margin"],
-    ...                             "seeds": 2, "rounds": 4, "budget": 20})
+    ...                             "seeds": 2, "rounds": 4, "labels_per_round": 20})
     >>> [spec.name for spec in grid.runs()][:2]
     ['digits/raw/random/seed0', 'digits/raw/margin/seed0']
-    >>> grid.run_config(grid.runs()[1], "emb").budget
+    >>> grid.run_config(grid.runs()[1], "emb").labels_per_round
     20
     """
 
@@ -159,13 +160,22 @@ class SweepGrid:
         own = {f.name for f in fields(cls)} - {"template"}
         shared = set(_template_keys())
         known = own | shared
-        unknown = sorted(set(table) - known)
+        unknown = sorted(set(table) - known - {"budget"})
         if unknown:
             raise ALRunnerError(f"{source}: unknown key(s) {unknown}; known: {sorted(known)}")
         for key in ("datasets", "strategies"):
             if key not in table:
                 raise ALRunnerError(f"{source}: missing key {key!r}")
         table = dict(table)
+        if "budget" in table:  # the old name of labels_per_round
+            warnings.warn(
+                f"{source}: the key `budget` is now `labels_per_round` (labels acquired per "
+                "round); the old name will be removed",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if table.setdefault("labels_per_round", table["budget"]) != table.pop("budget"):
+                raise ALRunnerError(f"{source}: give labels_per_round or budget, not both")
         if isinstance(table.get("seeds"), int):
             table["seeds"] = list(range(table["seeds"]))
         for key in ("datasets", "strategies", "embeddings", "seeds"):

@@ -22,7 +22,7 @@ def test_list(capsys):
 def test_run_writes_curves_and_resumes(tmp_path, capsys):
     out = tmp_path / "curves.nc"
     args = ["run", "--dataset", "digits", "--strategies", "random,margin", "--rounds", "4"]
-    args += ["--budget", "10", "--seeds", "2", "--out", str(out), "--no-progress"]
+    args += ["--labels-per-round", "10", "--seeds", "2", "--out", str(out), "--no-progress"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "margin" in printed and "40" in printed

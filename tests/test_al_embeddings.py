@@ -117,7 +117,7 @@ def test_bring_your_own_feature_file_runs_al_end_to_end(digits, tmp_path):
     path = tmp_path / "features.npy"
     np.save(path, x.astype(np.float32))
     cfg = RunConfig(
-        "digits", ["random", "typiclust", "coreset"], rounds=2, budget=20,
+        "digits", ["random", "typiclust", "coreset"], rounds=2, labels_per_round=20,
         embedding_file=str(path),
     )  # fmt: skip
     curves = run_experiment(cfg, tmp_path / "c.nc", data=digits, progress=False)

@@ -135,8 +135,8 @@ def test_on_disk_imagefolder_runs_through_the_loop(tmp_path, monkeypatch):
     monkeypatch.setattr(learners, "_workers", lambda: 0)
     monkeypatch.setattr(learners.CNNLearner, "min_steps", 1)
     cfg = RunConfig(
-        "imagenet50", ["margin", "typiclust"], learner="cnn", epochs=1, rounds=2, budget=5,
-        data_root=str(tmp_path),
+        "imagenet50", ["margin", "typiclust"], learner="cnn", epochs=1, rounds=2,
+        labels_per_round=5, data_root=str(tmp_path),
     )  # fmt: skip
     curves = run_experiment(cfg, progress=False)
     assert curves.budget.squeeze().to_numpy().tolist() == [[5, 10], [5, 10]]

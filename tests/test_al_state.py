@@ -29,7 +29,7 @@ OLD_STATE = {
 
 
 def _config() -> RunConfig:
-    return RunConfig("digits", ["random", "margin"], rounds=3, budget=10).validate()
+    return RunConfig("digits", ["random", "margin"], rounds=3, labels_per_round=10).validate()
 
 
 def test_old_state_files_load_and_keep_their_format(tmp_path):
@@ -63,7 +63,7 @@ def test_round_trip_and_atomic_save(tmp_path):
 def test_other_settings_and_broken_files_are_refused(tmp_path):
     path = tmp_path / "s.json"
     path.write_text(json.dumps(OLD_STATE))
-    other = RunConfig("digits", ["random", "margin"], rounds=4, budget=10)
+    other = RunConfig("digits", ["random", "margin"], rounds=4, labels_per_round=10)
     with pytest.raises(ALRunnerError, match="other settings"):
         RunState.load(path, other.validate())
     path.write_text("{not json")
