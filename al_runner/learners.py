@@ -23,15 +23,19 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from al_runner import training
 from al_runner.datasets import ALDataset, Split, dataset_features
 from al_runner.errors import ALRunnerError
+from al_runner.mc_dropout import head_proba as _head_proba
+from al_runner.training import EpochFn, Trainer, channel_stats
 
-__all__ = ["LEARNERS", "Learner", "get_learner", "resolve_device"]
+__all__ = ["LEARNERS", "Learner", "get_learner", "register_learner", "resolve_device"]
 
 
 def _torch():
@@ -151,17 +155,7 @@ class Learner(ABC):
                     self._splits[split] = _Data(part.x, part.y, True)
             if data.train.in_memory:
                 x = self._splits["train"].x
-                s1 = torch.zeros(x.shape[1], dtype=torch.float64, device=self.device)
-                s2 = torch.zeros_like(s1)
-                for start in range(0, x.shape[0], 8192):  # chunked: no float copy of the pool
-                    chunk = x[start : start + 8192].double() / 255.0
-                    s1 += chunk.sum(dim=(0, 2, 3))
-                    s2 += chunk.pow(2).sum(dim=(0, 2, 3))
-                count = x.shape[0] * x.shape[2] * x.shape[3]
-                mean = s1 / count
-                std = (s2 / count - mean**2).clamp_min(0).sqrt()
-                self.mean = mean.float().view(1, -1, 1, 1)
-                self.std = std.float().clamp_min(1e-3).view(1, -1, 1, 1)
+                self.mean, self.std = channel_stats(x)  # chunked: no float copy of the pool
                 self.in_shape = tuple(x.shape[1:])
             else:
                 self.mean = self.std = None
@@ -173,43 +167,56 @@ class Learner(ABC):
     def _build(self) -> Any:
         """Return a torch module with ``trunk`` and ``head`` submodules."""
 
-    def _train_step(self, model: Any, loss_fn: Any, xb: Any, yb: Any, opt: Any, sched: Any) -> None:
-        """One optimiser step (bfloat16 autocast on CUDA), then the scheduler's."""
-        torch = _torch()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            loss = loss_fn(model(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-
     def _prepare(self, xb: Any, train: bool) -> Any:
         """Turn a raw batch (uint8 images or features) into the model's input."""
         return xb
 
     def _train(self, idx: np.ndarray, gen: Any) -> None:
+        """Minibatch training by :class:`al_runner.training.Trainer` (linear: L-BFGS instead)."""
+        lazy = self._splits["train"].lazy
+        epoch, steps_per_epoch = (self._disk_epoch if lazy else self._memory_epoch)(idx, gen)
+        total = max(self.epochs * steps_per_epoch, self.min_steps)
+        Trainer(self.device).fit(self.model, epoch, total, self._optimiser)
+
+    def _memory_epoch(self, idx: np.ndarray, gen: Any) -> tuple[EpochFn, int]:
+        """Shuffled batches of in-memory data (augmented on the device), and their count."""
         torch = _torch()
-        model = self.model
         n = idx.size
         batch = min(self.batch_size, n)
-        steps_per_epoch = math.ceil(n / batch)
-        total = max(self.epochs * steps_per_epoch, self.min_steps)
-        opt, sched = self._optimiser(model, total)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        model.train()
+        x = self._splits["train"].x
         labels = torch.as_tensor(self._splits["train"].y[idx], device=self.device)
         idx_t = torch.as_tensor(idx, device=self.device)
-        step = 0
-        while step < total:
+
+        def epoch() -> Iterator[tuple[Any, Any]]:
             perm = torch.randperm(n, generator=gen).to(self.device)
             for start in range(0, n, batch):
                 sel = perm[start : start + batch]
-                xb = self._prepare(self._splits["train"].x[idx_t[sel]], train=True)
-                self._train_step(model, loss_fn, xb, labels[sel], opt, sched)
-                step += 1
-                if step >= total:
-                    break
+                yield self._prepare(x[idx_t[sel]], train=True), labels[sel]
+
+        return epoch, math.ceil(n / batch)
+
+    def _disk_epoch(self, idx: np.ndarray, gen: Any) -> tuple[EpochFn, int]:
+        """Shuffled batches of an on-disk dataset with its own training transforms."""
+        from torch.utils.data import DataLoader, Subset
+
+        workers = training.loader_workers()
+        part = self.data.train_augmented or self.data.train
+        loader = DataLoader(
+            Subset(part.x, idx.tolist()),
+            batch_size=min(self.batch_size, idx.size),
+            shuffle=True,
+            generator=gen,
+            num_workers=workers,
+            persistent_workers=workers > 0,  # no worker restart per epoch
+            pin_memory=self.device.type == "cuda",
+            drop_last=False,
+        )
+
+        def epoch() -> Iterator[tuple[Any, Any]]:
+            for xb, yb in loader:
+                yield xb.to(self.device, non_blocking=True), yb.to(self.device)
+
+        return epoch, len(loader)
 
     min_steps: ClassVar[int] = 0
 
@@ -237,41 +244,9 @@ class Learner(ABC):
         self.model = self._build().to(self.device)
         if self.device.type == "cpu" and not self.uses_features:
             self.model = self.model.to(memory_format=torch.channels_last)
-        if self._splits["train"].lazy:
-            self._train_lazy(idx, gen)
-        else:
-            self._train(idx, gen)
+        self._train(idx, gen)
         self.model.eval()
         return self
-
-    def _train_lazy(self, idx: np.ndarray, gen: Any) -> None:
-        """Train from an on-disk dataset with its own training transforms."""
-        torch = _torch()
-        from torch.utils.data import DataLoader, Subset
-
-        part = self.data.train_augmented or self.data.train
-        loader = DataLoader(
-            Subset(part.x, idx.tolist()),
-            batch_size=min(self.batch_size, idx.size),
-            shuffle=True,
-            generator=gen,
-            num_workers=_workers(),
-            persistent_workers=_workers() > 0,  # no worker restart per epoch
-            pin_memory=self.device.type == "cuda",
-            drop_last=False,
-        )
-        total = max(self.epochs * len(loader), self.min_steps)
-        opt, sched = self._optimiser(self.model, total)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        self.model.train()
-        step = 0
-        while step < total:
-            for xb, yb in loader:
-                xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device)
-                self._train_step(self.model, loss_fn, xb, yb, opt, sched)
-                step += 1
-                if step >= total:
-                    break
 
     def _batches(self, split: str, idx: np.ndarray):
         torch = _torch()
@@ -282,7 +257,9 @@ class Learner(ABC):
             from torch.utils.data import DataLoader, Subset
 
             loader = DataLoader(
-                Subset(part.x, np.asarray(idx).tolist()), batch_size=bs, num_workers=_workers()
+                Subset(part.x, np.asarray(idx).tolist()),
+                batch_size=bs,
+                num_workers=training.loader_workers(),
             )
             for xb, _ in loader:
                 yield xb.to(self.device, non_blocking=True)
@@ -350,25 +327,9 @@ class Learner(ABC):
         -------
         numpy.ndarray
         """
-        torch = _torch()
         self._check_fitted()
-        head = self.model.head
         p = self.dropout if self.dropout > 0 else self.mc_dropout
-        ht = torch.as_tensor(np.asarray(h, dtype=np.float32), device=self.device)
-        with torch.inference_mode():
-            if samples <= 0:
-                return torch.softmax(head(ht).float(), dim=1).cpu().numpy()
-            gen = torch.Generator(device=self.device).manual_seed(seed)
-            linear = head[-1]
-            draws = []
-            for _ in range(samples):
-                # consistent MC dropout: one mask per sample, shared by the whole pool, i.e.
-                # one sampled model (dropped input units of the last layer) per draw
-                keep = torch.rand(ht.shape[1], generator=gen, device=self.device) >= p
-                weight = linear.weight * (keep / (1.0 - p))
-                logits = torch.nn.functional.linear(ht, weight, linear.bias)
-                draws.append(torch.softmax(logits.float(), dim=1).cpu())
-            return torch.stack(draws).numpy()
+        return _head_proba(self.model.head, h, p=p, samples=samples, seed=seed, device=self.device)
 
     mc_dropout: ClassVar[float] = 0.2
 
@@ -380,12 +341,6 @@ class Learner(ABC):
         """Accuracy on a whole split (the test set by default)."""
         proba = self.predict_proba(None, split)
         return float(np.mean(proba.argmax(axis=1) == self._splits[split].y))
-
-
-def _workers() -> int:
-    import os
-
-    return min(8, max(0, (os.cpu_count() or 1) - 1))
 
 
 # ---------------------------------------------------------------------- feature learners
@@ -608,6 +563,39 @@ LEARNERS: dict[str, type[Learner]] = {
     cls.name: cls
     for cls in (LinearLearner, MLPLearner, CNNLearner, ResNet18Learner, ResNet50Learner)
 }
+
+
+def register_learner(name: str, cls: type[Learner], *, replace: bool = False) -> type[Learner]:
+    """Add a user learner to the registry (``RunConfig(learner=name)`` then finds it).
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    cls : type
+        A :class:`Learner` subclass: ``uses_features``, ``default_epochs``,
+        ``default_dropout``, ``default_batch`` and ``_build()`` returning a module with
+        ``trunk`` and ``head`` (``Dropout`` + ``Linear``); optionally ``_optimiser``.
+        Its ``name`` is set to ``name`` (its own must be unset or equal).
+    replace : bool
+        Allow replacing a registered learner of the same name.
+
+    Returns
+    -------
+    type
+        ``cls``.
+    """
+    if not isinstance(cls, type) or not issubclass(cls, Learner):
+        raise ALRunnerError(f"register_learner({name!r}): {cls!r} is not a Learner subclass")
+    if not name:
+        raise ALRunnerError("register_learner: the name is empty")
+    if cls.__dict__.get("name", name) != name:  # its own name, not a base class's
+        raise ALRunnerError(f"register_learner({name!r}): {cls.__name__}.name is {cls.name!r}")
+    if name in LEARNERS and LEARNERS[name] is not cls and not replace:
+        raise ALRunnerError(f"learner {name!r} is registered already (replace=True to replace)")
+    cls.name = name
+    LEARNERS[name] = cls
+    return cls
 
 
 def get_learner(name: str, **kwargs: Any) -> Learner:
