@@ -1,3 +1,4 @@
+# Stays long: SSL training, feature extraction and the cache share one checkpoint format.
 """Training loop (resumable, atomic checkpoints), feature extraction and the feature cache."""
 
 from __future__ import annotations
