@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from al_runner.config import SSL_EMBEDDINGS
 from al_runner.errors import ALRunnerError
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ __all__ = ["STATE_VERSION", "RunRecord", "RunState", "config_key", "load_state_l
            "state_path"]  # fmt: skip
 
 STATE_VERSION = 1
-_SSL = ("simclr", "mocov2", "mocov3", "byol")
 
 
 def state_path(out: str | os.PathLike) -> Path:
@@ -52,7 +52,7 @@ def config_key(config: RunConfig) -> dict[str, Any]:
         # popped when unset: keeps older state files valid
         if key[unset] is None:
             key.pop(unset)
-    if config.embedding not in _SSL:
+    if config.embedding not in SSL_EMBEDDINGS:
         key.pop("embedding_epochs")
     return key
 

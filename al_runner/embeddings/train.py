@@ -27,6 +27,8 @@ from al_runner.embeddings.methods import METHODS, SSLMethod, build_method
 from al_runner.errors import ALRunnerError
 from al_runner.training import channel_stats
 
+_channel_stats = channel_stats  # the old name (benchmarks/embeddings.py imports it)
+
 __all__ = [
     "EmbedConfig",
     "checkpoint_path",
