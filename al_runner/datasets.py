@@ -1,3 +1,4 @@
+# Stays long: one short loader per on-disk format (IDX, CIFAR, SVHN, ...) behind one registry.
 """Datasets for the AL loop, read from local files only (nothing is downloaded at run time).
 
 Every loader returns an :class:`ALDataset`: a train split (the unlabelled pool) and a test split.

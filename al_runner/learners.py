@@ -21,376 +21,19 @@ resnet50    torchvision ResNet-50 for ImageNet subsets, same optimiser protocol
 
 from __future__ import annotations
 
-import math
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from al_runner.datasets import ALDataset, Split, dataset_features
 from al_runner.errors import ALRunnerError
+from al_runner.learner_base import Learner, require_torch, resolve_device
 
-__all__ = ["LEARNERS", "Learner", "get_learner", "resolve_device"]
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - torch is in the runner extra
-        raise ALRunnerError("learners need torch: pip install 'palm-bayes[runner]'") from exc
-    return torch
-
-
-def resolve_device(device: str = "auto") -> str:
-    """Map ``auto`` to ``cuda`` when a GPU is visible, else ``cpu``; check explicit choices.
-
-    Parameters
-    ----------
-    device : str
-        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-
-    Returns
-    -------
-    str
-    """
-    torch = _torch()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ALRunnerError(f"--device {device}: CUDA is not available on this machine")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ALRunnerError(f"--device must be auto, cpu or cuda[:N], got {device!r}")
-    return device
-
-
-@dataclass
-class _Data:
-    """Tensors of one split on the device (in-memory data) or the lazy split itself."""
-
-    x: Any
-    y: np.ndarray
-    lazy: bool
-
-
-class Learner(ABC):
-    """A classifier retrained from scratch each round.
-
-    Parameters
-    ----------
-    epochs : int, optional
-        Training epochs (default per learner).
-    device : str
-        ``auto``, ``cpu`` or ``cuda``; CUDA trains with bfloat16 autocast.
-    dropout : float, optional
-        Head dropout rate (training and MC sampling).
-    batch_size : int, optional
-        Training batch size.
-    """
-
-    name: ClassVar[str]
-    uses_features: ClassVar[bool]
-    default_epochs: ClassVar[int]
-    default_dropout: ClassVar[float]
-    default_batch: ClassVar[int]
-
-    def __init__(
-        self,
-        *,
-        epochs: int | None = None,
-        device: str = "auto",
-        dropout: float | None = None,
-        batch_size: int | None = None,
-    ) -> None:
-        self.epochs = self.default_epochs if epochs is None else int(epochs)
-        self.device_name = device
-        self.dropout = self.default_dropout if dropout is None else float(dropout)
-        self.batch_size = self.default_batch if batch_size is None else int(batch_size)
-        self._splits: dict[str, _Data] = {}
-        self.model = None
-
-    # ------------------------------------------------------------------ setup
-    def setup(self, data: ALDataset, features: dict[str, np.ndarray] | None = None) -> Learner:
-        """Bind the learner to a dataset (moves in-memory data to the device once).
-
-        Parameters
-        ----------
-        data : ALDataset
-        features : dict, optional
-            ``{"train": (N, D), "test": (M, D)}`` fixed features for feature learners;
-            default :func:`al_runner.datasets.dataset_features`.
-        """
-        if self.epochs < 1:
-            raise ALRunnerError(f"epochs must be >= 1, got {self.epochs}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ALRunnerError(f"dropout must be in [0, 1), got {self.dropout}")
-        torch = _torch()
-        self.device = torch.device(resolve_device(self.device_name))
-        self.amp = self.device.type == "cuda"
-        self.data = data
-        self.n_classes = data.n_classes
-        if self.uses_features:
-            if features is None:
-                features = {s: dataset_features(data, s) for s in ("train", "test")}
-            for split in ("train", "test"):
-                x = torch.as_tensor(np.ascontiguousarray(features[split]), dtype=torch.float32)
-                self._splits[split] = _Data(x.to(self.device), getattr(data, split).y, False)
-            self.in_shape: tuple[int, ...] = (features["train"].shape[1],)
-        else:
-            if data.kind != "image":
-                raise ALRunnerError(
-                    f"learner {self.name!r} needs images; {data.name} holds features: use "
-                    "--learner linear or mlp"
-                )
-            for split in ("train", "test"):
-                part: Split = getattr(data, split)
-                if part.in_memory:
-                    x = torch.as_tensor(part.x).to(self.device)
-                    self._splits[split] = _Data(x, part.y, False)
-                else:
-                    self._splits[split] = _Data(part.x, part.y, True)
-            if data.train.in_memory:
-                x = self._splits["train"].x
-                s1 = torch.zeros(x.shape[1], dtype=torch.float64, device=self.device)
-                s2 = torch.zeros_like(s1)
-                for start in range(0, x.shape[0], 8192):  # chunked: no float copy of the pool
-                    chunk = x[start : start + 8192].double() / 255.0
-                    s1 += chunk.sum(dim=(0, 2, 3))
-                    s2 += chunk.pow(2).sum(dim=(0, 2, 3))
-                count = x.shape[0] * x.shape[2] * x.shape[3]
-                mean = s1 / count
-                std = (s2 / count - mean**2).clamp_min(0).sqrt()
-                self.mean = mean.float().view(1, -1, 1, 1)
-                self.std = std.float().clamp_min(1e-3).view(1, -1, 1, 1)
-                self.in_shape = tuple(x.shape[1:])
-            else:
-                self.mean = self.std = None
-                self.in_shape = tuple(data.train.x[0][0].shape)
-        return self
-
-    # ------------------------------------------------------------------ model parts
-    @abstractmethod
-    def _build(self) -> Any:
-        """Return a torch module with ``trunk`` and ``head`` submodules."""
-
-    def _train_step(self, model: Any, loss_fn: Any, xb: Any, yb: Any, opt: Any, sched: Any) -> None:
-        """One optimiser step (bfloat16 autocast on CUDA), then the scheduler's."""
-        torch = _torch()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            loss = loss_fn(model(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-
-    def _prepare(self, xb: Any, train: bool) -> Any:
-        """Turn a raw batch (uint8 images or features) into the model's input."""
-        return xb
-
-    def _train(self, idx: np.ndarray, gen: Any) -> None:
-        torch = _torch()
-        model = self.model
-        n = idx.size
-        batch = min(self.batch_size, n)
-        steps_per_epoch = math.ceil(n / batch)
-        total = max(self.epochs * steps_per_epoch, self.min_steps)
-        opt, sched = self._optimiser(model, total)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        model.train()
-        labels = torch.as_tensor(self._splits["train"].y[idx], device=self.device)
-        idx_t = torch.as_tensor(idx, device=self.device)
-        step = 0
-        while step < total:
-            perm = torch.randperm(n, generator=gen).to(self.device)
-            for start in range(0, n, batch):
-                sel = perm[start : start + batch]
-                xb = self._prepare(self._splits["train"].x[idx_t[sel]], train=True)
-                self._train_step(model, loss_fn, xb, labels[sel], opt, sched)
-                step += 1
-                if step >= total:
-                    break
-
-    min_steps: ClassVar[int] = 0
-
-    def _optimiser(self, model: Any, total_steps: int) -> tuple[Any, Any]:
-        torch = _torch()
-        return torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4), None
-
-    # ------------------------------------------------------------------ public API
-    def fit(self, idx: np.ndarray, seed: int) -> Learner:
-        """Train from scratch on the pool samples ``idx``.
-
-        Parameters
-        ----------
-        idx : numpy.ndarray
-            Labelled pool indices.
-        seed : int
-            Seeds initialisation, shuffling and augmentation.
-        """
-        torch = _torch()
-        idx = np.asarray(idx, dtype=np.int64)
-        if idx.size == 0:
-            raise ALRunnerError("cannot train on an empty labelled set")
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        self.model = self._build().to(self.device)
-        if self.device.type == "cpu" and not self.uses_features:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        if self._splits["train"].lazy:
-            self._train_lazy(idx, gen)
-        else:
-            self._train(idx, gen)
-        self.model.eval()
-        return self
-
-    def _train_lazy(self, idx: np.ndarray, gen: Any) -> None:
-        """Train from an on-disk dataset with its own training transforms."""
-        torch = _torch()
-        from torch.utils.data import DataLoader, Subset
-
-        part = self.data.train_augmented or self.data.train
-        loader = DataLoader(
-            Subset(part.x, idx.tolist()),
-            batch_size=min(self.batch_size, idx.size),
-            shuffle=True,
-            generator=gen,
-            num_workers=_workers(),
-            persistent_workers=_workers() > 0,  # no worker restart per epoch
-            pin_memory=self.device.type == "cuda",
-            drop_last=False,
-        )
-        total = max(self.epochs * len(loader), self.min_steps)
-        opt, sched = self._optimiser(self.model, total)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        self.model.train()
-        step = 0
-        while step < total:
-            for xb, yb in loader:
-                xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device)
-                self._train_step(self.model, loss_fn, xb, yb, opt, sched)
-                step += 1
-                if step >= total:
-                    break
-
-    def _batches(self, split: str, idx: np.ndarray):
-        torch = _torch()
-        part = self._splits[split]
-        # small batches are fastest for convolutions on the CPU (cache-resident activations)
-        bs = 8192 if self.uses_features else 1024 if self.device.type == "cuda" else 128
-        if part.lazy:
-            from torch.utils.data import DataLoader, Subset
-
-            loader = DataLoader(
-                Subset(part.x, np.asarray(idx).tolist()), batch_size=bs, num_workers=_workers()
-            )
-            for xb, _ in loader:
-                yield xb.to(self.device, non_blocking=True)
-            return
-        idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=self.device)
-        for start in range(0, idx_t.numel(), bs):
-            yield self._prepare(part.x[idx_t[start : start + bs]], train=False)
-
-    def _check_fitted(self) -> None:
-        if self.model is None:
-            raise ALRunnerError(f"learner {self.name!r} is not trained yet: call fit() first")
-
-    def embed(self, idx: np.ndarray | None = None, split: str = "train") -> np.ndarray:
-        """Trunk output (the embedding ``h`` before the head) for samples of a split.
-
-        Parameters
-        ----------
-        idx : numpy.ndarray, optional
-            Sample indices (default: all).
-        split : {"train", "test"}
-
-        Returns
-        -------
-        numpy.ndarray
-            ``float32`` ``(len(idx), d)``.
-        """
-        torch = _torch()
-        self._check_fitted()
-        if idx is None:
-            idx = np.arange(len(self._splits[split].y))
-        out = []
-        with (
-            torch.inference_mode(),
-            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp),
-        ):
-            for xb in self._batches(split, idx):
-                out.append(self.model.trunk(xb).float().cpu())
-        if not out:
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
-        return torch.cat(out).numpy()
-
-    @property
-    def embed_dim(self) -> int:
-        """Size of the embedding ``h``."""
-        self._check_fitted()
-        return int(self.model.head[-1].in_features)
-
-    def head_proba(self, h: np.ndarray, *, samples: int = 0, seed: int = 0) -> np.ndarray:
-        """Softmax of the head on embeddings; with ``samples=T`` draw T dropout masks.
-
-        MC dropout is *consistent* (Kirsch et al., BatchBALD, 2019): each draw samples one
-        dropout mask over the embedding units and applies it to every pool sample, so a draw is
-        one sampled model. The trunk is not re-run: ``h`` is computed once by :meth:`embed`.
-
-        Parameters
-        ----------
-        h : numpy.ndarray
-            Embeddings ``(n, d)`` from :meth:`embed`.
-        samples : int
-            0: deterministic probabilities ``(n, C)``; T > 0: MC-dropout ``(T, n, C)``.
-        seed : int
-            Seed of the dropout masks.
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        torch = _torch()
-        self._check_fitted()
-        head = self.model.head
-        p = self.dropout if self.dropout > 0 else self.mc_dropout
-        ht = torch.as_tensor(np.asarray(h, dtype=np.float32), device=self.device)
-        with torch.inference_mode():
-            if samples <= 0:
-                return torch.softmax(head(ht).float(), dim=1).cpu().numpy()
-            gen = torch.Generator(device=self.device).manual_seed(seed)
-            linear = head[-1]
-            draws = []
-            for _ in range(samples):
-                # consistent MC dropout: one mask per sample, shared by the whole pool, i.e.
-                # one sampled model (dropped input units of the last layer) per draw
-                keep = torch.rand(ht.shape[1], generator=gen, device=self.device) >= p
-                weight = linear.weight * (keep / (1.0 - p))
-                logits = torch.nn.functional.linear(ht, weight, linear.bias)
-                draws.append(torch.softmax(logits.float(), dim=1).cpu())
-            return torch.stack(draws).numpy()
-
-    mc_dropout: ClassVar[float] = 0.2
-
-    def predict_proba(self, idx: np.ndarray | None = None, split: str = "train") -> np.ndarray:
-        """Class probabilities ``(n, C)`` for samples of a split."""
-        return self.head_proba(self.embed(idx, split))
-
-    def accuracy(self, split: str = "test") -> float:
-        """Accuracy on a whole split (the test set by default)."""
-        proba = self.predict_proba(None, split)
-        return float(np.mean(proba.argmax(axis=1) == self._splits[split].y))
-
-
-def _workers() -> int:
-    import os
-
-    return min(8, max(0, (os.cpu_count() or 1) - 1))
+__all__ = ["LEARNERS", "Learner", "get_learner", "register_learner", "resolve_device"]
 
 
 # ---------------------------------------------------------------------- feature learners
 def _standardiser(x: Any) -> Any:
-    torch = _torch()
+    torch = require_torch()
 
     class Standardise(torch.nn.Module):
         def __init__(self, mean: Any, scale: Any) -> None:
@@ -410,7 +53,7 @@ def _standardiser(x: Any) -> Any:
 class _TrunkHead:
     @staticmethod
     def make(trunk: Any, dim: int, n_classes: int, dropout: float) -> Any:
-        torch = _torch()
+        torch = require_torch()
 
         class Net(torch.nn.Module):
             def __init__(self) -> None:
@@ -445,7 +88,7 @@ class LinearLearner(Learner):
         return _TrunkHead.make(_standardiser(x), x.shape[1], self.n_classes, 0.0)
 
     def _train(self, idx: np.ndarray, gen: Any) -> None:
-        torch = _torch()
+        torch = require_torch()
         model = self.model
         x = self._splits["train"].x[torch.as_tensor(idx, device=self.device)]
         y = torch.as_tensor(self._splits["train"].y[idx], device=self.device)
@@ -485,7 +128,7 @@ class MLPLearner(Learner):
     hidden = 256
 
     def _build(self) -> Any:
-        torch = _torch()
+        torch = require_torch()
         x = self._splits["train"].x
         trunk = torch.nn.Sequential(
             _standardiser(x), torch.nn.Linear(x.shape[1], self.hidden), torch.nn.ReLU()
@@ -499,7 +142,7 @@ class _ImageLearner(Learner):
     augment: ClassVar[bool] = False
 
     def _prepare(self, xb: Any, train: bool) -> Any:
-        torch = _torch()
+        torch = require_torch()
         if xb.dtype == torch.uint8:
             xb = (xb.float() / 255.0 - self.mean) / self.std
         if train and self.augment:
@@ -511,7 +154,7 @@ class _ImageLearner(Learner):
 
 def _crop_flip(xb: Any, pad: int) -> Any:
     """Random crop with zero padding and random horizontal flip of a batch (per sample)."""
-    torch = _torch()
+    torch = require_torch()
     n, _, h, w = xb.shape
     padded = torch.nn.functional.pad(xb, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), device=xb.device)
@@ -535,7 +178,7 @@ class CNNLearner(_ImageLearner):
     min_steps = 100
 
     def _build(self) -> Any:
-        torch = _torch()
+        torch = require_torch()
         nn = torch.nn
         c, h, w = self.in_shape
         flat = 64 * (h // 4) * (w // 4)
@@ -563,7 +206,7 @@ class _SGDProtocol(_ImageLearner):
     lr = 0.025
 
     def _optimiser(self, model: Any, total_steps: int) -> tuple[Any, Any]:
-        torch = _torch()
+        torch = require_torch()
         opt = torch.optim.SGD(
             model.parameters(), lr=self.lr, momentum=0.9, nesterov=True, weight_decay=3e-4
         )
@@ -576,7 +219,7 @@ class ResNet18Learner(_SGDProtocol):
     name = "resnet18"
 
     def _build(self) -> Any:
-        torch = _torch()
+        torch = require_torch()
         from torchvision.models import resnet18
 
         net = resnet18(num_classes=self.n_classes)
@@ -593,7 +236,7 @@ class ResNet50Learner(_SGDProtocol):
     name = "resnet50"
 
     def _build(self) -> Any:
-        torch = _torch()
+        torch = require_torch()
         from torchvision.models import resnet50
 
         net = resnet50(num_classes=self.n_classes)
@@ -608,6 +251,39 @@ LEARNERS: dict[str, type[Learner]] = {
     cls.name: cls
     for cls in (LinearLearner, MLPLearner, CNNLearner, ResNet18Learner, ResNet50Learner)
 }
+
+
+def register_learner(name: str, cls: type[Learner], *, replace: bool = False) -> type[Learner]:
+    """Add a user learner to the registry (``RunConfig(learner=name)`` then finds it).
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    cls : type
+        A :class:`Learner` subclass: ``uses_features``, ``default_epochs``,
+        ``default_dropout``, ``default_batch`` and ``_build()`` returning a module with
+        ``trunk`` and ``head`` (``Dropout`` + ``Linear``); optionally ``_optimiser``.
+        Its ``name`` is set to ``name`` (its own must be unset or equal).
+    replace : bool
+        Allow replacing a registered learner of the same name.
+
+    Returns
+    -------
+    type
+        ``cls``.
+    """
+    if not isinstance(cls, type) or not issubclass(cls, Learner):
+        raise ALRunnerError(f"register_learner({name!r}): {cls!r} is not a Learner subclass")
+    if not name:
+        raise ALRunnerError("register_learner: the name is empty")
+    if cls.__dict__.get("name", name) != name:  # its own name, not a base class's
+        raise ALRunnerError(f"register_learner({name!r}): {cls.__name__}.name is {cls.name!r}")
+    if name in LEARNERS and LEARNERS[name] is not cls and not replace:
+        raise ALRunnerError(f"learner {name!r} is registered already (replace=True to replace)")
+    cls.name = name
+    LEARNERS[name] = cls
+    return cls
 
 
 def get_learner(name: str, **kwargs: Any) -> Learner:

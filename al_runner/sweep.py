@@ -10,28 +10,34 @@ Every run writes its curve and resume state atomically after each round into a r
 costs at most the round in progress: Ray retries the task (it resumes from its state), and a
 sweep started again skips finished runs and resumes the others. The sweep then merges the runs
 into one curves netCDF that :func:`palm_bayes.load_curves` reads.
+
+The grid itself is :mod:`al_runner.grid`; starting Ray and reading its failures is
+:mod:`al_runner.ray_session` (both re-exported here).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import logging
 import os
 import sys
 import time
-import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from al_runner.config import SSL_EMBEDDINGS as _SSL
+from al_runner.curves_out import CURVE_DIMS
 from al_runner.errors import ALRunnerError
+from al_runner.grid import RunSpec, SweepGrid
+from al_runner.ray_session import SYSTEM_FAILURE, error_text, start_ray, system_errors
 
 __all__ = [
+    "SYSTEM_FAILURE",
     "RunSpec",
     "SweepGrid",
     "SweepResult",
@@ -40,239 +46,6 @@ __all__ = [
     "run_sweep",
     "start_ray",
 ]
-
-_SSL = ("simclr", "mocov2", "mocov3", "byol")
-_GRID_EMBEDDINGS = ("raw", "pca", *_SSL)
-_CURVE_DIMS = ("dataset", "strategy", "embedding", "seed", "step")
-_LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's single-node, loopback-only mode
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run of a sweep: a cell of the grid."""
-
-    dataset: str
-    strategy: str
-    embedding: str
-    seed: int
-
-    @property
-    def name(self) -> str:
-        """``dataset/embedding/strategy/seed`` (how progress and failures name the run)."""
-        return f"{self.dataset}/{self.embedding}/{self.strategy}/seed{self.seed}"
-
-    def path(self, results: str | os.PathLike) -> Path:
-        """The run's curves file inside the results folder (its state file sits beside it)."""
-        return Path(results) / self.dataset / self.embedding / self.strategy / f"seed{self.seed}.nc"
-
-
-@dataclass
-class SweepGrid:
-    """A sweep: the grid and the settings every run shares (read from a TOML file).
-
-    Parameters
-    ----------
-    datasets, strategies : list of str
-        Registry names (``al-runner list``); ``strategies = ["all"]`` takes every strategy.
-    embeddings : list of str
-        ``raw``, ``pca`` or an SSL method (``simclr``, ``mocov2``, ``mocov3``, ``byol``).
-    seeds : list of int
-        Seeds of the repeated runs (a TOML integer ``n`` means ``0 .. n-1``).
-    learner, rounds, budget, initial_size, initial, epochs :
-        As in :class:`al_runner.loop.RunConfig`.
-    embedding_epochs : int
-        SSL training epochs when an embedding must be built.
-    embedding_options : dict
-        Further SSL training settings (:class:`al_runner.embeddings.EmbedConfig` fields such as
-        ``batch_size``, ``arch``, ``lr``, ``max_steps_per_epoch``).
-    embedding_dir : str, optional
-        Folder of SSL checkpoints and feature caches (default: ``embeddings/`` inside the
-        results folder).
-    threads : int
-        CPU threads per run (the CPUs each Ray task asks for).
-    gpus_per_run : float
-        GPUs each run of an image learner (cnn, resnet*) asks for when the cluster has GPUs;
-        a fraction packs several runs onto one GPU.
-    device : str
-        ``auto`` (GPU learners on GPUs when the cluster has them), ``cpu`` or ``cuda``.
-    retries : int
-        Ray retries of a failed or lost run before it is reported as failed.
-    data_roots, class_lists : dict
-        Per dataset: the local data path and ImageNet class-list file.
-    dataset_options : dict
-        Per dataset: ``imbalance`` (imbalanced CIFAR), ``image_size`` and ``split_file``
-        (image folders), e.g. ``{"imbalanced-cifar10": {"imbalance": 50}}``.
-    strategy_options : dict
-        Per strategy keyword arguments, e.g. ``{"probcover": {"delta": 0.6}}``.
-    """
-
-    datasets: list[str]
-    strategies: list[str]
-    embeddings: list[str] = field(default_factory=lambda: ["raw"])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    learner: str = "linear"
-    rounds: int = 10
-    budget: int = 20
-    initial_size: int | None = None
-    initial: str = "random"
-    epochs: int | None = None
-    embedding_epochs: int = 20
-    embedding_options: dict[str, Any] = field(default_factory=dict)
-    embedding_dir: str | None = None
-    threads: int = 1
-    gpus_per_run: float = 1.0
-    device: str = "auto"
-    retries: int = 2
-    data_roots: dict[str, str] = field(default_factory=dict)
-    class_lists: dict[str, str] = field(default_factory=dict)
-    dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def from_toml(cls, path: str | os.PathLike) -> SweepGrid:
-        """Read a grid file; unknown keys and wrong types are errors that name the key."""
-        path = Path(path)
-        try:
-            table = tomllib.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise ALRunnerError(f"grid file {path} does not exist") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ALRunnerError(f"grid file {path} is not valid TOML: {exc}") from exc
-        return cls.from_dict(table, source=str(path))
-
-    @classmethod
-    def from_dict(cls, table: dict[str, Any], source: str = "grid") -> SweepGrid:
-        """Build a grid from a dict with the TOML file's keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ALRunnerError(f"{source}: unknown key(s) {unknown}; known: {sorted(known)}")
-        for key in ("datasets", "strategies"):
-            if key not in table:
-                raise ALRunnerError(f"{source}: missing key {key!r}")
-        table = dict(table)
-        if isinstance(table.get("seeds"), int):
-            table["seeds"] = list(range(table["seeds"]))
-        for key in ("datasets", "strategies", "embeddings", "seeds"):
-            value = table.get(key)
-            if isinstance(value, str):
-                table[key] = [value]
-            elif value is not None and not isinstance(value, list):
-                raise ALRunnerError(f"{source}: {key} must be a list, got {value!r}")
-        return cls(**table).validate()
-
-    def validate(self) -> SweepGrid:
-        """Check every name and size up front, before any run starts; return self."""
-        from al_runner.datasets import DATASETS
-        from al_runner.strategies import (
-            STRATEGIES,
-            check_strategy_names,
-            get_strategy,
-            stage_names,
-        )
-
-        if self.strategies == ["all"]:
-            self.strategies = list(STRATEGIES)
-        for key in ("datasets", "strategies", "embeddings", "seeds"):
-            values = getattr(self, key)
-            if not values:
-                raise ALRunnerError(f"the grid has no {key}")
-            if len(set(values)) != len(values):
-                raise ALRunnerError(f"{key} repeat a value: {values}")
-        unknown = [d for d in self.datasets if d not in DATASETS]
-        if unknown:
-            raise ALRunnerError(f"unknown dataset {unknown[0]!r}; known: {', '.join(DATASETS)}")
-        check_strategy_names(list(self.strategies))
-        unknown = [e for e in self.embeddings if e not in _GRID_EMBEDDINGS]
-        if unknown:
-            raise ALRunnerError(
-                f"unknown embedding {unknown[0]!r}; a sweep takes {', '.join(_GRID_EMBEDDINGS)} "
-                "(your own features: al-runner run --embedding-file)"
-            )
-        for key, table in (
-            ("data_roots", self.data_roots),
-            ("class_lists", self.class_lists),
-            ("dataset_options", self.dataset_options),
-        ):
-            extra = sorted(set(table) - set(self.datasets))
-            if extra:
-                raise ALRunnerError(f"{key} names datasets not in the grid: {extra}")
-        running = set().union(*(stage_names(n) for n in self.strategies))
-        for name, options in self.dataset_options.items():
-            unknown = sorted(set(options) - {"imbalance", "image_size", "split_file"})
-            if unknown:
-                raise ALRunnerError(
-                    f"dataset_options.{name}: unknown {unknown}; known: imbalance, image_size, "
-                    "split_file"
-                )
-            wrong = sorted(set(options) - set(DATASETS[name].options))
-            if wrong:
-                users = [n for n, e in DATASETS.items() if wrong[0] in e.options]
-                raise ALRunnerError(
-                    f"dataset_options.{name}: --{wrong[0].replace('_', '-')} does not apply to "
-                    f"{name!r}, only to {', '.join(users)}"
-                )
-        extra = sorted(set(self.strategy_options) - running)
-        if extra:
-            raise ALRunnerError(f"strategy_options names strategies not in the grid: {extra}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ALRunnerError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        g = float(self.gpus_per_run)
-        if not (0 < g <= 1 or (g > 1 and g.is_integer())):
-            raise ALRunnerError(
-                f"gpus_per_run must be a fraction of one GPU or a whole number, got {g}"
-            )
-        if self.retries < 0:
-            raise ALRunnerError(f"retries must be >= 0, got {self.retries}")
-        self.seeds = [int(s) for s in self.seeds]
-        for d in self.datasets:
-            for e in self.embeddings:  # learner, rounds, budget, ... as al-runner run checks them
-                self.run_config(RunSpec(d, self.strategies[0], e, self.seeds[0]), ".").validate()
-        known = {f.name for f in fields(_embed_config())} - {"dataset", "method", "epochs"}
-        extra = sorted(set(self.embedding_options) - known)
-        if extra:
-            raise ALRunnerError(f"unknown embedding_options {extra}; known: {sorted(known)}")
-        for name, options in self.strategy_options.items():
-            get_strategy(name, **options)  # an unknown parameter errors here, not in a worker
-        return self
-
-    def runs(self) -> list[RunSpec]:
-        """Every cell of the grid, dataset-major."""
-        return [
-            RunSpec(d, s, e, seed)
-            for d in self.datasets
-            for e in self.embeddings
-            for seed in self.seeds
-            for s in self.strategies
-        ]
-
-    def run_config(self, spec: RunSpec, embedding_dir: str | os.PathLike) -> Any:
-        """The :class:`al_runner.loop.RunConfig` of one run."""
-        from al_runner.loop import RunConfig
-        from al_runner.strategies import stage_names
-
-        return RunConfig(
-            dataset=spec.dataset,
-            strategies=[spec.strategy],
-            learner=self.learner,
-            rounds=self.rounds,
-            budget=self.budget,
-            initial_size=self.initial_size,
-            initial=self.initial,
-            seeds=[spec.seed],
-            epochs=self.epochs,
-            embedding=spec.embedding,
-            embedding_dir=str(embedding_dir),
-            embedding_epochs=self.embedding_epochs,
-            device=self.device,
-            threads=self.threads,
-            data_root=self.data_roots.get(spec.dataset),
-            class_list=self.class_lists.get(spec.dataset),
-            **self.dataset_options.get(spec.dataset, {}),
-            strategy_options={
-                k: v for k, v in self.strategy_options.items() if k in stage_names(spec.strategy)
-            },
-        )
 
 
 @dataclass
@@ -294,12 +67,6 @@ def execute_run(config: Any, out: str) -> dict[str, Any]:
 
     curves = run_experiment(config, out, progress=False)
     return {"accuracy": curves["accuracy"].to_numpy().ravel().tolist()}
-
-
-def _embed_config() -> type:
-    from al_runner.embeddings import EmbedConfig
-
-    return EmbedConfig
 
 
 def build_embedding(config: Any, options: dict[str, Any] | None = None) -> str:
@@ -325,145 +92,52 @@ def _run_task(runner: Callable[[Any, str], Any], config: Any, out: str, *ready: 
     return runner(config, out)
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Connect to Ray: a new local instance on 127.0.0.1 (``address=None``) or a cluster.
-
-    Returns whether this call started Ray (and should shut it down). An already initialised
-    Ray session is reused as it is.
-    """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    try:
-        import ray
-        from ray._private import ray_constants
-    except ImportError as exc:
-        raise ALRunnerError("sweeps need Ray: pip install 'palm-bayes[sweep]'") from exc
-    if address is not None:
-        _check_reachable(address)
-    if ray.is_initialized():
-        return False
-    common = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    if address is None:
-        # Ray enables token authentication on a new local instance and says so on every start;
-        # the instance stays authenticated, the notice is dropped (a sweep shows its own bar)
-        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
-            logging.ERROR
-        )
-        # Ray's single-node mode: every Ray server binds to 127.0.0.1 only. The processes Ray
-        # starts read the variable; this process read it when ray was imported.
-        env_before = os.environ.get(_LOCAL_ONLY)
-        flag_before = ray_constants.ENABLE_RAY_CLUSTER
-        os.environ[_LOCAL_ONLY], ray_constants.ENABLE_RAY_CLUSTER = "0", False
-        try:
-            for attempt in (1, 2):  # Ray gives its raylet 30 s to start: a busy machine may not
-                try:
-                    ray.init(
-                        address="local", num_cpus=num_cpus or os.cpu_count(),
-                        object_store_memory=512 * 1024**2, _node_ip_address="127.0.0.1",
-                        **common,
-                    )  # fmt: skip
-                    break
-                except Exception as exc:  # Ray raises a bare Exception on a startup timeout
-                    ray.shutdown()
-                    if attempt == 2:
-                        raise ALRunnerError(
-                            f"could not start a local Ray instance ({exc}); is the machine "
-                            "overloaded? rerun the command (finished runs are kept)"
-                        ) from exc
-        finally:
-            ray_constants.ENABLE_RAY_CLUSTER = flag_before
-            if env_before is None:
-                os.environ.pop(_LOCAL_ONLY, None)
-            else:
-                os.environ[_LOCAL_ONLY] = env_before
-    else:
-        try:
-            ray.init(address=address, **common)
-        except (ConnectionError, RuntimeError) as exc:
-            raise ALRunnerError(f"cannot connect to the Ray cluster at {address}: {exc}") from exc
-    return True
-
-
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast when nothing listens at ``HOST:PORT`` (Ray itself retries for minutes)."""
-    import socket
-
-    target = address.removeprefix("ray://")
-    host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit():
-        return  # "auto" and the like: Ray resolves them (and fails fast when there is none)
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise ALRunnerError(
-            f"no Ray cluster answers at {address} ({exc}); start one with `ray start --head` "
-            "or leave out --address for a local instance"
-        ) from exc
-
-
 def _finished_rounds(spec: RunSpec, config: Any, results: Path) -> int:
     """Rounds a run has finished, from its state file; a state of other settings is an error."""
-    from al_runner.loop import _load_state, state_path
+    from al_runner.state import RunState, state_path
 
     path = state_path(spec.path(results))
     if not path.exists():
         return 0
     try:
-        state = _load_state(path, config)
+        state = RunState.load(path, config)
     except ALRunnerError as exc:
         raise ALRunnerError(
             f"{spec.name}: {exc} (the results folder {results} holds runs of another grid)"
         ) from exc
-    run = state["runs"].get(f"{spec.strategy}/{spec.seed}")
-    return len(run["accuracy"]) if run else 0
+    run = state.run(spec.strategy, spec.seed)
+    return run.rounds if run else 0
 
 
 def _rounds_now(spec: RunSpec, results: Path) -> list[float]:
     """Accuracies a (possibly running) run has saved so far; [] when unreadable."""
-    from al_runner.loop import state_path
+    from al_runner.state import RunState, state_path
 
     try:
-        state = json.loads(state_path(spec.path(results)).read_text())
-        return list(state["runs"][f"{spec.strategy}/{spec.seed}"]["accuracy"])
-    except (OSError, ValueError, KeyError):
+        run = RunState.read(state_path(spec.path(results))).run(spec.strategy, spec.seed)
+    except ALRunnerError:
         return []
+    return list(run.accuracy) if run else []
 
 
 def _resources(grid: SweepGrid, cluster: dict[str, float]) -> tuple[dict, dict]:
     """Ray options of a run and of an embedding task."""
     from al_runner.learners import LEARNERS
 
+    shared = grid.template
     has_gpu = cluster.get("GPU", 0) > 0
-    if grid.device == "cuda" and not has_gpu:
+    if shared.device == "cuda" and not has_gpu:
         raise ALRunnerError("device = 'cuda' but the Ray cluster has no GPU")
-    use_gpu = has_gpu and grid.device != "cpu"
-    image_learner = not LEARNERS[grid.learner].uses_features
-    run = {"num_cpus": grid.threads, "num_gpus": grid.gpus_per_run if use_gpu and image_learner
+    use_gpu = has_gpu and shared.device != "cpu"
+    image_learner = not LEARNERS[shared.learner].uses_features
+    run = {"num_cpus": shared.threads, "num_gpus": grid.gpus_per_run if use_gpu and image_learner
            else 0}  # fmt: skip
-    embed = {"num_cpus": grid.threads, "num_gpus": 1 if use_gpu else 0}
-    if cluster.get("CPU", 0) < grid.threads:
+    embed = {"num_cpus": shared.threads, "num_gpus": 1 if use_gpu else 0}
+    if cluster.get("CPU", 0) < shared.threads:
         raise ALRunnerError(
-            f"each run asks for {grid.threads} CPU(s) but the cluster has {cluster.get('CPU', 0)}"
+            f"each run asks for {shared.threads} CPU(s) but the cluster has {cluster.get('CPU', 0)}"
         )
     return run, embed
-
-
-#: Prefix of the error of a run that Ray's own machinery lost (not the run's code).
-SYSTEM_FAILURE = "Ray system failure: "
-
-
-def _system_errors(ray: Any) -> tuple[type, ...]:
-    """Ray's exceptions for a lost raylet, node, worker process or object (not a task's bug)."""
-    names = ("LocalRayletDiedError", "NodeDiedError", "WorkerCrashedError", "RaySystemError",
-             "ObjectLostError", "OwnerDiedError")  # fmt: skip
-    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
-
-
-def _error_text(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None)
-    if cause is not None and not isinstance(cause, type(exc)):
-        return f"{type(cause).__name__}: {cause}"
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 def run_sweep(
@@ -509,7 +183,7 @@ def run_sweep(
     specs = grid.runs()
     configs = {spec: grid.run_config(spec, embed_dir).validate() for spec in specs}
     done_before = {spec for spec in specs if _finished_rounds(spec, configs[spec], results)
-                   == grid.rounds and spec.path(results).exists()}  # fmt: skip
+                   == grid.template.rounds and spec.path(results).exists()}  # fmt: skip
     todo = [spec for spec in specs if spec not in done_before]
     if max_concurrent is not None and max_concurrent < 1:
         raise ALRunnerError(f"--max-concurrent must be >= 1, got {max_concurrent}")
@@ -535,7 +209,7 @@ def run_sweep(
             if error.startswith(SYSTEM_FAILURE):
                 failed[name] = error + "; re-running the same command resumes from saved rounds"
     curves = merge_runs(grid, results, failed=failed)
-    from al_runner.loop import write_curves
+    from al_runner.curves_out import write_curves
 
     write_curves(curves, out)
     return SweepResult(curves, failed, len(done_before), time.perf_counter() - t0)
@@ -589,8 +263,8 @@ def _dispatch(
                         ray.get(ref)
                         finished[spec] = _rounds_now(spec, results)
                     except ray.exceptions.RayError as exc:
-                        system = isinstance(exc, _system_errors(ray))
-                        failed[spec.name] = (SYSTEM_FAILURE if system else "") + _error_text(exc)
+                        system = isinstance(exc, system_errors(ray))
+                        failed[spec.name] = (SYSTEM_FAILURE if system else "") + error_text(exc)
                 bar.update(inflight.values(), finished, failed)
         finally:
             bar.close()
@@ -616,12 +290,12 @@ class _Progress:
         if enabled:
             from tqdm.auto import tqdm
 
-            total = (len(todo) + n_done) * grid.rounds
+            total = (len(todo) + n_done) * grid.template.rounds
             self.bar = tqdm(total=total, initial=self.saved(), desc="sweep", unit="round",
                             dynamic_ncols=True)  # fmt: skip
 
     def saved(self) -> int:
-        return self.n_done * self.grid.rounds + sum(self.rounds.values())
+        return self.n_done * self.grid.template.rounds + sum(self.rounds.values())
 
     def update(
         self, running: Any, finished: dict[RunSpec, list[float]], failed: dict[str, str]
@@ -660,7 +334,7 @@ def merge_runs(
     coords = {
         "dataset": list(grid.datasets), "strategy": list(grid.strategies),
         "embedding": list(grid.embeddings), "seed": np.asarray(grid.seeds, dtype=np.int64),
-        "step": np.arange(grid.rounds),
+        "step": np.arange(grid.template.rounds),
     }  # fmt: skip
     shape = tuple(len(v) for v in coords.values())
     arrays: dict[str, np.ndarray] = {}
@@ -690,7 +364,7 @@ def merge_runs(
     if not arrays:
         raise ALRunnerError(f"no run of the grid has finished a round in {results}")
     merged = xr.Dataset(
-        {name: (_CURVE_DIMS if a.ndim == 5 else _CURVE_DIMS[:-1], a) for name, a in arrays.items()},
+        {name: (CURVE_DIMS if a.ndim == 5 else CURVE_DIMS[:-1], a) for name, a in arrays.items()},
         coords=coords,
     )
     if merged["n_test"].notnull().all():
@@ -703,6 +377,6 @@ def merge_runs(
         date=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         complete=int(complete and not failed),
         failed_runs="; ".join(sorted(failed or {})),
-        grid=json.dumps(asdict(grid)),
+        grid=json.dumps(grid.to_dict()),
     )
     return merged

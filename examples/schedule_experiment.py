@@ -53,7 +53,7 @@ def main() -> None:
     candidates = args.candidates.split(",")
     data = load_dataset(args.dataset, args.data_root)
     base = dict(
-        learner=args.learner, rounds=args.rounds, budget=args.budget, initial="cold",
+        learner=args.learner, rounds=args.rounds, labels_per_round=args.budget, initial="cold",
         seeds=list(range(args.seeds)), embedding=args.embedding, data_root=args.data_root,
     )  # fmt: skip
 

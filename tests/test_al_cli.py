@@ -22,7 +22,7 @@ def test_list(capsys):
 def test_run_writes_curves_and_resumes(tmp_path, capsys):
     out = tmp_path / "curves.nc"
     args = ["run", "--dataset", "digits", "--strategies", "random,margin", "--rounds", "4"]
-    args += ["--budget", "10", "--seeds", "2", "--out", str(out), "--no-progress"]
+    args += ["--labels-per-round", "10", "--seeds", "2", "--out", str(out), "--no-progress"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "margin" in printed and "40" in printed
@@ -83,3 +83,24 @@ def test_console_script_module_runs():
         check=False,
     )
     assert proc.returncode == 2 and proc.stderr.startswith("al-runner: error: unknown dataset")
+
+
+def test_run_options_are_the_run_config_fields():
+    from dataclasses import MISSING, fields
+
+    from al_runner.cli import _config, build_parser
+    from al_runner.config import RunConfig
+
+    args = build_parser().parse_args(["run", "--dataset", "digits", "--out", "c.nc"])
+    for f in fields(RunConfig):
+        if f.name in ("dataset", "strategies", "strategy_options"):
+            continue
+        default = f.default if f.default is not MISSING else f.default_factory()
+        assert getattr(args, f.name) == default, f.name
+    argv = ["run", "--dataset", "digits", "--out", "c.nc", "--strategies", "random,margin",
+            "--seeds", "2", "--strategy-option", "margin.x=1", "--no-proxies",
+            "--image-size", "32"]  # fmt: skip
+    config = _config(build_parser().parse_args(argv))
+    assert config.strategies == ["random", "margin"] and config.seeds == [0, 1]
+    assert config.strategy_options == {"margin": {"x": 1}}
+    assert config.proxies is False and config.image_size == 32

@@ -117,7 +117,7 @@ def test_bring_your_own_feature_file_runs_al_end_to_end(digits, tmp_path):
     path = tmp_path / "features.npy"
     np.save(path, x.astype(np.float32))
     cfg = RunConfig(
-        "digits", ["random", "typiclust", "coreset"], rounds=2, budget=20,
+        "digits", ["random", "typiclust", "coreset"], rounds=2, labels_per_round=20,
         embedding_file=str(path),
     )  # fmt: skip
     curves = run_experiment(cfg, tmp_path / "c.nc", data=digits, progress=False)
@@ -188,12 +188,12 @@ def test_cli_embed_then_eval_then_run_uses_the_cache(tmp_path, capsys):
 
 def test_imagenet_subset_on_disk_trains_and_extracts(tmp_path, monkeypatch, capsys):
     """ImageFolder pools (ImageNet subsets) train from disk at the eval crop size."""
-    import al_runner.learners as learners
+    import al_runner.training as training
     from al_runner.datasets import IMAGENET_MEAN, IMAGENET_SIZE
     from al_runner.embeddings.encoders import auto_arch
 
     make_imagenet50(tmp_path, height=20, width=24)
-    monkeypatch.setattr(learners, "_workers", lambda: 0)
+    monkeypatch.setattr(training, "loader_workers", lambda: 0)
     out = tmp_path / "emb"
     main(["embed", "--dataset", "imagenet50", "--data-root", str(tmp_path), "--method", "byol",
           "--epochs", "1", "--batch-size", "25", "--arch", "small", "--out", str(out),

@@ -164,14 +164,15 @@ def test_cnn_on_cuda_with_amp(digits):
 def test_on_disk_imagefolder_runs_through_the_loop(tmp_path, monkeypatch):
     pytest.importorskip("torchvision")
     import al_runner.learners as learners
+    import al_runner.training as training
     from al_runner.loop import RunConfig, run_experiment
 
     make_imagenet50(tmp_path)
-    monkeypatch.setattr(learners, "_workers", lambda: 0)
+    monkeypatch.setattr(training, "loader_workers", lambda: 0)
     monkeypatch.setattr(learners.CNNLearner, "min_steps", 1)
     cfg = RunConfig(
-        "imagenet50", ["margin", "typiclust"], learner="cnn", epochs=1, rounds=2, budget=5,
-        data_root=str(tmp_path),
+        "imagenet50", ["margin", "typiclust"], learner="cnn", epochs=1, rounds=2,
+        labels_per_round=5, data_root=str(tmp_path),
     )  # fmt: skip
     curves = run_experiment(cfg, progress=False)
     assert curves.budget.squeeze().to_numpy().tolist() == [[5, 10], [5, 10]]

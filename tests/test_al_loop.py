@@ -24,7 +24,7 @@ def digits():
 @pytest.fixture(scope="module")
 def all_strategies(digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("all") / "curves.nc"
-    cfg = RunConfig("digits", ["all"], rounds=4, budget=15, seeds=[0, 1])
+    cfg = RunConfig("digits", ["all"], rounds=4, labels_per_round=15, seeds=[0, 1])
     return run_experiment(cfg, out, data=digits, progress=False), out
 
 
@@ -68,7 +68,9 @@ class _Killed(Exception):
 
 @pytest.mark.parametrize("learner", ["linear", "mlp"])
 def test_resume_after_kill_gives_the_same_curve(digits, tmp_path, learner):
-    cfg = dict(strategies=["margin", "typiclust", "bald"], learner=learner, rounds=4, budget=10)
+    cfg = dict(
+        strategies=["margin", "typiclust", "bald"], learner=learner, rounds=4, labels_per_round=10
+    )
     cfg["seeds"] = [3, 4]
     if learner == "mlp":
         cfg["epochs"] = 20
@@ -107,14 +109,20 @@ def test_resume_after_kill_gives_the_same_curve(digits, tmp_path, learner):
 def test_resume_refuses_other_settings(digits, tmp_path):
     out = tmp_path / "c.nc"
     run_experiment(
-        RunConfig("digits", ["random"], rounds=2, budget=5), out, data=digits, progress=False
+        RunConfig("digits", ["random"], rounds=2, labels_per_round=5),
+        out,
+        data=digits,
+        progress=False,
     )
     with pytest.raises(ALRunnerError, match="other settings"):
         run_experiment(
-            RunConfig("digits", ["random"], rounds=3, budget=5), out, data=digits, progress=False
+            RunConfig("digits", ["random"], rounds=3, labels_per_round=5),
+            out,
+            data=digits,
+            progress=False,
         )
     again = run_experiment(
-        RunConfig("digits", ["random"], rounds=3, budget=5),
+        RunConfig("digits", ["random"], rounds=3, labels_per_round=5),
         out,
         data=digits,
         progress=False,
@@ -124,7 +132,9 @@ def test_resume_refuses_other_settings(digits, tmp_path):
 
 
 def test_cold_start_uses_representation_strategies(digits):
-    cfg = RunConfig("digits", ["random", "typiclust"], rounds=2, budget=10, initial="cold")
+    cfg = RunConfig(
+        "digits", ["random", "typiclust"], rounds=2, labels_per_round=10, initial="cold"
+    )
     curves = run_experiment(cfg, data=digits, progress=False)
     step0 = curves.accuracy.isel(step=0).squeeze()
     assert step0.sel(strategy="typiclust") > step0.sel(strategy="random")
@@ -136,7 +146,7 @@ def test_config_errors(digits):
     with pytest.raises(ALRunnerError, match="unknown learner 'svm'"):
         run_experiment(RunConfig("digits", ["random"], learner="svm"), data=digits)
     with pytest.raises(ALRunnerError, match="pool has only 1258"):
-        run_experiment(RunConfig("digits", ["random"], rounds=70, budget=20), data=digits)
+        run_experiment(RunConfig("digits", ["random"], rounds=70, labels_per_round=20), data=digits)
     with pytest.raises(ALRunnerError, match="seeds repeat"):
         run_experiment(RunConfig("digits", ["random"], seeds=[1, 1]), data=digits)
 
@@ -163,12 +173,12 @@ def test_palm_fit_runs_on_runner_output(all_strategies):
 
 
 def test_pca_embedding_is_fitted_on_the_pool(digits, monkeypatch):
-    import al_runner.loop as loop
+    import al_runner.features as features
 
     fitted = []
-    real = loop.pca_basis
-    monkeypatch.setattr(loop, "pca_basis", lambda x, *a: fitted.append(x.shape) or real(x, *a))
-    cfg = RunConfig("digits", ["coreset"], rounds=2, budget=20, embedding="pca")
+    real = features.pca_basis
+    monkeypatch.setattr(features, "pca_basis", lambda x, *a: fitted.append(x.shape) or real(x, *a))
+    cfg = RunConfig("digits", ["coreset"], rounds=2, labels_per_round=20, embedding="pca")
     curves = run_experiment(cfg, data=digits, progress=False)
     assert fitted == [(digits.n_pool, 64)]  # the pool only, never the test set
     assert list(curves.embedding.values) == ["pca"]

@@ -21,7 +21,7 @@ from palm_bayes.phases import phase_table, phases
 @pytest.fixture(scope="module")
 def curves(tmp_path_factory):
     out = tmp_path_factory.mktemp("proxies") / "curves.nc"
-    cfg = RunConfig("digits", ["random", "margin"], rounds=10, budget=15, seeds=[0])
+    cfg = RunConfig("digits", ["random", "margin"], rounds=10, labels_per_round=15, seeds=[0])
     return run_experiment(cfg, out, data=load_dataset("digits"), progress=False), out
 
 
@@ -74,7 +74,7 @@ def test_schedule_switches_at_its_budgets(tmp_path):
     assert schedule.name == spec
     assert schedule.active(30).name == "typiclust" and schedule.active(45).name == "margin"
     out = tmp_path / "curves.nc"
-    cfg = RunConfig("digits", ["margin", spec], rounds=5, budget=15, seeds=[0],
+    cfg = RunConfig("digits", ["margin", spec], rounds=5, labels_per_round=15, seeds=[0],
                     initial="cold", proxies=False)  # fmt: skip
     ds = run_experiment(cfg, out, data=load_dataset("digits"), progress=False)
     assert spec in ds.strategy.values and "proxy_seconds" not in ds
@@ -82,7 +82,13 @@ def test_schedule_switches_at_its_budgets(tmp_path):
     # before its switch a schedule repeats its first strategy's run exactly
     plain = run_experiment(
         RunConfig(
-            "digits", ["typiclust"], rounds=3, budget=15, seeds=[0], initial="cold", proxies=False
+            "digits",
+            ["typiclust"],
+            rounds=3,
+            labels_per_round=15,
+            seeds=[0],
+            initial="cold",
+            proxies=False,
         ),  # fmt: skip
         data=load_dataset("digits"),
         progress=False,

@@ -29,7 +29,7 @@ GRID = {
     "seeds": [0, 1],
     "learner": "linear",
     "rounds": 4,
-    "budget": 20,
+    "labels_per_round": 20,
 }
 
 
@@ -50,7 +50,7 @@ def reference():
     out = {}
     for spec in SweepGrid.from_dict(GRID).runs():
         cfg = RunConfig(
-            spec.dataset, [spec.strategy], rounds=4, budget=20, seeds=[spec.seed],
+            spec.dataset, [spec.strategy], rounds=4, labels_per_round=20, seeds=[spec.seed],
             embedding=spec.embedding,
         )  # fmt: skip
         out[spec] = run_experiment(cfg, progress=False)["accuracy"].to_numpy().ravel()
@@ -264,7 +264,7 @@ def test_grid_schedules_and_dataset_options_reach_the_runs():
 def test_results_of_another_grid_are_not_mixed_in(tmp_path):
     spec = RunSpec("digits", "random", "raw", 0)
     path = spec.path(tmp_path / "c-runs")
-    cfg = RunConfig("digits", ["random"], rounds=3, budget=20, seeds=[0])
+    cfg = RunConfig("digits", ["random"], rounds=3, labels_per_round=20, seeds=[0])
     run_experiment(cfg, path, progress=False)
     with pytest.raises(ALRunnerError, match="holds runs of another grid"):
         run_sweep(SweepGrid.from_dict(GRID), tmp_path / "c.nc", progress=False)

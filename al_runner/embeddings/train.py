@@ -1,3 +1,4 @@
+# Stays long: SSL training, feature extraction and the cache share one checkpoint format.
 """Training loop (resumable, atomic checkpoints), feature extraction and the feature cache."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from al_runner import training
 from al_runner.datasets import (
     IMAGENET_MEAN,
     IMAGENET_SIZE,
@@ -23,6 +25,9 @@ from al_runner.embeddings.augment import Augment
 from al_runner.embeddings.encoders import Encoder, build_encoder
 from al_runner.embeddings.methods import METHODS, SSLMethod, build_method
 from al_runner.errors import ALRunnerError
+from al_runner.training import channel_stats
+
+_channel_stats = channel_stats  # the old name (benchmarks/embeddings.py imports it)
 
 __all__ = [
     "EmbedConfig",
@@ -105,7 +110,7 @@ class _MemoryPool:
         return self.x.shape[0]
 
     def stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return _channel_stats(self.x)
+        return channel_stats(self.x)
 
     def batches(self, order: torch.Tensor, bs: int) -> Any:
         for start in range(0, len(order) - bs + 1, bs):
@@ -153,22 +158,7 @@ def _pool(data: ALDataset) -> _MemoryPool | _DiskPool:
         raise ALRunnerError(f"{data.name} holds features, not images: nothing to embed")
     if data.train.in_memory:
         return _MemoryPool(data.train.x)
-    from al_runner.learners import _workers
-
-    return _DiskPool(data.train.x, _workers())
-
-
-def _channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    s1 = torch.zeros(x.shape[1], dtype=torch.float64)
-    s2 = torch.zeros_like(s1)
-    for start in range(0, x.shape[0], 8192):
-        chunk = x[start : start + 8192].double() / 255.0
-        s1 += chunk.sum(dim=(0, 2, 3))
-        s2 += chunk.pow(2).sum(dim=(0, 2, 3))
-    count = x.shape[0] * x.shape[2] * x.shape[3]
-    mean = s1 / count
-    std = (s2 / count - mean**2).clamp_min(1e-6).sqrt()
-    return mean.float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)
+    return _DiskPool(data.train.x, training.loader_workers())
 
 
 def _read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:

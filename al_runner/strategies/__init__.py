@@ -38,6 +38,7 @@ __all__ = [
     "Strategy",
     "check_strategy_names",
     "get_strategy",
+    "register_strategy",
     "stage_names",
     "strategy_kwargs",
     "top_k",
@@ -62,6 +63,60 @@ STRATEGIES: dict[str, type[Strategy]] = {
         TypiClustSCAN,
     )
 }
+
+
+_RESERVED = ",>@ "  # list and schedule syntax: a strategy name must not contain these
+
+
+def register_strategy(
+    name: str, cls: type[Strategy] | None = None, *, replace: bool = False
+) -> Any:
+    """Add a user strategy to the registry, so that every name lookup finds it.
+
+    Parameters
+    ----------
+    name : str
+        Registry name (no comma, ``>``, ``@`` or space: those write lists and schedules).
+    cls : type
+        A :class:`Strategy` subclass implementing ``_select(state, k, rng)``; its ``name``
+        is set to ``name`` (it must be unset or equal). Without ``cls``, a class decorator.
+    replace : bool
+        Allow replacing a registered strategy of the same name.
+
+    Returns
+    -------
+    type
+        ``cls`` (or the decorator).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class LowestIndex(Strategy):
+    ...     # the unlabelled samples of lowest index (a toy)
+    ...     needs_model = False
+    ...     def _select(self, state, k, rng):
+    ...         return state.unlabelled[:k]
+    >>> _ = register_strategy("lowest_index", LowestIndex)
+    >>> state = PoolState([0, 2], n_pool=6, n_classes=2)
+    >>> get_strategy("lowest_index").select(state, 2, np.random.default_rng(0))
+    array([1, 3])
+    >>> del STRATEGIES["lowest_index"]
+    """
+    if cls is None:
+        return lambda c: register_strategy(name, c, replace=replace)
+    if not isinstance(cls, type) or not issubclass(cls, Strategy):
+        raise ALRunnerError(f"register_strategy({name!r}): {cls!r} is not a Strategy subclass")
+    if not name or any(c in name for c in _RESERVED) or name == "all":
+        raise ALRunnerError(
+            f"register_strategy: {name!r} is not a usable name (no comma, '>', '@', space or 'all')"
+        )
+    if cls.__dict__.get("name", "") not in ("", name):  # its own name, not a base class's
+        raise ALRunnerError(f"register_strategy({name!r}): {cls.__name__}.name is {cls.name!r}")
+    if name in STRATEGIES and STRATEGIES[name] is not cls and not replace:
+        raise ALRunnerError(f"strategy {name!r} is registered already (replace=True to replace)")
+    cls.name = name
+    STRATEGIES[name] = cls
+    return cls
 
 
 def get_strategy(name: str, **kwargs: Any) -> Strategy:
