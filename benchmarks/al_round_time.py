@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                 strategies_arg(args.strategies),
                 learner=learner,
                 rounds=args.rounds,
-                budget=args.budget,
+                labels_per_round=args.budget,
                 seeds=[args.seed],
                 epochs=args.epochs,
                 embedding=args.embedding,

@@ -38,7 +38,7 @@ GRID = {
     "seeds": [0, 1],
     "learner": "mlp",
     "rounds": 8,
-    "budget": 20,
+    "labels_per_round": 20,
     "retries": 3,
 }
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in grid.runs():
         cfg = RunConfig(
             spec.dataset, [spec.strategy], learner=GRID["learner"], rounds=GRID["rounds"],
-            budget=GRID["budget"], seeds=[spec.seed],
+            labels_per_round=GRID["labels_per_round"], seeds=[spec.seed],
         )  # fmt: skip
         ref = run_experiment(cfg, progress=False)["accuracy"].to_numpy().ravel()
         got = (
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             .to_numpy()
         )
         (run,) = json.loads(state_path(spec.path(results)).read_text())["runs"].values()
-        expected = [GRID["budget"] * (k + 1) for k in range(GRID["rounds"])]
+        expected = [GRID["labels_per_round"] * (k + 1) for k in range(GRID["rounds"])]
         ordered &= run["budget"] == expected and len(set(run["labelled"])) == expected[-1]
         same = bool(np.allclose(got, ref, rtol=0, atol=1e-12))
         identical &= same

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         names,
         learner=args.learner,
         rounds=args.rounds,
-        budget=args.budget,
+        labels_per_round=args.budget,
         initial=args.initial,
         seeds=list(range(args.seeds)),
         device="cpu",

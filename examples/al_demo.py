@@ -50,7 +50,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     grid = SweepGrid.from_dict({
         "datasets": ["digits"], "strategies": STRATEGIES, "seeds": [0, 1, 2],
-        "learner": "linear", "rounds": 10, "budget": 20,
+        "learner": "linear", "rounds": 10, "labels_per_round": 20,
     })  # fmt: skip
     sweep = run_sweep(grid, out / "curves.nc")  # reruns skip finished runs
     if sweep.failed:
