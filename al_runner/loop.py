@@ -277,9 +277,9 @@ def _torch_seed(seed: int, step: int) -> int:
 
 
 def _versions() -> str:
-    import palm_bayes
+    from palm_bayes.contract import __version__
 
-    parts = [f"al_runner/palm_bayes {palm_bayes.__version__}"]
+    parts = [f"al_runner/palm_bayes {__version__}"]
     for mod in ("torch", "torchvision", "faiss", "numpy"):
         try:
             parts.append(f"{mod} {__import__(mod).__version__}")
@@ -602,7 +602,7 @@ def _run_one(
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
-    from palm_bayes.io_utils import atomic_write
+    from palm_bayes.contract import atomic_write
 
     text = json.dumps(state)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
@@ -651,7 +651,7 @@ def _curves(state: dict[str, Any], config: RunConfig, meta: dict[str, Any]) -> x
 
 def write_curves(curves: xr.Dataset, path: str | os.PathLike) -> None:
     """Write a curves Dataset to netCDF atomically (integer budgets, gzip accuracies)."""
-    from palm_bayes.io_utils import atomic_write
+    from palm_bayes.contract import atomic_write
 
     encoding = {
         "budget": {"dtype": "int32", "_FillValue": -1},

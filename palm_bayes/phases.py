@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from palm_bayes.contract import PROXIES  # the contract's; re-exported here
 from palm_bayes.errors import PalmInputError
 
 __all__ = [
@@ -36,15 +37,6 @@ __all__ = [
     "phases",
 ]
 
-#: The reference's proxy names, in its order (``PAPER_PROXY_COLUMNS``).
-PROXIES = (
-    "empirical_risk_reduction",
-    "label_discrepancy",
-    "feature_discrepancy",
-    "geometric_coverage",
-    "model_complexity",
-    "confidence_term",
-)
 #: The reference's JSON of a global phase analysis; marks a complete ``palm phases`` folder.
 PHASES_FILE = "global_phase_analysis.json"
 _REFERENCE_RECORDS = {"method", "seed", "annotation_budget", "test_accuracy"}
@@ -134,7 +126,7 @@ def _read(source: Any) -> pd.DataFrame:
         if not path.exists():
             raise PalmInputError(f"no such file: {path}")
         if path.suffix == ".nc":
-            from palm_bayes.data import read_netcdf
+            from palm_bayes.contract import read_netcdf
 
             frame = _dataset_frame(read_netcdf(path))
         elif path.suffix == ".csv":
