@@ -14,12 +14,12 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
 from palm_bayes.data import iter_curves
 from palm_bayes.errors import PalmInputError
 from palm_bayes.fit import PalmFit
-from palm_bayes.model import model_data, palm_mean, seed_variance
+from palm_bayes.likelihood import log_likelihood
+from palm_bayes.model import model_data, palm_mean
 
 __all__ = ["pointwise_log_likelihood", "add_log_likelihood", "compare"]
 
@@ -72,16 +72,7 @@ def curve_log_likelihood(data: dict, draws: dict, floor: float) -> np.ndarray:
     ``A_max, log_lambda, alpha, beta, noise`` to arrays broadcasting against the budgets.
     """
     acc = palm_mean(data["x"], draws["A_max"], draws["log_lambda"], draws["beta"], draws["alpha"])
-    seed_var = seed_variance(acc, draws["noise"], data["inv_n_test"], floor)
-    ll = stats.norm.logpdf(
-        data["mean_accuracy"], loc=acc, scale=np.sqrt(seed_var / data["n_seeds"])
-    )
-    rep = data["rep_index"]
-    if rep.size:
-        ll[..., rep] += stats.gamma.logpdf(
-            data["rep_sq_dev"], a=(data["n_seeds"][rep] - 1) / 2, scale=2 * seed_var[..., rep]
-        )
-    return ll
+    return log_likelihood(acc, draws["noise"], data, floor)
 
 
 def add_log_likelihood(fit: PalmFit) -> PalmFit:

@@ -41,7 +41,8 @@ from palm_bayes.hierarchy import (
     sample_hierarchical,
 )
 from palm_bayes.io_utils import atomic_write
-from palm_bayes.model import DEFAULT_PRIORS, merge_priors, model_data, seed_variance
+from palm_bayes.likelihood import predictive_draws
+from palm_bayes.model import DEFAULT_PRIORS, merge_priors, model_data
 from palm_bayes.prior_library import default_prior
 from palm_bayes.sampling import FREE_VARS, PALM_VARS, sample_curve
 from palm_bayes.summaries import as_budget as _as_budget
@@ -586,10 +587,7 @@ class PalmFit:
         widened = expit(self._extrapolate(logit(acc, PATH_CLIP), np.log(budget), seed))
         acc = xr.where((acc > 0) & (budget > const["last_budget"]), widened, acc)
         if kind == "predictive":
-            inv_n = xr.where(const["n_test"] > 0, 1.0 / const["n_test"], 0.0).fillna(0.0)
-            scale = np.sqrt(seed_variance(acc, post["noise"], inv_n, self.noise_floor))
-            noise = rng.standard_normal(size=scale.transpose(*acc.dims).shape)
-            acc = (acc + scale.transpose(*acc.dims) * noise).clip(0.0, 1.0)
+            acc = predictive_draws(acc, post["noise"], const["n_test"], self.noise_floor, rng)
         return acc.transpose("chain", "draw", *self.curve_dims, "budget").rename("accuracy")
 
     def forecast(

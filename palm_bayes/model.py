@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 import pymc as pm
-import pytensor.tensor as pt
 
-from palm_bayes.curve import _backend
+from palm_bayes.curve import backend
 from palm_bayes.errors import PalmInputError
+from palm_bayes.likelihood import palm_likelihood, seed_variance  # re-exported here
 
 __all__ = [
     "DEFAULT_PRIORS",
@@ -147,7 +147,7 @@ def palm_from_identified(z_mid, z_head, log_slope, eta, x_first, x_mid) -> dict[
     module docstring. Returns ``A_max, delta, alpha, beta, log_lambda, mid_accuracy,
     mid_slope``.
     """
-    xp = _backend(z_mid, z_head, log_slope, eta, x_first, x_mid)
+    xp = backend(z_mid, z_head, log_slope, eta, x_first, x_mid)
     if xp is np:
         from scipy.special import expit
 
@@ -189,36 +189,9 @@ def _palm_from_identified(xp, sigmoid, log1mexp, z_mid, z_head, log_slope, eta, 
 
 def palm_mean(x, a_max, log_lam, beta, alpha):
     """The PALM curve at ``x = B / b`` in the sampled form (PyTensor or numpy)."""
-    xp = _backend(x, a_max, log_lam, beta, alpha)
+    xp = backend(x, a_max, log_lam, beta, alpha)
     log_z = log_lam + beta * xp.log(x + alpha)
     return a_max * -xp.expm1(-xp.exp(log_z))
-
-
-def seed_variance(mu, noise, inv_n, floor):
-    """Variance of one seed's accuracy around the curve.
-
-    Binomial test-set noise, quantisation of the test set, seed-to-seed (and model) noise and
-    a floor for the precision to which accuracies are reported.
-    """
-    return mu * (1 - mu) * inv_n + inv_n**2 / 12 + noise**2 + floor**2
-
-
-def palm_likelihood(mu, noise, y, n_seeds, inv_n, rep_index, rep_sq_dev, floor) -> None:
-    """The one likelihood of every PALM model (single curve and pooled), inside a PyMC model.
-
-    Per budget, the seed mean is Normal around ``mu`` with the seed variance over the number
-    of seeds, and the seeds' sum of squared deviations is ``seed_var * chi2(n - 1)`` (a
-    Gamma): the exact sufficient statistics of Normal replicate seeds.
-    """
-    seed_var = seed_variance(mu, noise, inv_n, floor)
-    pm.Normal("accuracy", mu=mu, sigma=pt.sqrt(seed_var / n_seeds), observed=y, shape=y.shape)
-    pm.Gamma(
-        "seed_spread",
-        alpha=(n_seeds[rep_index] - 1) / 2,
-        beta=1 / (2 * seed_var[rep_index]),
-        observed=rep_sq_dev,
-        shape=rep_index.shape,
-    )
 
 
 def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) -> pm.Model:
