@@ -479,7 +479,7 @@ def crossover(
     _strategy_dim(fit, dim)
     _check_prob(hdi_prob, "hdi_prob")
     for name in (a, b):
-        fit._check_selection({dim: name}, "crossover")
+        fit.check_selection({dim: name}, "crossover")
     const = fit.idata.constant_data
     start = float(const["first_budget"].min())
     stop = float(max_budget) if max_budget is not None else 100 * float(const["last_budget"].max())

@@ -116,7 +116,7 @@ def plot_fit(
                 )
                 ax.plot(grid, curve, "--", color="tab:green", label="least squares")
         ax.axvline(last, color="0.5", ls=":", lw=1)
-        _log_budget_axis(ax)
+        log_budget_axis(ax)
         ax.set_title(
             " / ".join(str(v) for v in labels.values() if v not in ("default", "none")), fontsize=9
         )
@@ -147,7 +147,7 @@ def plot_prob_better(
         label = " / ".join(str(line[d].item()) for d in named) if named else None
         ax.plot(line["budget"], line, marker=".", label=label)
     ax.axhline(0.5, color="0.5", ls=":")
-    _log_budget_axis(ax)
+    log_budget_axis(ax)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("labels (budget)")
     ax.set_ylabel(f"P({_fmt(a)} beats {_fmt(b)})")
@@ -162,7 +162,7 @@ def _fmt(selection: Mapping[str, Any]) -> str:
     return ", ".join(str(v) for v in selection.values())
 
 
-def _log_budget_axis(ax) -> None:
+def log_budget_axis(ax) -> None:
     """Log-scaled budget axis with plain numbers and no crowded minor labels."""
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from palm_bayes.errors import PalmInputError  # noqa: E402
 from palm_bayes.fit import PalmFit  # noqa: E402
 from palm_bayes.io_utils import atomic_write  # noqa: E402
-from palm_bayes.plots import _log_budget_axis, plot_fit, plot_prob_better  # noqa: E402
+from palm_bayes.plots import log_budget_axis, plot_fit, plot_prob_better  # noqa: E402
 from palm_bayes.tables import column_notes, sampling_advice, tidy  # noqa: E402
 
 __all__ = ["write_report", "SECTIONS"]
@@ -132,7 +132,7 @@ def _forest_figure(fit: PalmFit, target: float) -> str:
         if not np.isfinite(row["upper"]):
             ax.annotate("", xy=(right, i), xytext=(lo, i), arrowprops={"arrowstyle": "->"})
     ax.set_yticks(range(len(need)), labels, fontsize=8)
-    _log_budget_axis(ax)
+    log_budget_axis(ax)
     ax.set_xlabel(
         f"labels needed for accuracy {target:g} (median, 90% interval; arrow: may never reach)"
     )
