@@ -3,13 +3,15 @@
 The reference PALM advisor (ALDA) answers from least-squares point estimates: is the target
 feasible (``A_max >= tau``), the labels needed ``B(tau)``, the deployment window
 ``W = B(tau + dtau) - B(tau - dtau)``, the cost-competitive set within a relative tolerance
-``eta`` of the cheapest, and the member of that set with the smallest ``W``. Here every one of
+(the reference's ``eta``; ``cost_tolerance`` here, as ``eta`` also names the PALM offset) of
+the cheapest, and the member of that set with the smallest ``W``. Here every one of
 those is a posterior quantity, computed draw by draw from the same forecast paths that
 :meth:`palm_bayes.PalmFit.labels_needed` uses (extrapolation discrepancy included).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,16 @@ from palm_bayes.summaries import summarise_draws
 if TYPE_CHECKING:
     from palm_bayes.fit import PalmFit
 
-__all__ = ["Advice", "advise", "alda_least_squares", "alda_pick", "crossover", "aubc", "win_matrix"]
+__all__ = [
+    "Advice",
+    "advise",
+    "alda_least_squares",
+    "alda_pick",
+    "crossover",
+    "aubc",
+    "resolve_cost_tolerance",
+    "win_matrix",
+]
 
 _SAMPLES = ("chain", "draw")
 
@@ -68,8 +79,21 @@ def _strategy_dim(fit: PalmFit, dim: str) -> None:
         raise PalmInputError(f"advice compares {dim}s: the fit holds only one")
 
 
-#: Decision rules of :func:`advise`, with their default ``(target_tolerance, eta)``.
+#: Decision rules of :func:`advise`, with their default ``(target_tolerance, cost_tolerance)``.
 RULES = {"cheapest": (0.01, 0.10), "alda": (0.05, 0.05)}
+
+
+def resolve_cost_tolerance(cost_tolerance: float | None, eta: float | None) -> float | None:
+    """``cost_tolerance``, or the deprecated ``eta`` (with a DeprecationWarning) when given."""
+    if eta is None:
+        return cost_tolerance
+    warnings.warn(
+        "eta= is deprecated (eta also names the PALM offset); use cost_tolerance=",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return eta
+
 
 #: ALDA keeps the upper end of the deployment window this far below each draw's A_max.
 WINDOW_CEILING_MARGIN = 0.005
@@ -81,12 +105,13 @@ def advise(
     *,
     rule: str = "cheapest",
     target_tolerance: float | None = None,
-    eta: float | None = None,
+    cost_tolerance: float | None = None,
     max_budget: float | None = None,
     reference: str | None = "random",
     threshold: float = 0.7,
     dim: str = "strategy",
     seed: int = 0,
+    eta: float | None = None,
 ) -> Advice:
     """Which strategy to continue with to reach ``target`` accuracy, with probabilities.
 
@@ -95,7 +120,8 @@ def advise(
     * ``"cheapest"`` (default): the strategy that reaches the target with the fewest labels;
       the verdict names it when ``P(cheapest) >= threshold``.
     * ``"alda"``: the reference advisor's (ALDA) rule. Among the strategies that reach the
-      target (feasible), those within ``eta`` of the cheapest's labels (cost-competitive), pick
+      target (feasible), those within ``cost_tolerance`` of the cheapest's labels
+      (cost-competitive), pick
       the one with the smallest deployment window ``W`` (ties: fewer labels); labels are
       rounded up to whole rounds and the window's upper target is kept 0.5 points below
       A_max. When no strategy is feasible in a draw, the pick is the one with the highest
@@ -116,10 +142,10 @@ def advise(
         ``dtau`` of the deployment window ``W = B(target + dtau) - B(target - dtau)`` (default
         0.01 for ``cheapest``, the reference's 0.05 = 5 points for ``alda``; in percent points
         when the target is given in percent).
-    eta : float, optional
-        Relative cost tolerance: a strategy is cost-competitive in a draw when it needs at
-        most ``(1 + eta)`` times the labels of that draw's cheapest (default 0.10 for
-        ``cheapest``, the reference's 0.05 for ``alda``).
+    cost_tolerance : float, optional
+        Relative cost tolerance (the reference's ``eta``): a strategy is cost-competitive in a
+        draw when it needs at most ``(1 + cost_tolerance)`` times the labels of that draw's
+        cheapest (default 0.10 for ``cheapest``, the reference's 0.05 for ``alda``).
     max_budget : float, optional
         Search horizon for labels needed (default 100x each curve's last observed budget).
     reference : str, optional
@@ -127,6 +153,8 @@ def advise(
     threshold : float
         Smallest P(cheapest) that earns a recommendation; below it the verdict is
         "not enough evidence yet".
+    eta : float, optional
+        Deprecated name of ``cost_tolerance``.
 
     Returns
     -------
@@ -143,12 +171,13 @@ def advise(
         raise PalmInputError(
             f"unknown dimension {dim!r}; the curves are identified by {list(fit.curve_dims)}"
         )
-    default_tolerance, default_eta = RULES[rule]
+    cost_tolerance = resolve_cost_tolerance(cost_tolerance, eta)
+    default_tolerance, default_cost = RULES[rule]
     if np.isfinite(target) and 1 < target <= 100:  # percent, like percent curves
         target = target / 100
         target_tolerance = target_tolerance / 100 if target_tolerance is not None else None
     target_tolerance = default_tolerance if target_tolerance is None else target_tolerance
-    eta = default_eta if eta is None else eta
+    cost_tolerance = default_cost if cost_tolerance is None else cost_tolerance
     _check_prob(target, "target")
     _check_prob(threshold, "threshold")
     if not 0 < target_tolerance < min(target, 1 - target):
@@ -156,8 +185,8 @@ def advise(
             f"target_tolerance must be positive and keep target +- tolerance inside (0, 1), "
             f"got {target_tolerance!r}"
         )
-    if eta < 0:
-        raise PalmInputError(f"eta must be >= 0, got {eta!r}")
+    if cost_tolerance < 0:
+        raise PalmInputError(f"cost_tolerance must be >= 0, got {cost_tolerance!r}")
     fitted = fit.idata.constant_data["fitted"]
     draws = {
         name: fit.labels_needed_draws(tau, max_budget=max_budget, seed=seed)
@@ -184,7 +213,7 @@ def advise(
             .quantile(0.5, _SAMPLES, method="inverted_cdf")
             .drop_vars("quantile"),
             "p_cheapest": ((need == cheapest) & some).mean(_SAMPLES),
-            "p_within_eta": ((need <= (1 + eta) * cheapest) & some).mean(_SAMPLES),
+            "p_within_eta": ((need <= (1 + cost_tolerance) * cheapest) & some).mean(_SAMPLES),
         }
     )
     labels = fit.idata.posterior[dim].to_numpy().tolist()
@@ -196,18 +225,21 @@ def advise(
         "rule": rule,
         "target": target,
         "target_tolerance": target_tolerance,
-        "eta": eta,
+        "cost_tolerance": cost_tolerance,
+        "eta": cost_tolerance,  # the name before cost_tolerance (kept for readers of attrs)
         "threshold": threshold,
     }
     if rule == "alda":
         table = table[["p_reachable"] + (["expected_saved"] if "expected_saved" in table else [])]
-        alda = _alda(fit, draws["need"], target, target_tolerance, eta, max_budget, dim, seed)
+        alda = _alda(
+            fit, draws["need"], target, target_tolerance, cost_tolerance, max_budget, dim, seed
+        )
         table = xr.merge([table, alda]).where(fitted)
         table.attrs.update(attrs)
         return Advice(table, _recommend_alda(table, dim, target, threshold))
     table = table.where(fitted)
     table.attrs.update(attrs)
-    return Advice(table, _recommend(table, dim, target, threshold, eta))
+    return Advice(table, _recommend(table, dim, target, threshold, cost_tolerance))
 
 
 def _alda(
@@ -215,7 +247,7 @@ def _alda(
     need: xr.DataArray,
     target: float,
     tolerance: float,
-    eta: float,
+    cost_tolerance: float,
     max_budget: float | None,
     dim: str,
     seed: int,
@@ -239,7 +271,9 @@ def _alda(
     cand, cost, win = (x.transpose(*order).to_numpy() for x in (candidate, need, window))
     top = a_max.where(fitted).broadcast_like(need).transpose(*order).to_numpy()
     alive = fitted.transpose(*order).to_numpy()
-    competitive, picked, any_candidate, risky = alda_pick(cand, cost, win, top, alive, eta)
+    competitive, picked, any_candidate, risky = alda_pick(
+        cand, cost, win, top, alive, cost_tolerance
+    )
     coords = {d: need[d] for d in (*others, dim)}
 
     def share(x: np.ndarray) -> xr.DataArray:
@@ -276,7 +310,7 @@ def alda_pick(
     window: np.ndarray,
     a_max: np.ndarray,
     fitted: np.ndarray,
-    eta: float,
+    cost_tolerance: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """ALDA's selection over the last axis (the strategies), for every leading index.
 
@@ -287,7 +321,7 @@ def alda_pick(
     pick).
     """
     b_min = np.where(candidate, cost, np.inf).min(-1, keepdims=True)
-    competitive = candidate & (cost <= (1 + eta) * b_min * (1 + 1e-9))
+    competitive = candidate & (cost <= (1 + cost_tolerance) * b_min * (1 + 1e-9))
     # smallest window, then fewest labels
     finite_cost = np.where(np.isfinite(cost), cost, 0.0)
     scale = 1.0 + finite_cost.max(initial=0.0)
@@ -307,8 +341,10 @@ def alda_least_squares(
     lsq: xr.Dataset,
     target: float,
     tolerance: float = 0.05,
-    eta: float = 0.05,
+    cost_tolerance: float = 0.05,
     dim: str = "strategy",
+    *,
+    eta: float | None = None,
 ) -> pd.DataFrame:
     """The reference advisor's answer from least-squares PALM fits (a point estimate).
 
@@ -317,8 +353,11 @@ def alda_least_squares(
     ``deployment_window`` (whole rounds), ``window_over_b_abs``, ``cost_competitive``,
     ``risky``, and ``selected`` (the pick of its group of the other id dims) and ``fallback``
     (True when the group's pick is the highest A_max because no strategy is feasible).
+    ``eta`` is the deprecated name of ``cost_tolerance``.
     """
     from palm_bayes.curve import labels_for_accuracy
+
+    cost_tolerance = resolve_cost_tolerance(cost_tolerance, eta)
 
     ok = lsq["success"].fillna(False).astype(bool)
     p = {k: lsq[k] for k in ("A_max", "delta", "alpha", "beta", "b")}
@@ -337,7 +376,9 @@ def alda_least_squares(
     cand = (feasible & np.isfinite(window)).transpose(*order).to_numpy()
     cost, win, top = (x.transpose(*order).to_numpy() for x in (need, window, p["A_max"]))
     alive = ok.transpose(*order).to_numpy()
-    competitive, picked, any_candidate, risky = alda_pick(cand, cost, win, top, alive, eta)
+    competitive, picked, any_candidate, risky = alda_pick(
+        cand, cost, win, top, alive, cost_tolerance
+    )
     coords = {d: need[d] for d in order}
 
     def grid(values: np.ndarray) -> xr.DataArray:
@@ -412,7 +453,7 @@ def _recommend_alda(table: xr.Dataset, dim: str, target: float, threshold: float
 
 
 def _recommend(
-    table: xr.Dataset, dim: str, target: float, threshold: float, eta: float
+    table: xr.Dataset, dim: str, target: float, threshold: float, cost_tolerance: float
 ) -> pd.DataFrame:
     rows = []
     for where, prefix, part in _groups(table, dim):
@@ -442,7 +483,8 @@ def _recommend(
             verdict, reason = (
                 "not enough evidence yet",
                 f"{prefix}Not enough evidence yet: the likeliest cheapest, {best}, has "
-                f"P = {p_best:.2f} < {threshold:.2f}. Cost-competitive within {eta:.0%}: "
+                f"P = {p_best:.2f} < {threshold:.2f}. Cost-competitive within "
+                f"{cost_tolerance:.0%}: "
                 f"{', '.join(competitive) or 'none with enough probability'}. "
                 "Label another round and ask again.",
             )

@@ -250,7 +250,7 @@ def _cmd_compare_models(args: argparse.Namespace) -> None:
     import palm_bayes as pb
 
     fits = {folder: _load_fit(folder) for folder in args.dirs}
-    table = pb.compare(fits)
+    table = pb.compare_models(fits)
     note = table.attrs.get("note")
     table = table.reset_index().rename(columns={"index": "fit"})
     _emit(table, args.json, "PSIS-LOO model comparison (best first)")
@@ -274,16 +274,16 @@ def _cmd_advise(args: argparse.Namespace) -> None:
         if args.max_points is not None:
             if args.max_points < 4:
                 raise PalmInputError(f"--max-points must be at least 4, got {args.max_points}")
-            curves = full[["budget", "accuracy"]].where(full["step"] < args.max_points)
-            if "n_test" in full:
-                curves["n_test"] = full["n_test"]
-            curves = curves.dropna("step", how="all")
+            from palm_bayes.contract import truncate
+
+            names = ["budget", "accuracy"] + (["n_test"] if "n_test" in full else [])
+            curves = truncate(full[names], steps=args.max_points).dropna("step", how="all")
         fit = pb.fit(curves, seed=args.seed, progress=not args.quiet)
     advice = fit.advise(
         args.target,
         rule=args.rule,
         target_tolerance=args.tolerance,
-        eta=args.eta,
+        cost_tolerance=args.cost_tolerance,
         max_budget=args.max_budget,
         reference=args.reference,
         threshold=args.threshold,
@@ -316,7 +316,7 @@ def _cmd_advise(args: argparse.Namespace) -> None:
         lsq = pb.fit_least_squares(fit.curves)
         reference = alda_least_squares(
             lsq, attrs["target"], attrs["target_tolerance"],
-            attrs["eta"],
+            attrs["cost_tolerance"],
         )  # fmt: skip
         if args.alda_csv:
             from palm_bayes.reference import write_alda_csv
@@ -597,7 +597,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--tolerance", type=float, default=None, help="dtau of the window W (0.01; alda: 0.05)"
     )
     p.add_argument(
-        "--eta", type=float, default=None, help="relative cost tolerance (0.10; alda: 0.05)"
+        "--cost-tolerance",
+        "--eta",
+        dest="cost_tolerance",
+        type=float,
+        default=None,
+        help="relative cost tolerance, the reference's eta (0.10; alda: 0.05)",
     )
     p.add_argument(
         "--max-budget",

@@ -21,7 +21,13 @@ from palm_bayes.fit import PalmFit
 from palm_bayes.likelihood import log_likelihood
 from palm_bayes.model import model_data, palm_mean
 
-__all__ = ["pointwise_log_likelihood", "add_log_likelihood", "compare"]
+__all__ = [
+    "pointwise_log_likelihood",
+    "curve_log_likelihood",
+    "add_log_likelihood",
+    "compare_models",
+    "compare",
+]
 
 
 def pointwise_log_likelihood(fit: PalmFit) -> xr.DataArray:
@@ -83,7 +89,9 @@ def add_log_likelihood(fit: PalmFit) -> PalmFit:
     return fit
 
 
-def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo") -> pd.DataFrame:
+def compare_models(
+    fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo"
+) -> pd.DataFrame:
     """Rank fits of the same curves by PSIS-LOO (``arviz.compare``).
 
     Parameters
@@ -101,7 +109,7 @@ def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo")
 
     Examples
     --------
-    >>> pb.compare([independent_fit, pooled_fit])  # doctest: +SKIP
+    >>> pb.compare_models([independent_fit, pooled_fit])  # doctest: +SKIP
     """
     if not isinstance(fits, Mapping):
         named: dict[str, PalmFit] = {}
@@ -112,7 +120,7 @@ def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo")
             named[name] = fit
         fits = named
     if len(fits) < 2:
-        raise PalmInputError("compare needs at least two fits")
+        raise PalmInputError("compare_models needs at least two fits")
     idatas = {name: add_log_likelihood(fit).idata for name, fit in fits.items()}
     sizes = {name: idata.log_likelihood.sizes["observation"] for name, idata in idatas.items()}
     if len(set(sizes.values())) != 1:
@@ -136,3 +144,17 @@ def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo")
                 "approximation; a difference smaller than a few dse is not a clear preference."
             )
     return table
+
+
+def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo") -> pd.DataFrame:
+    """Deprecated name of :func:`compare_models` (PSIS-LOO); removed in the next release.
+
+    Not to be confused with :meth:`palm_bayes.PalmFit.prob_better` (which strategy wins).
+    """
+    warnings.warn(
+        "palm_bayes.compare is deprecated; use palm_bayes.compare_models (PSIS-LOO model "
+        "comparison)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return compare_models(fits, ic=ic)

@@ -179,7 +179,11 @@ def read_netcdf(path: str | os.PathLike, max_bytes: int = MAX_NETCDF_BYTES) -> x
 
 
 def truncate(
-    curves: xr.Dataset, fraction: float | None = None, *, seeds: int | None = None
+    curves: xr.Dataset,
+    fraction: float | None = None,
+    *,
+    seeds: int | None = None,
+    steps: int | None = None,
 ) -> xr.Dataset:
     """The pilot prefix of every curve: what was seen by a fraction of its final budget.
 
@@ -192,6 +196,8 @@ def truncate(
         (its largest observed budget over all seeds); None keeps every budget.
     seeds : int, optional
         Keep only the first ``seeds`` seeds with data of each curve (in seed order).
+    steps : int, optional
+        Keep only the first ``steps`` AL rounds (``step < steps``) of every run.
 
     Returns
     -------
@@ -204,6 +210,8 @@ def truncate(
     if fraction is not None:
         final = curves[BUDGET].where(seen).max(("seed", STEP_DIM))
         keep = keep & (curves[BUDGET] <= fraction * final)
+    if steps is not None:
+        keep = keep & (curves[STEP_DIM] < steps)
     if seeds is not None:
         has = seen.any(STEP_DIM)
         keep = keep & has & (has.cumsum("seed") <= seeds)

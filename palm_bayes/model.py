@@ -29,6 +29,7 @@ The model is only trusted inside the observed budgets: forecasts beyond the last
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +42,7 @@ from palm_bayes.likelihood import palm_likelihood, seed_variance  # re-exported 
 
 __all__ = [
     "DEFAULT_PRIORS",
+    "default_priors",
     "merge_priors",
     "create_palm_model",
     "model_data",
@@ -70,6 +72,20 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
     # of 5x extrapolations); set 0 to trust the PALM form exactly.
     "extrapolation": {"sd": 0.3},
 }
+
+
+def default_priors() -> dict[str, dict[str, float]]:
+    """A copy of :data:`DEFAULT_PRIORS` to change and pass as ``priors=`` (the defaults stay).
+
+    Examples
+    --------
+    >>> priors = default_priors()
+    >>> priors["noise"]["sigma"] = 0.02
+    >>> DEFAULT_PRIORS["noise"]["sigma"]
+    0.05
+    """
+    return copy.deepcopy(DEFAULT_PRIORS)
+
 
 #: Entries of the prior configuration that are not part of the PyMC model.
 FORECAST_ONLY_PRIORS = ("extrapolation",)

@@ -487,16 +487,14 @@ class PhaseAnalysis:
 
     def plot(self):
         """Risk (data, posterior fit) and standardised proxies by budget, phases shaded."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from palm_bayes.plots import new_figure
 
         table = self.table
         budgets = table["budget"].to_numpy(float)
         z = _standardise(table[self.proxies].to_numpy(float))
         mean = np.median(_mean_draws(z, budgets, self.idata.posterior), axis=0)
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+        fig = new_figure(figsize=(8, 6.5))
+        top, bottom = fig.subplots(2, 1, sharex=True)
         for name, rows in table.groupby("strategy", sort=False):
             (line,) = top.plot(rows["budget"], rows["risk"], "o", ms=3.5, label=str(name))
             top.plot(rows["budget"], mean[rows.index], "-", color=line.get_color(), lw=1.2)
