@@ -25,7 +25,7 @@ from palm_bayes.data import labels_per_round as _labels_per_round
 from palm_bayes.discrepancy import CurvePrior
 from palm_bayes.errors import PalmInputError
 from palm_bayes.hierarchy import HIERARCHICAL_PRIORS, check_hierarchy, sample_hierarchical
-from palm_bayes.model import merge_priors
+from palm_bayes.model import merge_priors, priors_to_json
 from palm_bayes.posterior import FORMAT, PalmPosterior, resolve_prior
 from palm_bayes.sampling import FREE_VARS, sample_curves
 
@@ -180,7 +180,7 @@ def _palm_fit(posterior, sample_stats, constant, curves, attrs) -> PalmFit:
 def _attrs(priors, dims, sampler, hierarchy, free_vars) -> dict[str, str]:
     return {
         "format": FORMAT,
-        "priors": json.dumps(priors, sort_keys=True),
+        "priors": priors_to_json(priors),
         "curve_dims": json.dumps(list(dims)),
         "hierarchy": json.dumps(list(hierarchy)),
         "free_vars": json.dumps(list(free_vars)),

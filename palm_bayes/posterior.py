@@ -35,7 +35,8 @@ def resolve_prior(
     priors: Mapping[str, Mapping[str, float]] | None,
 ) -> CurvePrior:
     """The curve prior a fit uses (see :func:`fit`'s ``prior``)."""
-    explicit_sd = (priors or {}).get("extrapolation", {}).get("sd")
+    entry = (priors or {}).get("extrapolation", {})
+    explicit_sd = entry.get("sd") if isinstance(entry, Mapping) else None
     if isinstance(prior, CurvePrior):
         return prior
     if prior is None:

@@ -7,7 +7,6 @@ into the compiled model.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from typing import Any
@@ -18,7 +17,7 @@ from tqdm.auto import tqdm
 
 from palm_bayes.data import curve_dims, iter_curves
 from palm_bayes.errors import PalmInputError
-from palm_bayes.model import FORECAST_ONLY_PRIORS, create_palm_model, model_data
+from palm_bayes.model import FORECAST_ONLY_PRIORS, create_palm_model, model_data, priors_to_json
 
 __all__ = ["sample_curve", "sample_curves", "run_nutpie", "compile_model", "FREE_VARS", "PALM_VARS"]
 
@@ -55,7 +54,7 @@ def compile_model(model, **options: Any):
 def _compiled_model(data: dict, priors: dict):
     """Return the nutpie-compiled model for these priors, compiling it on first use."""
     model_priors = {k: v for k, v in priors.items() if k not in FORECAST_ONLY_PRIORS}
-    key = json.dumps(model_priors, sort_keys=True)
+    key = priors_to_json(model_priors)
     if key not in _COMPILED:
         _COMPILED[key] = compile_model(create_palm_model(data, model_priors))
     return _COMPILED[key]
