@@ -349,19 +349,19 @@ class PalmFit(PalmPosterior):
         return advise(self, target, **kwargs)
 
     def crossover(self, a: str, b: str, **kwargs: Any) -> xr.Dataset:
-        """Budget at which ``b`` overtakes ``a``: see :func:`palm_bayes.advise.crossover`."""
-        from palm_bayes.advise import crossover
+        """Budget at which ``b`` overtakes ``a``: see :func:`palm_bayes.rankings.crossover`."""
+        from palm_bayes.rankings import crossover
 
         return crossover(self, a, b, **kwargs)
 
     def aubc(self, budget_range: tuple[float, float] | None = None, **kwargs: Any) -> xr.Dataset:
-        """Normalised area under the budget curve: see :func:`palm_bayes.advise.aubc`."""
-        from palm_bayes.advise import aubc
+        """Normalised area under the budget curve: see :func:`palm_bayes.rankings.aubc`."""
+        from palm_bayes.rankings import aubc
 
         return aubc(self, budget_range, **kwargs)
 
     def win_matrix(self, budgets: Any, **kwargs: Any) -> xr.DataArray:
-        """Pairwise P(row beats column): see :func:`palm_bayes.advise.win_matrix`."""
-        from palm_bayes.advise import win_matrix
+        """Pairwise P(row beats column): see :func:`palm_bayes.rankings.win_matrix`."""
+        from palm_bayes.rankings import win_matrix
 
         return win_matrix(self, budgets, **kwargs)
