@@ -277,9 +277,9 @@ def _torch_seed(seed: int, step: int) -> int:
 
 
 def _versions() -> str:
-    from palm_bayes.contract import __version__
+    from palm_bayes.contract import VERSION
 
-    parts = [f"al_runner/palm_bayes {__version__}"]
+    parts = [f"al_runner/palm_bayes {VERSION}"]
     for mod in ("torch", "torchvision", "faiss", "numpy"):
         try:
             parts.append(f"{mod} {__import__(mod).__version__}")

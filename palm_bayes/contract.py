@@ -45,6 +45,7 @@ __all__ = [
     "N_TEST",
     "PROXIES",
     "STEP_DIM",
+    "VERSION",
     "__version__",
     "atomic_write",
     "check_structure",
@@ -54,6 +55,8 @@ __all__ = [
     "truncate",
 ]
 
+#: The version of palm_bayes, for the provenance of files (``palm_bayes.__version__``).
+VERSION = __version__
 #: The dims that identify one run: a curve (``dataset, strategy, embedding``) and its seed.
 ID_DIMS = ("dataset", "strategy", "embedding", "seed")
 #: The dims that identify a curve (seeds are its replicate runs).
@@ -100,7 +103,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
 
 def provenance(**extra: Any) -> dict[str, Any]:
     """Provenance attrs for a curves file: the package version plus ``extra``."""
-    return {"palm_bayes_version": __version__, **extra}
+    return {"palm_bayes_version": VERSION, **extra}
 
 
 def check_structure(curves: xr.Dataset) -> xr.Dataset:

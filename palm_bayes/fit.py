@@ -236,9 +236,9 @@ def _constant_b(curves: xr.Dataset, value: float) -> xr.DataArray:
 
 
 def _version() -> str:
-    from palm_bayes.contract import __version__
+    from palm_bayes.contract import VERSION
 
-    return __version__
+    return VERSION
 
 
 class PalmFit(PalmPosterior):
