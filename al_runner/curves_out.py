@@ -20,9 +20,9 @@ CURVE_DIMS = ("dataset", "strategy", "embedding", "seed", "step")
 
 def versions() -> str:
     """Versions of al_runner and the libraries that shape its curves, for the attrs."""
-    import palm_bayes
+    from palm_bayes.contract import VERSION
 
-    parts = [f"al_runner/palm_bayes {palm_bayes.__version__}"]
+    parts = [f"al_runner/palm_bayes {VERSION}"]
     for mod in ("torch", "torchvision", "faiss", "numpy"):
         try:
             parts.append(f"{mod} {__import__(mod).__version__}")
@@ -110,7 +110,7 @@ def assemble_curves(state: RunState, config: RunConfig, meta: dict[str, Any]) ->
 
 def write_curves(curves: xr.Dataset, path: str | os.PathLike) -> None:
     """Write a curves Dataset to netCDF atomically (integer budgets, gzip accuracies)."""
-    from palm_bayes.io_utils import atomic_write
+    from palm_bayes.contract import atomic_write
 
     encoding = {
         "budget": {"dtype": "int32", "_FillValue": -1},

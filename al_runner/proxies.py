@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from al_runner.strategies._knn import as_f32, faiss
-from palm_bayes.phases import PROXIES  # the names palm phases reads (the reference's)
+from palm_bayes.contract import PROXIES  # the names palm phases reads (the reference's)
 
 __all__ = [
     "PROXIES",

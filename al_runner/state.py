@@ -156,7 +156,7 @@ class RunState:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the state file atomically."""
-        from palm_bayes.io_utils import atomic_write
+        from palm_bayes.contract import atomic_write
 
         text = self.to_json()
         atomic_write(path, lambda tmp: Path(tmp).write_text(text))

@@ -118,7 +118,7 @@ def main() -> None:
     print("  (whole labels, rounded up; inf: not reached within 100x the pilot's last budget)")
 
     print("\nPSIS-LOO: independent vs strategy-pooled fit of the pilot:")
-    loo = pb.compare([fit, pooled])
+    loo = pb.compare_models([fit, pooled])
     print(loo[["rank", "elpd_loo", "elpd_diff", "dse", "weight", "warning"]].round(2))
     if "note" in loo.attrs:
         print(loo.attrs["note"])

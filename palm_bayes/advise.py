@@ -1,31 +1,42 @@
+# Stays long (~480 lines): the advisor's two rules (cheapest, ALDA) share draws and verdicts.
 """Decisions from a PALM posterior: which strategy to continue with, when to switch, summaries.
 
 The reference PALM advisor (ALDA) answers from least-squares point estimates: is the target
 feasible (``A_max >= tau``), the labels needed ``B(tau)``, the deployment window
 ``W = B(tau + dtau) - B(tau - dtau)``, the cost-competitive set within a relative tolerance
-``eta`` of the cheapest, and the member of that set with the smallest ``W``. Here every one of
+(the reference's ``eta``; ``cost_tolerance`` here, as ``eta`` also names the PALM offset) of
+the cheapest, and the member of that set with the smallest ``W``. Here every one of
 those is a posterior quantity, computed draw by draw from the same forecast paths that
 :meth:`palm_bayes.PalmFit.labels_needed` uses (extrapolation discrepancy included).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from palm_bayes.errors import PalmInputError
-from palm_bayes.summaries import as_budget as _as_budget
+from palm_bayes.rankings import aubc, crossover, win_matrix  # re-exported here
 from palm_bayes.summaries import check_prob as _check_prob
-from palm_bayes.summaries import summarise_draws
 
 if TYPE_CHECKING:
     from palm_bayes.fit import PalmFit
 
-__all__ = ["Advice", "advise", "alda_least_squares", "alda_pick", "crossover", "aubc", "win_matrix"]
+__all__ = [
+    "Advice",
+    "advise",
+    "alda_least_squares",
+    "alda_pick",
+    "crossover",
+    "aubc",
+    "resolve_cost_tolerance",
+    "win_matrix",
+]
 
 _SAMPLES = ("chain", "draw")
 
@@ -59,17 +70,21 @@ class Advice:
         )
 
 
-def _strategy_dim(fit: PalmFit, dim: str) -> None:
-    if dim not in fit.curve_dims:
-        raise PalmInputError(
-            f"unknown dimension {dim!r}; the curves are identified by {list(fit.curve_dims)}"
-        )
-    if fit.idata.posterior.sizes[dim] < 2:
-        raise PalmInputError(f"advice compares {dim}s: the fit holds only one")
-
-
-#: Decision rules of :func:`advise`, with their default ``(target_tolerance, eta)``.
+#: Decision rules of :func:`advise`, with their default ``(target_tolerance, cost_tolerance)``.
 RULES = {"cheapest": (0.01, 0.10), "alda": (0.05, 0.05)}
+
+
+def resolve_cost_tolerance(cost_tolerance: float | None, eta: float | None) -> float | None:
+    """``cost_tolerance``, or the deprecated ``eta`` (with a DeprecationWarning) when given."""
+    if eta is None:
+        return cost_tolerance
+    warnings.warn(
+        "eta= is deprecated (eta also names the PALM offset); use cost_tolerance=",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return eta
+
 
 #: ALDA keeps the upper end of the deployment window this far below each draw's A_max.
 WINDOW_CEILING_MARGIN = 0.005
@@ -81,12 +96,13 @@ def advise(
     *,
     rule: str = "cheapest",
     target_tolerance: float | None = None,
-    eta: float | None = None,
+    cost_tolerance: float | None = None,
     max_budget: float | None = None,
     reference: str | None = "random",
     threshold: float = 0.7,
     dim: str = "strategy",
     seed: int = 0,
+    eta: float | None = None,
 ) -> Advice:
     """Which strategy to continue with to reach ``target`` accuracy, with probabilities.
 
@@ -95,7 +111,8 @@ def advise(
     * ``"cheapest"`` (default): the strategy that reaches the target with the fewest labels;
       the verdict names it when ``P(cheapest) >= threshold``.
     * ``"alda"``: the reference advisor's (ALDA) rule. Among the strategies that reach the
-      target (feasible), those within ``eta`` of the cheapest's labels (cost-competitive), pick
+      target (feasible), those within ``cost_tolerance`` of the cheapest's labels
+      (cost-competitive), pick
       the one with the smallest deployment window ``W`` (ties: fewer labels); labels are
       rounded up to whole rounds and the window's upper target is kept 0.5 points below
       A_max. When no strategy is feasible in a draw, the pick is the one with the highest
@@ -116,10 +133,10 @@ def advise(
         ``dtau`` of the deployment window ``W = B(target + dtau) - B(target - dtau)`` (default
         0.01 for ``cheapest``, the reference's 0.05 = 5 points for ``alda``; in percent points
         when the target is given in percent).
-    eta : float, optional
-        Relative cost tolerance: a strategy is cost-competitive in a draw when it needs at
-        most ``(1 + eta)`` times the labels of that draw's cheapest (default 0.10 for
-        ``cheapest``, the reference's 0.05 for ``alda``).
+    cost_tolerance : float, optional
+        Relative cost tolerance (the reference's ``eta``): a strategy is cost-competitive in a
+        draw when it needs at most ``(1 + cost_tolerance)`` times the labels of that draw's
+        cheapest (default 0.10 for ``cheapest``, the reference's 0.05 for ``alda``).
     max_budget : float, optional
         Search horizon for labels needed (default 100x each curve's last observed budget).
     reference : str, optional
@@ -127,6 +144,8 @@ def advise(
     threshold : float
         Smallest P(cheapest) that earns a recommendation; below it the verdict is
         "not enough evidence yet".
+    eta : float, optional
+        Deprecated name of ``cost_tolerance``.
 
     Returns
     -------
@@ -143,12 +162,13 @@ def advise(
         raise PalmInputError(
             f"unknown dimension {dim!r}; the curves are identified by {list(fit.curve_dims)}"
         )
-    default_tolerance, default_eta = RULES[rule]
+    cost_tolerance = resolve_cost_tolerance(cost_tolerance, eta)
+    default_tolerance, default_cost = RULES[rule]
     if np.isfinite(target) and 1 < target <= 100:  # percent, like percent curves
         target = target / 100
         target_tolerance = target_tolerance / 100 if target_tolerance is not None else None
     target_tolerance = default_tolerance if target_tolerance is None else target_tolerance
-    eta = default_eta if eta is None else eta
+    cost_tolerance = default_cost if cost_tolerance is None else cost_tolerance
     _check_prob(target, "target")
     _check_prob(threshold, "threshold")
     if not 0 < target_tolerance < min(target, 1 - target):
@@ -156,8 +176,8 @@ def advise(
             f"target_tolerance must be positive and keep target +- tolerance inside (0, 1), "
             f"got {target_tolerance!r}"
         )
-    if eta < 0:
-        raise PalmInputError(f"eta must be >= 0, got {eta!r}")
+    if cost_tolerance < 0:
+        raise PalmInputError(f"cost_tolerance must be >= 0, got {cost_tolerance!r}")
     fitted = fit.idata.constant_data["fitted"]
     draws = {
         name: fit.labels_needed_draws(tau, max_budget=max_budget, seed=seed)
@@ -184,7 +204,7 @@ def advise(
             .quantile(0.5, _SAMPLES, method="inverted_cdf")
             .drop_vars("quantile"),
             "p_cheapest": ((need == cheapest) & some).mean(_SAMPLES),
-            "p_within_eta": ((need <= (1 + eta) * cheapest) & some).mean(_SAMPLES),
+            "p_within_eta": ((need <= (1 + cost_tolerance) * cheapest) & some).mean(_SAMPLES),
         }
     )
     labels = fit.idata.posterior[dim].to_numpy().tolist()
@@ -196,18 +216,21 @@ def advise(
         "rule": rule,
         "target": target,
         "target_tolerance": target_tolerance,
-        "eta": eta,
+        "cost_tolerance": cost_tolerance,
+        "eta": cost_tolerance,  # the name before cost_tolerance (kept for readers of attrs)
         "threshold": threshold,
     }
     if rule == "alda":
         table = table[["p_reachable"] + (["expected_saved"] if "expected_saved" in table else [])]
-        alda = _alda(fit, draws["need"], target, target_tolerance, eta, max_budget, dim, seed)
+        alda = _alda(
+            fit, draws["need"], target, target_tolerance, cost_tolerance, max_budget, dim, seed
+        )
         table = xr.merge([table, alda]).where(fitted)
         table.attrs.update(attrs)
         return Advice(table, _recommend_alda(table, dim, target, threshold))
     table = table.where(fitted)
     table.attrs.update(attrs)
-    return Advice(table, _recommend(table, dim, target, threshold, eta))
+    return Advice(table, _recommend(table, dim, target, threshold, cost_tolerance))
 
 
 def _alda(
@@ -215,7 +238,7 @@ def _alda(
     need: xr.DataArray,
     target: float,
     tolerance: float,
-    eta: float,
+    cost_tolerance: float,
     max_budget: float | None,
     dim: str,
     seed: int,
@@ -239,7 +262,9 @@ def _alda(
     cand, cost, win = (x.transpose(*order).to_numpy() for x in (candidate, need, window))
     top = a_max.where(fitted).broadcast_like(need).transpose(*order).to_numpy()
     alive = fitted.transpose(*order).to_numpy()
-    competitive, picked, any_candidate, risky = alda_pick(cand, cost, win, top, alive, eta)
+    competitive, picked, any_candidate, risky = alda_pick(
+        cand, cost, win, top, alive, cost_tolerance
+    )
     coords = {d: need[d] for d in (*others, dim)}
 
     def share(x: np.ndarray) -> xr.DataArray:
@@ -276,7 +301,7 @@ def alda_pick(
     window: np.ndarray,
     a_max: np.ndarray,
     fitted: np.ndarray,
-    eta: float,
+    cost_tolerance: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """ALDA's selection over the last axis (the strategies), for every leading index.
 
@@ -287,7 +312,7 @@ def alda_pick(
     pick).
     """
     b_min = np.where(candidate, cost, np.inf).min(-1, keepdims=True)
-    competitive = candidate & (cost <= (1 + eta) * b_min * (1 + 1e-9))
+    competitive = candidate & (cost <= (1 + cost_tolerance) * b_min * (1 + 1e-9))
     # smallest window, then fewest labels
     finite_cost = np.where(np.isfinite(cost), cost, 0.0)
     scale = 1.0 + finite_cost.max(initial=0.0)
@@ -307,8 +332,10 @@ def alda_least_squares(
     lsq: xr.Dataset,
     target: float,
     tolerance: float = 0.05,
-    eta: float = 0.05,
+    cost_tolerance: float = 0.05,
     dim: str = "strategy",
+    *,
+    eta: float | None = None,
 ) -> pd.DataFrame:
     """The reference advisor's answer from least-squares PALM fits (a point estimate).
 
@@ -317,8 +344,11 @@ def alda_least_squares(
     ``deployment_window`` (whole rounds), ``window_over_b_abs``, ``cost_competitive``,
     ``risky``, and ``selected`` (the pick of its group of the other id dims) and ``fallback``
     (True when the group's pick is the highest A_max because no strategy is feasible).
+    ``eta`` is the deprecated name of ``cost_tolerance``.
     """
     from palm_bayes.curve import labels_for_accuracy
+
+    cost_tolerance = resolve_cost_tolerance(cost_tolerance, eta)
 
     ok = lsq["success"].fillna(False).astype(bool)
     p = {k: lsq[k] for k in ("A_max", "delta", "alpha", "beta", "b")}
@@ -337,7 +367,9 @@ def alda_least_squares(
     cand = (feasible & np.isfinite(window)).transpose(*order).to_numpy()
     cost, win, top = (x.transpose(*order).to_numpy() for x in (need, window, p["A_max"]))
     alive = ok.transpose(*order).to_numpy()
-    competitive, picked, any_candidate, risky = alda_pick(cand, cost, win, top, alive, eta)
+    competitive, picked, any_candidate, risky = alda_pick(
+        cand, cost, win, top, alive, cost_tolerance
+    )
     coords = {d: need[d] for d in order}
 
     def grid(values: np.ndarray) -> xr.DataArray:
@@ -412,7 +444,7 @@ def _recommend_alda(table: xr.Dataset, dim: str, target: float, threshold: float
 
 
 def _recommend(
-    table: xr.Dataset, dim: str, target: float, threshold: float, eta: float
+    table: xr.Dataset, dim: str, target: float, threshold: float, cost_tolerance: float
 ) -> pd.DataFrame:
     rows = []
     for where, prefix, part in _groups(table, dim):
@@ -442,7 +474,8 @@ def _recommend(
             verdict, reason = (
                 "not enough evidence yet",
                 f"{prefix}Not enough evidence yet: the likeliest cheapest, {best}, has "
-                f"P = {p_best:.2f} < {threshold:.2f}. Cost-competitive within {eta:.0%}: "
+                f"P = {p_best:.2f} < {threshold:.2f}. Cost-competitive within "
+                f"{cost_tolerance:.0%}: "
                 f"{', '.join(competitive) or 'none with enough probability'}. "
                 "Label another round and ask again.",
             )
@@ -450,116 +483,3 @@ def _recommend(
             where | {"verdict": verdict, dim: best, "probability": p_best, "reason": reason}
         )
     return pd.DataFrame(rows)
-
-
-def crossover(
-    fit: PalmFit,
-    a: str,
-    b: str,
-    *,
-    max_budget: float | None = None,
-    hdi_prob: float = 0.9,
-    dim: str = "strategy",
-    grid_points: int = 400,
-    seed: int = 0,
-) -> xr.Dataset:
-    """Posterior of the budget at which ``b`` overtakes ``a``.
-
-    Along a log grid from the smallest observed budget to ``max_budget`` (default 100x the
-    largest observed budget), each posterior draw's crossover is the first budget where ``b``
-    becomes more accurate than ``a`` after ``a`` led at the start.
-
-    Returns
-    -------
-    xarray.Dataset
-        ``median, lower, upper`` (budget, over the draws that cross), ``p_crossover`` (share of
-        draws in which ``b`` overtakes ``a`` within the horizon) and ``p_b_leads_at_start``,
-        over the other id dims.
-    """
-    _strategy_dim(fit, dim)
-    _check_prob(hdi_prob, "hdi_prob")
-    for name in (a, b):
-        fit._check_selection({dim: name}, "crossover")
-    const = fit.idata.constant_data
-    start = float(const["first_budget"].min())
-    stop = float(max_budget) if max_budget is not None else 100 * float(const["last_budget"].max())
-    if not stop > start:
-        raise PalmInputError(f"max_budget must exceed the first budget ({start:g})")
-    grid = np.geomspace(start, stop, grid_points)
-    paths = fit.forecast_draws(grid, seed=seed)
-    gap = paths.sel({dim: b}, drop=True) - paths.sel({dim: a}, drop=True)
-    ahead = gap > 0
-    a_leads = ~ahead.isel(budget=0)
-    first = ahead.argmax("budget")
-    crossed = ahead.any("budget") & a_leads
-    i1 = first.clip(min=1)
-    g0, g1 = gap.isel(budget=i1 - 1), gap.isel(budget=i1)
-    log_b = xr.DataArray(np.log(grid), dims="budget")
-    l0, l1 = log_b.isel(budget=i1 - 1), log_b.isel(budget=i1)
-    w = (-g0 / (g1 - g0)).clip(0, 1).fillna(1.0)  # linear interpolation of the gap's zero
-    budget = np.exp(l0 + w * (l1 - l0)).drop_vars("budget", errors="ignore").where(crossed)
-    q = (1 - hdi_prob) / 2
-    return xr.Dataset(
-        {
-            "median": budget.median(_SAMPLES),
-            "lower": budget.quantile(q, _SAMPLES).drop_vars("quantile"),
-            "upper": budget.quantile(1 - q, _SAMPLES).drop_vars("quantile"),
-            "p_crossover": crossed.mean(_SAMPLES),
-            "p_b_leads_at_start": (~a_leads).mean(_SAMPLES),
-        },
-        attrs={"a": a, "b": b, "max_budget": stop},
-    ).drop_vars("budget", errors="ignore")
-
-
-def aubc(
-    fit: PalmFit,
-    budget_range: tuple[float, float] | None = None,
-    *,
-    hdi_prob: float = 0.9,
-    grid_points: int = 200,
-    seed: int = 0,
-) -> xr.Dataset:
-    """Area under the budget curve, normalised by the budget range (a mean accuracy).
-
-    ``budget_range`` defaults to the smallest first and largest last observed budget, so
-    strategies are compared on the same range (extrapolated where a curve is shorter).
-
-    Returns
-    -------
-    xarray.Dataset
-        ``median, mean, lower, upper`` per curve.
-    """
-    const = fit.idata.constant_data
-    lo, hi = budget_range or (
-        float(const["first_budget"].min()),
-        float(const["last_budget"].max()),
-    )
-    if not hi > lo >= 0:
-        raise PalmInputError(f"budget_range must satisfy 0 <= low < high, got {(lo, hi)}")
-    grid = np.linspace(lo, hi, grid_points)
-    paths = fit.forecast_draws(grid, seed=seed)
-    area = paths.integrate("budget") / (hi - lo)
-    out = summarise_draws(area, hdi_prob)
-    out.attrs["budget_range"] = (lo, hi)
-    return out.where(const["fitted"])
-
-
-def win_matrix(fit: PalmFit, budgets: Any, *, dim: str = "strategy", seed: int = 0) -> xr.DataArray:
-    """Pairwise P(row beats column) at ``budgets``, observed or extrapolated.
-
-    The posterior counterpart of the BADGE paper's penalty matrix (built there from t-tests at
-    observed budgets only). Dims ``(dim, "opponent", *other id dims, "budget")``; the diagonal is
-    NaN.
-    """
-    _strategy_dim(fit, dim)
-    paths = fit.forecast_draws(_as_budget(budgets), seed=seed)
-    rows = paths
-    cols = paths.rename({dim: "opponent"})
-    p = (rows > cols).mean(_SAMPLES) + 0.5 * (rows == cols).mean(_SAMPLES)
-    same = xr.DataArray(
-        np.equal.outer(paths[dim].to_numpy(), paths[dim].to_numpy()),
-        dims=(dim, "opponent"),
-        coords={dim: paths[dim].to_numpy(), "opponent": paths[dim].to_numpy()},
-    )
-    others = [d for d in p.dims if d not in (dim, "opponent", "budget")]
-    return p.where(~same).transpose(dim, "opponent", *others, "budget").rename("prob_better")

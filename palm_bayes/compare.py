@@ -14,14 +14,20 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
 from palm_bayes.data import iter_curves
 from palm_bayes.errors import PalmInputError
 from palm_bayes.fit import PalmFit
-from palm_bayes.model import model_data, palm_mean, seed_variance
+from palm_bayes.likelihood import log_likelihood
+from palm_bayes.model import model_data, palm_mean
 
-__all__ = ["pointwise_log_likelihood", "add_log_likelihood", "compare"]
+__all__ = [
+    "pointwise_log_likelihood",
+    "curve_log_likelihood",
+    "add_log_likelihood",
+    "compare_models",
+    "compare",
+]
 
 
 def pointwise_log_likelihood(fit: PalmFit) -> xr.DataArray:
@@ -72,16 +78,7 @@ def curve_log_likelihood(data: dict, draws: dict, floor: float) -> np.ndarray:
     ``A_max, log_lambda, alpha, beta, noise`` to arrays broadcasting against the budgets.
     """
     acc = palm_mean(data["x"], draws["A_max"], draws["log_lambda"], draws["beta"], draws["alpha"])
-    seed_var = seed_variance(acc, draws["noise"], data["inv_n_test"], floor)
-    ll = stats.norm.logpdf(
-        data["mean_accuracy"], loc=acc, scale=np.sqrt(seed_var / data["n_seeds"])
-    )
-    rep = data["rep_index"]
-    if rep.size:
-        ll[..., rep] += stats.gamma.logpdf(
-            data["rep_sq_dev"], a=(data["n_seeds"][rep] - 1) / 2, scale=2 * seed_var[..., rep]
-        )
-    return ll
+    return log_likelihood(acc, draws["noise"], data, floor)
 
 
 def add_log_likelihood(fit: PalmFit) -> PalmFit:
@@ -92,7 +89,9 @@ def add_log_likelihood(fit: PalmFit) -> PalmFit:
     return fit
 
 
-def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo") -> pd.DataFrame:
+def compare_models(
+    fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo"
+) -> pd.DataFrame:
     """Rank fits of the same curves by PSIS-LOO (``arviz.compare``).
 
     Parameters
@@ -110,7 +109,7 @@ def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo")
 
     Examples
     --------
-    >>> pb.compare([independent_fit, pooled_fit])  # doctest: +SKIP
+    >>> pb.compare_models([independent_fit, pooled_fit])  # doctest: +SKIP
     """
     if not isinstance(fits, Mapping):
         named: dict[str, PalmFit] = {}
@@ -121,7 +120,7 @@ def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo")
             named[name] = fit
         fits = named
     if len(fits) < 2:
-        raise PalmInputError("compare needs at least two fits")
+        raise PalmInputError("compare_models needs at least two fits")
     idatas = {name: add_log_likelihood(fit).idata for name, fit in fits.items()}
     sizes = {name: idata.log_likelihood.sizes["observation"] for name, idata in idatas.items()}
     if len(set(sizes.values())) != 1:
@@ -145,3 +144,17 @@ def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo")
                 "approximation; a difference smaller than a few dse is not a clear preference."
             )
     return table
+
+
+def compare(fits: Sequence[PalmFit] | Mapping[str, PalmFit], *, ic: str = "loo") -> pd.DataFrame:
+    """Deprecated name of :func:`compare_models` (PSIS-LOO); removed in the next release.
+
+    Not to be confused with :meth:`palm_bayes.PalmFit.prob_better` (which strategy wins).
+    """
+    warnings.warn(
+        "palm_bayes.compare is deprecated; use palm_bayes.compare_models (PSIS-LOO model "
+        "comparison)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return compare_models(fits, ic=ic)

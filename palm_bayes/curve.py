@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-def _backend(*values: Any):
+def backend(*values: Any):
     """Return ``pytensor.tensor`` when any value is a PyTensor variable, else numpy."""
     for value in values:
         if type(value).__module__.startswith("pytensor"):
@@ -46,7 +46,7 @@ def _where(xp, condition, a, b):
 
 def log_lambda(delta):
     """``log(-log(1 - delta))``, the log rate behind the coverage efficiency ``delta``."""
-    xp = _backend(delta)
+    xp = backend(delta)
     return xp.log(-xp.log1p(-delta))
 
 
@@ -67,7 +67,7 @@ def palm_curve_log_lambda(budget, A_max, log_lam, alpha, beta, b=1.0):  # noqa: 
     array_like
         Accuracy, broadcast over the inputs (numpy, xarray or PyTensor, as given).
     """
-    xp = _backend(budget, A_max, log_lam, alpha, beta, b)
+    xp = backend(budget, A_max, log_lam, alpha, beta, b)
     shifted = budget / b + alpha
     # exp overflowing to inf is the right limit (coverage 1) for far-out draws
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -109,7 +109,7 @@ def labels_for_accuracy(target, A_max, delta, alpha, beta, b=1.0):  # noqa: N803
 
 def labels_for_accuracy_log_lambda(target, A_max, log_lam, alpha, beta, b=1.0):  # noqa: N803
     """:func:`labels_for_accuracy` with the rate given as ``log lambda``."""
-    xp = _backend(target, A_max, log_lam, alpha, beta, b)
+    xp = backend(target, A_max, log_lam, alpha, beta, b)
     ratio = target / A_max
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         log_needed = xp.log(-xp.log1p(-xp.minimum(ratio, 1.0)))

@@ -1,3 +1,4 @@
+# Stays long (~450 lines): every reader and the one validation of the curves contract.
 """One entry point for learning curves: every input becomes the canonical curves Dataset.
 
 The canonical Dataset (the contract shared with ``al_runner``) has dims
@@ -9,10 +10,8 @@ optionally ``n_test`` (test-set size) over the id dims. A *curve* is one combina
 
 from __future__ import annotations
 
-import gc
 import itertools
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +21,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from palm_bayes.contract import (
+    CURVE_DIMS,
+    ID_DIMS,
+    MAX_NETCDF_BYTES,
+    check_structure,
+    read_netcdf,
+    save_curves,
+)
 from palm_bayes.errors import PalmInputError
-from palm_bayes.io_utils import atomic_write
 
 __all__ = [
     "ID_DIMS",
@@ -36,10 +42,10 @@ __all__ = [
     "iter_curves",
     "save_curves",
     "decreasing_curves",
+    "read_netcdf",
+    "MAX_NETCDF_BYTES",
 ]
 
-ID_DIMS = ("dataset", "strategy", "embedding", "seed")
-CURVE_DIMS = ("dataset", "strategy", "embedding")
 _DEFAULTS = {"dataset": "default", "strategy": "default", "embedding": "default", "seed": 0}
 _REFERENCE_CSV = {"method": "strategy", "cumulative_budget": "budget", "score": "accuracy"}
 MIN_BUDGETS = 4
@@ -189,56 +195,7 @@ def decreasing_curves(curves: xr.Dataset) -> list[str]:
     return found
 
 
-def save_curves(curves: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write curves to netCDF atomically (a temporary file renamed over ``path``)."""
-    encoding = {name: {"compression": "gzip"} for name in curves.data_vars}
-    return atomic_write(
-        path, lambda tmp: curves.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
-    )
-
-
 # --------------------------------------------------------------------------- readers
-#: Largest netCDF content (declared bytes of all variables) read into memory.
-MAX_NETCDF_BYTES = 2**30
-_NETCDF_ENGINES = {b"CDF\x01": "scipy", b"CDF\x02": "scipy", b"\x89HDF": "h5netcdf"}
-
-
-def read_netcdf(path: str | os.PathLike, max_bytes: int = MAX_NETCDF_BYTES) -> xr.Dataset:
-    """Load a netCDF-4 (HDF5) or netCDF-3 file whose declared size is sane.
-
-    The declared sizes of its variables are checked before anything is read, so a small
-    file that claims gigabytes is refused instead of exhausting memory; a corrupt file is a
-    one-line :class:`PalmInputError` without the HDF5 library's tracebacks.
-    """
-    path = Path(path)
-    with path.open("rb") as handle:
-        magic = handle.read(4)
-    engine = _NETCDF_ENGINES.get(magic)
-    if engine is None:
-        raise PalmInputError(f"{path} is not a netCDF file (neither netCDF-4/HDF5 nor netCDF-3)")
-    options = {"phony_dims": "sort"} if engine == "h5netcdf" else {}
-    hook = sys.unraisablehook
-    sys.unraisablehook = lambda _: None  # h5py reports failed clean-ups of a corrupt file
-    failure = None
-    try:
-        with xr.open_dataset(path, engine=engine, **options) as lazy:
-            declared = sum(v.size * v.dtype.itemsize for v in lazy.variables.values())
-            if declared > max_bytes:
-                failure = (
-                    f"{path} declares {declared / 2**30:.1f} GiB of data, more than the "
-                    f"{max_bytes / 2**30:.1f} GiB a curves file may hold; refusing to load it"
-                )
-            else:
-                return lazy.load()
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file to the user
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        failure = f"{path} is not a readable netCDF curves file: {message}"
-    finally:
-        gc.collect()  # the reader's half-open objects go now, while their noise is muted
-        sys.unraisablehook = hook
-    raise PalmInputError(failure)
-
-
 def _read_path(path: Path, labels_per_round: float | None) -> tuple[pd.DataFrame, dict]:
     if not path.exists():
         raise PalmInputError(f"no such file or folder: {path}")
@@ -321,14 +278,7 @@ def _read_npy(path: Path) -> np.ndarray:
 
 
 def _frame_from_dataset(ds: xr.Dataset) -> tuple[pd.DataFrame, dict]:
-    missing = [v for v in ("budget", "accuracy") if v not in ds]
-    if missing:
-        raise PalmInputError(f"curves Dataset lacks the variable(s) {missing}")
-    extra = [d for d in ds["accuracy"].dims if d not in ID_DIMS + ("step",)]
-    if extra:
-        raise PalmInputError(
-            f"curves Dataset has dims {extra} outside the contract {list(ID_DIMS) + ['step']}"
-        )
+    check_structure(ds)
     names = ["budget", "accuracy"] + (["n_test"] if "n_test" in ds else [])
     frame = ds[names].to_dataframe().reset_index()
     frame = frame[~(frame["budget"].isna() & frame["accuracy"].isna())]

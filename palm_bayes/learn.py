@@ -22,8 +22,9 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
+from palm_bayes.contract import CURVE_DIMS, truncate
 from palm_bayes.curve import palm_curve_log_lambda
-from palm_bayes.data import CURVE_DIMS, curves_to_frame, load_curves
+from palm_bayes.data import curves_to_frame, load_curves
 from palm_bayes.discrepancy import (
     POSTERIOR_FEATURES,
     SLOPE_RATIO,
@@ -67,16 +68,11 @@ def prefix_cases(
     keys = list(CURVE_DIMS)
     truth = frame.groupby(keys + ["budget"], as_index=False)["accuracy"].mean()
     final = frame.groupby(keys)["budget"].max().rename("final")
-    if pilot_seeds is not None:
-        order = frame[keys + ["seed"]].drop_duplicates()
-        order["rank"] = order.groupby(keys).cumcount()
-        frame = frame.merge(order, on=keys + ["seed"])
-        frame = frame[frame["rank"] < pilot_seeds].drop(columns="rank")
-    frame = frame.join(final, on=keys)
     truth = truth.join(final, on=keys)
     pilots, rows = [], []
     for cut in cuts:
-        part = frame[frame["budget"] <= cut * frame["final"]].copy()
+        part = curves_to_frame(truncate(library, cut, seeds=pilot_seeds))
+        part = part.dropna(subset=["budget", "accuracy"])
         distinct = part.groupby(keys)["budget"].nunique()
         ok = distinct[distinct >= min_budgets].index
         part = part.set_index(keys).loc[lambda f, ok=ok: f.index.isin(ok)].reset_index()
@@ -85,7 +81,7 @@ def prefix_cases(
         future = future[future["budget"] > future["last_budget"]]
         label_suffix = f"{_CUT_SEP}{cut:g}"
         label = part["dataset"].astype(str) + label_suffix
-        pilots.append(part.assign(dataset=label).drop(columns="final"))
+        pilots.append(part.assign(dataset=label))
         rows.append(
             future.assign(
                 cut=cut, pilot_dataset=future["dataset"].astype(str) + f"{_CUT_SEP}{cut:g}"

@@ -29,19 +29,25 @@ The model is only trusted inside the observed budgets: forecasts beyond the last
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pymc as pm
-import pytensor.tensor as pt
 
-from palm_bayes.curve import _backend
+from palm_bayes.curve import backend
 from palm_bayes.errors import PalmInputError
+from palm_bayes.likelihood import palm_likelihood, seed_variance  # re-exported here
 
 __all__ = [
     "DEFAULT_PRIORS",
+    "default_priors",
     "merge_priors",
+    "priors_to_json",
+    "is_prior_object",
+    "SAMPLED_PRIORS",
     "create_palm_model",
     "model_data",
     "palm_mean",
@@ -71,15 +77,45 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
     "extrapolation": {"sd": 0.3},
 }
 
+
+def default_priors() -> dict[str, dict[str, float]]:
+    """A copy of :data:`DEFAULT_PRIORS` to change and pass as ``priors=`` (the defaults stay).
+
+    Examples
+    --------
+    >>> priors = default_priors()
+    >>> priors["noise"]["sigma"] = 0.02
+    >>> DEFAULT_PRIORS["noise"]["sigma"]
+    0.05
+    """
+    return copy.deepcopy(DEFAULT_PRIORS)
+
+
 #: Entries of the prior configuration that are not part of the PyMC model.
 FORECAST_ONLY_PRIORS = ("extrapolation",)
 
 
+#: The sampled variables of the independent model: their priors may be ``Prior`` objects.
+SAMPLED_PRIORS = ("logit_mid_accuracy", "logit_headroom", "log_mid_slope", "offset", "noise")
+
+
+def is_prior_object(value: Any) -> bool:
+    """Whether ``value`` is a ``pymc_extras.prior.Prior`` (or anything that behaves like one)."""
+    return callable(getattr(value, "create_variable", None)) and callable(
+        getattr(value, "to_dict", None)
+    )
+
+
 def merge_priors(
-    priors: Mapping[str, Mapping[str, float]] | None = None,
+    priors: Mapping[str, Any] | None = None,
     defaults: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict:
     """Return ``defaults`` (``DEFAULT_PRIORS``) updated with the user's entries (per field).
+
+    An entry of a sampled variable (:data:`SAMPLED_PRIORS`) of the independent model may also
+    be a :class:`pymc_extras.prior.Prior`, which replaces the default family, e.g.
+    ``{"logit_headroom": Prior("StudentT", mu=0, sigma=1.5, nu=4)}`` (``noise`` keeps its
+    ``floor``; its family must be positive). It is stored as ``{"prior": Prior, ...}``.
 
     Examples
     --------
@@ -91,6 +127,11 @@ def merge_priors(
     for key, value in (priors or {}).items():
         if key not in merged:
             raise PalmInputError(f"unknown prior {key!r}; known priors: {sorted(merged)}")
+        if is_prior_object(value):
+            value = {"prior": value}
+        if isinstance(value, Mapping) and "prior" in value:
+            merged[key] = _merge_prior_object(key, value, merged[key], defaults)
+            continue
         unknown = set(value) - set(merged[key])
         if unknown:
             raise PalmInputError(
@@ -99,6 +140,46 @@ def merge_priors(
             )
         merged[key].update({field: float(v) for field, v in value.items()})
     return merged
+
+
+def _merge_prior_object(key: str, value: Mapping, default: dict, defaults: Mapping) -> dict:
+    """The entry of a ``Prior`` object (or its ``to_dict()`` form, as saved with a fit)."""
+    if key not in SAMPLED_PRIORS or defaults is not DEFAULT_PRIORS:
+        raise PalmInputError(
+            f"prior {key!r} takes numbers ({sorted(default)}); Prior objects are accepted for "
+            f"the sampled variables of independent fits: {list(SAMPLED_PRIORS)}"
+        )
+    prior = value["prior"]
+    if isinstance(prior, Mapping):
+        from pymc_extras.prior import Prior
+
+        prior = Prior.from_dict(dict(prior))
+    if not is_prior_object(prior):
+        raise PalmInputError(f"prior {key!r}: expected a pymc_extras Prior, got {prior!r}")
+    rest = {f: float(v) for f, v in value.items() if f != "prior"}
+    unknown = set(rest) - {"floor"}
+    if unknown:
+        raise PalmInputError(f"prior {key!r} has unknown fields {sorted(unknown)} beside 'prior'")
+    kept = {f: v for f, v in default.items() if f == "floor"}
+    return kept | rest | {"prior": prior}
+
+
+def priors_to_json(priors: Mapping[str, Any]) -> str:
+    """The prior configuration as JSON (``Prior`` objects as their ``to_dict()``)."""
+    return json.dumps(
+        priors,
+        sort_keys=True,
+        default=lambda v: v.to_dict() if is_prior_object(v) else str(v),
+    )
+
+
+def _sampled(name: str, spec: Mapping[str, Any]):
+    """The model variable ``name``: the user's ``Prior`` or the default family."""
+    if "prior" in spec:
+        return spec["prior"].create_variable(name)
+    if name == "noise":
+        return pm.HalfNormal(name, sigma=spec["sigma"])
+    return pm.Normal(name, mu=spec["mu"], sigma=spec["sigma"])
 
 
 def model_data(budget: np.ndarray, accuracy: np.ndarray, b: float, n_test: np.ndarray | float):
@@ -147,7 +228,7 @@ def palm_from_identified(z_mid, z_head, log_slope, eta, x_first, x_mid) -> dict[
     module docstring. Returns ``A_max, delta, alpha, beta, log_lambda, mid_accuracy,
     mid_slope``.
     """
-    xp = _backend(z_mid, z_head, log_slope, eta, x_first, x_mid)
+    xp = backend(z_mid, z_head, log_slope, eta, x_first, x_mid)
     if xp is np:
         from scipy.special import expit
 
@@ -189,36 +270,9 @@ def _palm_from_identified(xp, sigmoid, log1mexp, z_mid, z_head, log_slope, eta, 
 
 def palm_mean(x, a_max, log_lam, beta, alpha):
     """The PALM curve at ``x = B / b`` in the sampled form (PyTensor or numpy)."""
-    xp = _backend(x, a_max, log_lam, beta, alpha)
+    xp = backend(x, a_max, log_lam, beta, alpha)
     log_z = log_lam + beta * xp.log(x + alpha)
     return a_max * -xp.expm1(-xp.exp(log_z))
-
-
-def seed_variance(mu, noise, inv_n, floor):
-    """Variance of one seed's accuracy around the curve.
-
-    Binomial test-set noise, quantisation of the test set, seed-to-seed (and model) noise and
-    a floor for the precision to which accuracies are reported.
-    """
-    return mu * (1 - mu) * inv_n + inv_n**2 / 12 + noise**2 + floor**2
-
-
-def palm_likelihood(mu, noise, y, n_seeds, inv_n, rep_index, rep_sq_dev, floor) -> None:
-    """The one likelihood of every PALM model (single curve and pooled), inside a PyMC model.
-
-    Per budget, the seed mean is Normal around ``mu`` with the seed variance over the number
-    of seeds, and the seeds' sum of squared deviations is ``seed_var * chi2(n - 1)`` (a
-    Gamma): the exact sufficient statistics of Normal replicate seeds.
-    """
-    seed_var = seed_variance(mu, noise, inv_n, floor)
-    pm.Normal("accuracy", mu=mu, sigma=pt.sqrt(seed_var / n_seeds), observed=y, shape=y.shape)
-    pm.Gamma(
-        "seed_spread",
-        alpha=(n_seeds[rep_index] - 1) / 2,
-        beta=1 / (2 * seed_var[rep_index]),
-        observed=rep_sq_dev,
-        shape=rep_index.shape,
-    )
 
 
 def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) -> pm.Model:
@@ -231,7 +285,8 @@ def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) ->
         squares, ``1 / n_test``, ``x_first``, ``x_mid``). They become ``pm.Data`` so one
         compiled model serves every curve.
     priors : mapping, optional
-        Overrides of :data:`DEFAULT_PRIORS`.
+        Overrides of :data:`DEFAULT_PRIORS` (numbers, or ``Prior`` objects: see
+        :func:`merge_priors`).
 
     Returns
     -------
@@ -250,11 +305,7 @@ def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) ->
         x_first = pm.Data("x_first", data["x_first"])
         x_mid = pm.Data("x_mid", data["x_mid"])
 
-        z_mid = pm.Normal("logit_mid_accuracy", **p["logit_mid_accuracy"])
-        z_head = pm.Normal("logit_headroom", **p["logit_headroom"])
-        log_slope = pm.Normal("log_mid_slope", **p["log_mid_slope"])
-        eta = pm.Normal("offset", **p["offset"])
-        noise = pm.HalfNormal("noise", sigma=p["noise"]["sigma"])
+        z_mid, z_head, log_slope, eta, noise = (_sampled(n, p[n]) for n in SAMPLED_PRIORS)
 
         palm = palm_from_identified(z_mid, z_head, log_slope, eta, x_first, x_mid)
         for name in ("mid_accuracy", "A_max", "mid_slope", "alpha", "beta", "log_lambda", "delta"):

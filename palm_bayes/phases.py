@@ -1,3 +1,4 @@
+# Stays long (~620 lines): one model whose parts share the segment layout and proxies.
 """Phases of active learning: where the mechanism behind a dataset's risk curve changes.
 
 The mechanism-driven theory of AL phase transitions (Machnio, Nielsen & Mehdipour Ghazi, 2026)
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from palm_bayes.contract import PROXIES  # the contract's; re-exported here
 from palm_bayes.errors import PalmInputError
 
 __all__ = [
@@ -36,15 +38,6 @@ __all__ = [
     "phases",
 ]
 
-#: The reference's proxy names, in its order (``PAPER_PROXY_COLUMNS``).
-PROXIES = (
-    "empirical_risk_reduction",
-    "label_discrepancy",
-    "feature_discrepancy",
-    "geometric_coverage",
-    "model_complexity",
-    "confidence_term",
-)
 #: The reference's JSON of a global phase analysis; marks a complete ``palm phases`` folder.
 PHASES_FILE = "global_phase_analysis.json"
 _REFERENCE_RECORDS = {"method", "seed", "annotation_budget", "test_accuracy"}
@@ -134,7 +127,7 @@ def _read(source: Any) -> pd.DataFrame:
         if not path.exists():
             raise PalmInputError(f"no such file: {path}")
         if path.suffix == ".nc":
-            from palm_bayes.data import read_netcdf
+            from palm_bayes.contract import read_netcdf
 
             frame = _dataset_frame(read_netcdf(path))
         elif path.suffix == ".csv":
@@ -495,16 +488,14 @@ class PhaseAnalysis:
 
     def plot(self):
         """Risk (data, posterior fit) and standardised proxies by budget, phases shaded."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from palm_bayes.plots import new_figure
 
         table = self.table
         budgets = table["budget"].to_numpy(float)
         z = _standardise(table[self.proxies].to_numpy(float))
         mean = np.median(_mean_draws(z, budgets, self.idata.posterior), axis=0)
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+        fig = new_figure(figsize=(8, 6.5))
+        top, bottom = fig.subplots(2, 1, sharex=True)
         for name, rows in table.groupby("strategy", sort=False):
             (line,) = top.plot(rows["budget"], rows["risk"], "o", ms=3.5, label=str(name))
             top.plot(rows["budget"], mean[rows.index], "-", color=line.get_color(), lw=1.2)

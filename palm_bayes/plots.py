@@ -5,20 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
+import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from palm_bayes.curve import palm_curve  # noqa: E402
-from palm_bayes.data import iter_curves  # noqa: E402
+from palm_bayes.curve import palm_curve
+from palm_bayes.data import iter_curves
 
 if TYPE_CHECKING:
     from palm_bayes.fit import PalmFit
 
-__all__ = ["plot_fit", "plot_prob_better"]
+__all__ = ["plot_fit", "plot_prob_better", "new_figure", "log_budget_axis"]
+
+
+def new_figure(**options: Any) -> Figure:
+    """A figure outside pyplot, drawn by Agg: the user's backend and open figures stay as they are.
+
+    ``options`` go to :class:`matplotlib.figure.Figure` (``figsize``, ``layout``, ...).
+    """
+    fig = Figure(**options)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def plot_fit(
@@ -29,7 +37,7 @@ def plot_fit(
     lsq: xr.Dataset | None = None,
     selection: Mapping[str, Any] | None = None,
     truth: xr.Dataset | None = None,
-) -> matplotlib.figure.Figure:
+) -> Figure:
     """One panel per curve: seeds, seed mean, posterior median and HDI band, least squares.
 
     Parameters
@@ -57,7 +65,8 @@ def plot_fit(
     n = len(items)
     cols = min(3, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    fig = new_figure(figsize=(4.6 * cols, 3.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     const = fit.idata.constant_data
     for ax, (labels, sub) in zip(axes.ravel(), items, strict=False):
         first = float(const["first_budget"].sel(labels))
@@ -116,7 +125,7 @@ def plot_fit(
                 )
                 ax.plot(grid, curve, "--", color="tab:green", label="least squares")
         ax.axvline(last, color="0.5", ls=":", lw=1)
-        _log_budget_axis(ax)
+        log_budget_axis(ax)
         ax.set_title(
             " / ".join(str(v) for v in labels.values() if v not in ("default", "none")), fontsize=9
         )
@@ -135,19 +144,20 @@ def plot_prob_better(
     a: Mapping[str, Any],
     b: Mapping[str, Any],
     budgets: Sequence[float],
-) -> matplotlib.figure.Figure:
+) -> Figure:
     """P(a beats b) against budget, one line per combination of the remaining dims."""
     p = fit.prob_better(a, b, list(budgets))
     others = [d for d in p.dims if d != "budget"]
     stacked = p.stack(curve=others) if others else p.expand_dims(curve=[""])
     named = [d for d in others if p.sizes[d] > 1]  # not a lone embedding=none in every label
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig = new_figure(figsize=(6, 3.6))
+    ax = fig.subplots()
     for i in range(stacked.sizes["curve"]):
         line = stacked.isel(curve=i)
         label = " / ".join(str(line[d].item()) for d in named) if named else None
         ax.plot(line["budget"], line, marker=".", label=label)
     ax.axhline(0.5, color="0.5", ls=":")
-    _log_budget_axis(ax)
+    log_budget_axis(ax)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("labels (budget)")
     ax.set_ylabel(f"P({_fmt(a)} beats {_fmt(b)})")
@@ -162,7 +172,7 @@ def _fmt(selection: Mapping[str, Any]) -> str:
     return ", ".join(str(v) for v in selection.values())
 
 
-def _log_budget_axis(ax) -> None:
+def log_budget_axis(ax) -> None:
     """Log-scaled budget axis with plain numbers and no crowded minor labels."""
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 

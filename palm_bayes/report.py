@@ -12,16 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from palm_bayes.errors import PalmInputError  # noqa: E402
-from palm_bayes.fit import PalmFit  # noqa: E402
-from palm_bayes.io_utils import atomic_write  # noqa: E402
-from palm_bayes.plots import _log_budget_axis, plot_fit, plot_prob_better  # noqa: E402
-from palm_bayes.tables import column_notes, sampling_advice, tidy  # noqa: E402
+from palm_bayes.errors import PalmInputError
+from palm_bayes.fit import PalmFit
+from palm_bayes.io_utils import atomic_write
+from palm_bayes.plots import log_budget_axis, new_figure, plot_fit, plot_prob_better
+from palm_bayes.tables import column_notes, sampling_advice, tidy
 
 __all__ = ["write_report", "SECTIONS"]
 
@@ -46,10 +44,9 @@ img { max-width: 100%; }
 """
 
 
-def _png(fig: matplotlib.figure.Figure) -> str:
+def _png(fig: Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode()
     return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
@@ -70,16 +67,14 @@ def _text_colour(rgba: Sequence[float]) -> str:
 
 def _win_matrix_figure(fit: PalmFit, budgets: Sequence[float], dim: str) -> str:
     wins = fit.win_matrix(budgets)
-    cmap = plt.get_cmap("RdBu_r")
+    cmap = matplotlib.colormaps["RdBu_r"]
     parts = []
     for where in _others(fit, dim)[:6]:
         sub = wins.sel(where)
         names = [str(s) for s in sub[dim].to_numpy()]
         side = max(3.6, 0.55 * len(names) + 1.6)
-        fig, axes = plt.subplots(
-            1, len(budgets), figsize=((side + 1.6) * len(budgets), side + 0.6),
-            squeeze=False, layout="constrained",
-        )  # fmt: skip
+        fig = new_figure(figsize=((side + 1.6) * len(budgets), side + 0.6), layout="constrained")
+        axes = fig.subplots(1, len(budgets), squeeze=False)
         for ax, budget in zip(axes[0], budgets, strict=True):
             m = sub.sel(budget=budget).to_numpy()
             image = ax.imshow(m, vmin=0, vmax=1, cmap=cmap)
@@ -116,7 +111,8 @@ def _forest_figure(fit: PalmFit, target: float) -> str:
     finite = np.concatenate([need[c].to_numpy() for c in ("lower", "median", "upper")])
     finite = finite[np.isfinite(finite)]
     right = finite.max() * 1.5 if finite.size else 1.0
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(need) + 1.2))
+    fig = new_figure(figsize=(7, 0.35 * len(need) + 1.2))
+    ax = fig.subplots()
     for i, (_, row) in enumerate(need.iterrows()):
         if not np.isfinite(row["lower"]):
             ax.text(
@@ -132,7 +128,7 @@ def _forest_figure(fit: PalmFit, target: float) -> str:
         if not np.isfinite(row["upper"]):
             ax.annotate("", xy=(right, i), xytext=(lo, i), arrowprops={"arrowstyle": "->"})
     ax.set_yticks(range(len(need)), labels, fontsize=8)
-    _log_budget_axis(ax)
+    log_budget_axis(ax)
     ax.set_xlabel(
         f"labels needed for accuracy {target:g} (median, 90% interval; arrow: may never reach)"
     )
@@ -142,7 +138,8 @@ def _forest_figure(fit: PalmFit, target: float) -> str:
 def _parameter_figure(fit: PalmFit) -> str:
     post = fit.idata.posterior
     fitted = fit.idata.constant_data["fitted"]
-    fig, axes = plt.subplots(1, 4, figsize=(15, 4.2), layout="constrained")
+    fig = new_figure(figsize=(15, 4.2), layout="constrained")
+    axes = fig.subplots(1, 4)
     stacked = fitted.stack(curve=fit.curve_dims)
     curves = [
         c for c, ok in zip(stacked["curve"].to_numpy(), stacked.to_numpy(), strict=True) if ok

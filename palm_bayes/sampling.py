@@ -7,17 +7,19 @@ into the compiled model.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from typing import Any
 
 import numpy as np
+import xarray as xr
 from tqdm.auto import tqdm
 
-from palm_bayes.model import FORECAST_ONLY_PRIORS, create_palm_model
+from palm_bayes.data import curve_dims, iter_curves
+from palm_bayes.errors import PalmInputError
+from palm_bayes.model import FORECAST_ONLY_PRIORS, create_palm_model, model_data, priors_to_json
 
-__all__ = ["sample_curve", "run_nutpie", "compile_model", "FREE_VARS", "PALM_VARS"]
+__all__ = ["sample_curve", "sample_curves", "run_nutpie", "compile_model", "FREE_VARS", "PALM_VARS"]
 
 #: Variables sampled on the unconstrained scale (their r_hat and ESS are the diagnostics).
 FREE_VARS = (
@@ -52,7 +54,7 @@ def compile_model(model, **options: Any):
 def _compiled_model(data: dict, priors: dict):
     """Return the nutpie-compiled model for these priors, compiling it on first use."""
     model_priors = {k: v for k, v in priors.items() if k not in FORECAST_ONLY_PRIORS}
-    key = json.dumps(model_priors, sort_keys=True)
+    key = priors_to_json(model_priors)
     if key not in _COMPILED:
         _COMPILED[key] = compile_model(create_palm_model(data, model_priors))
     return _COMPILED[key]
@@ -148,3 +150,85 @@ def sample_curve(
     out["diverging"] = trace.sample_stats["diverging"].to_numpy()
     out["seconds"] = np.float64(time.perf_counter() - start)
     return out
+
+
+def sample_curves(
+    curves: xr.Dataset,
+    b: xr.DataArray,
+    priors: dict,
+    *,
+    chains: int,
+    draws: int,
+    tune: int,
+    target_accept: float,
+    seed: int,
+    cores: int,
+    progress: bool,
+) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+    """Sample one independent PALM per curve (curve ``k`` with ``seed + k``).
+
+    Returns
+    -------
+    posterior, sample_stats, constant : xarray.Dataset
+        Over ``(chain, draw, *curve_dims)`` (NaN where a curve has no data) and, for the
+        constants (``x_first, x_mid, first_budget, last_budget, n_test, b, fitted,
+        sampling_seconds``), over the curve dims.
+    """
+    dims = curve_dims(curves)
+    shape = tuple(curves.sizes[d] for d in dims)
+    coords = {d: curves[d].to_numpy() for d in dims}
+    names = FREE_VARS + PALM_VARS
+    post = {n: np.full((chains, draws, *shape), np.nan) for n in names}
+    diverging = np.zeros((chains, draws, *shape), dtype=bool)
+    seconds = np.full(shape, np.nan)
+    const = {
+        n: np.full(shape, np.nan)
+        for n in ("x_first", "x_mid", "first_budget", "last_budget", "n_test")
+    }
+    fitted = np.zeros(shape, dtype=bool)
+
+    items = list(iter_curves(curves))
+    if not items:
+        raise PalmInputError("no curve has any observed point")
+    for k, (labels, sub) in enumerate(
+        tqdm(items, desc="PALM fits", unit="curve", disable=not progress)
+    ):
+        index = tuple(int(np.flatnonzero(coords[d] == labels[d])[0]) for d in dims)
+        b_k = float(b.sel(labels))
+        n_test = sub["n_test"].broadcast_like(sub["accuracy"]) if "n_test" in sub else np.inf
+        data = model_data(
+            sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), b_k, np.asarray(n_test)
+        )
+        draws_k = sample_curve(
+            data,
+            priors,
+            chains=chains,
+            draws=draws,
+            tune=tune,
+            target_accept=target_accept,
+            seed=seed + k,
+            cores=cores,
+        )
+        for n in names:
+            post[n][(slice(None), slice(None), *index)] = draws_k[n]
+        diverging[(slice(None), slice(None), *index)] = draws_k["diverging"]
+        seconds[index] = draws_k["seconds"]
+        budgets = sub["budget"].to_numpy()
+        const["x_first"][index] = data["x_first"]
+        const["x_mid"][index] = data["x_mid"]
+        const["first_budget"][index] = np.nanmin(budgets)
+        const["last_budget"][index] = np.nanmax(budgets)
+        if "n_test" in sub:
+            const["n_test"][index] = float(np.nanmedian(np.asarray(n_test, dtype=float)))
+        fitted[index] = True
+
+    sample_dims = ("chain", "draw", *dims)
+    sample_coords = {"chain": np.arange(chains), "draw": np.arange(draws), **coords}
+    posterior = xr.Dataset({n: (sample_dims, v) for n, v in post.items()}, coords=sample_coords)
+    sample_stats = xr.Dataset({"diverging": (sample_dims, diverging)}, coords=sample_coords)
+    constant = xr.Dataset(
+        {n: (dims, v) for n, v in const.items()}
+        | {"b": b.transpose(*dims), "fitted": (dims, fitted), "sampling_seconds": (dims, seconds)},
+        coords=coords,
+    )
+    return posterior, sample_stats, constant

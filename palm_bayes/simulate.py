@@ -170,7 +170,7 @@ def simulate_phase_records(
 ):
     """Simulate AL records whose risk follows the proxies with known phase boundaries.
 
-    Each strategy's six proxies (named as :data:`palm_bayes.phases.PROXIES`) are smooth
+    Each strategy's six proxies (named as :data:`palm_bayes.contract.PROXIES`) are smooth
     functions of log budget with a strategy-specific rate plus a little noise; inside each
     phase, ``risk`` is linear in the proxies (standardised over all records) with coefficients
     of size ``effect`` that change at every boundary, levelled so that the mean risk is
@@ -184,7 +184,7 @@ def simulate_phase_records(
     """
     import pandas as pd
 
-    from palm_bayes.phases import PROXIES
+    from palm_bayes.contract import PROXIES
 
     rng = np.random.default_rng(rng)
     budgets = np.geomspace(20, 3000, 32) if budgets is None else np.asarray(budgets, float)

@@ -86,10 +86,10 @@ def answers():
         fit = pb.fit(curves, seed=k, **SAMPLER)
         # the horizon is the observed range: parity with a rule that only trusts the fit
         advice = fit.advise(
-            TARGET, rule="alda", target_tolerance=TOLERANCE, eta=eta, max_budget=BUDGETS[-1],
-            reference=None,
+            TARGET, rule="alda", target_tolerance=TOLERANCE, cost_tolerance=eta,
+            max_budget=BUDGETS[-1], reference=None,
         )  # fmt: skip
-        cheapest = fit.advise(TARGET, eta=eta, max_budget=BUDGETS[-1], reference=None)
+        cheapest = fit.advise(TARGET, cost_tolerance=eta, max_budget=BUDGETS[-1], reference=None)
         out[name] = (lsq, advice, cheapest)
     return out
 

@@ -171,7 +171,7 @@ def test_forecast_in_budget_slices_matches_one_pass(fitted, monkeypatch):
     budgets = [300.0, 900.0, 1500.0, 4000.0, 20000.0]
     whole = fitted.forecast(budgets)
     per_budget = fitted.idata.posterior["A_max"].size
-    monkeypatch.setattr(sys.modules["palm_bayes.fit"], "FORECAST_CHUNK_VALUES", 2 * per_budget)
+    monkeypatch.setattr(sys.modules["palm_bayes.queries"], "FORECAST_CHUNK_VALUES", 2 * per_budget)
     sliced = fitted.forecast(budgets)
     xr.testing.assert_allclose(sliced, whole)
     assert sliced["budget"].values.tolist() == budgets

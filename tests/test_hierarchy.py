@@ -140,7 +140,7 @@ def test_queries_summary_roundtrip_and_loo(pooled, independent, tmp_path):
     np.testing.assert_allclose(
         back.forecast([300])["median"].to_numpy(), pooled.forecast([300])["median"].to_numpy()
     )
-    table = pb.compare([independent, pooled])
+    table = pb.compare_models([independent, pooled])
     assert set(table.index) == {"independent", "pooled: strategy+dataset"}
     assert np.all(np.isfinite(table["elpd_loo"]))
 

@@ -276,7 +276,7 @@ def test_a_falling_curve_is_named_before_sampling(monkeypatch):
     def stop(*args, **kwargs):
         raise RuntimeError("sampling started")
 
-    monkeypatch.setattr(fit_module, "sample_curve", stop)
+    monkeypatch.setattr(fit_module, "sample_curves", stop)
     with pytest.warns(UserWarning, match="fall as labels are added"), pytest.raises(RuntimeError):
         pb.fit(table([0.8, 0.75, 0.7, 0.66, 0.6]), progress=False)
 

@@ -180,7 +180,7 @@ def _read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
-    from palm_bayes.io_utils import atomic_write
+    from palm_bayes.contract import atomic_write
 
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -403,7 +403,7 @@ def extract_features(
 
 
 def _cached(path: Path, build: Any) -> dict[str, np.ndarray]:
-    from palm_bayes.io_utils import atomic_write
+    from palm_bayes.contract import atomic_write
 
     if path.exists():
         with np.load(path, allow_pickle=False) as npz:
