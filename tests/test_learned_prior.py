@@ -293,7 +293,7 @@ def test_learning_recovers_how_the_scale_shrinks_with_seeds():
 
 def test_adapting_a_prior_learns_its_width_and_keeps_its_drift():
     """Cases 2x wider than the base prior at 3 seeds, 2x narrower at 30: both are learned."""
-    from palm_bayes.learn import adapt_prior
+    from palm_bayes.adapt import adapt_prior
 
     base = CurvePrior(
         drift=np.tile([0.1, 0.0, 0.0, -0.5], (50, 1)),
