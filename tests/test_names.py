@@ -14,11 +14,11 @@ def test_compare_is_a_deprecated_alias_of_compare_models(monkeypatch):
     import palm_bayes.compare  # noqa: F401  (a submodule named like a function)
 
     module = sys.modules["palm_bayes.compare"]
+    assert pb.compare_models is module.compare_models
     monkeypatch.setattr(module, "compare_models", lambda fits, ic="loo": ("ranked", fits, ic))
     with pytest.warns(DeprecationWarning, match="compare_models"):
         assert pb.compare([1, 2]) == ("ranked", [1, 2], "loo")
     assert pb.compare.__name__ == "compare"
-    assert pb.compare_models is module.compare_models
 
 
 def test_eta_is_a_deprecated_name_of_cost_tolerance():

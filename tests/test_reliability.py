@@ -222,7 +222,7 @@ def test_a_second_writer_of_the_same_out_is_refused(tmp_path):
     out = tmp_path / "curves.nc"
     stale = tmp_path / ".curves.nc.abc123.tmp"
     stale.write_text("half-written")
-    config = RunConfig("digits", ["random"], rounds=2, budget=10, seeds=[0])
+    config = RunConfig("digits", ["random"], rounds=2, labels_per_round=10, seeds=[0])
     with exclusive_output(out):
         assert not stale.exists()  # removed on start
         with pytest.raises(ALRunnerError, match=rf"being written by process {os.getpid()}"):
