@@ -331,3 +331,34 @@ def test_adapting_a_prior_learns_its_width_and_keeps_its_drift():
     assert adapted.meta["kind"] == "adapted" and np.allclose(adapted.rho, 0.2)
     with pytest.raises(pb.PalmInputError, match="brownian"):
         adapt_prior(CurvePrior.brownian(0.3), None, cases=cases)
+
+
+@pytest.mark.parametrize("true_rho", [0.0, 0.6, 0.92])
+def test_pairwise_correlation_recovers_a_known_shared_shock(true_rho):
+    """Two curves per dataset whose shocks share a component: its weight is found."""
+    from palm_bayes.learn import _pairwise_correlation
+
+    prior = CurvePrior(
+        drift=np.zeros((10, 4)),
+        scale=np.tile([np.log(0.3), 0.5, 0.0, 0.0], (10, 1)),
+        rho=np.zeros(10),
+        meta={"kind": "learned"},
+    )
+    rng = np.random.default_rng(3)
+    rows = []
+    for k in range(400):
+        shared = rng.standard_normal()
+        med = {"a": rng.normal(), "b": rng.normal()}
+        med["b"] = med["a"] + rng.normal(0, 0.2)  # close contests
+        for strategy in ("a", "b"):
+            e = np.sqrt(true_rho) * shared + np.sqrt(1 - true_rho) * rng.standard_normal()
+            for ratio in (1.5, 3.0):
+                d = np.log(ratio)
+                rows.append({
+                    "dataset": f"d{k}", "pilot_dataset": f"d{k}@cut=0.2", "strategy": strategy,
+                    "embedding": "e", "budget": 100 * ratio, "last_budget": 100.0,
+                    "med": med[strategy], "med_last": med[strategy], "psd": 0.01,
+                    "palm_slope": 0.0, "palm_level": 0.0, "y": med[strategy] + 0.3 * d**0.5 * e,
+                })  # fmt: skip
+    draws = _pairwise_correlation(pd.DataFrame(rows), prior, 100, seed=0)
+    assert np.median(draws) == pytest.approx(true_rho, abs=0.12)
