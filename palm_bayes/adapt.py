@@ -16,7 +16,7 @@ import pandas as pd
 from palm_bayes.data import CURVE_DIMS, load_curves
 from palm_bayes.discrepancy import CurvePrior
 from palm_bayes.errors import PalmInputError
-from palm_bayes.learn import library_cases
+from palm_bayes.learn import library_cases, mean_discrepancy
 
 __all__ = ["adapt_prior", "fit_scale_shift"]
 
@@ -42,13 +42,7 @@ def fit_scale_shift(
 
     slope, level = base.feature_names
     cases = cases.dropna(subset=[slope, level, "med", "psd", "y"])
-    zs, zl = base.standardise(cases)
-    zs, zl = np.asarray(zs, dtype=float), np.asarray(zl, dtype=float)
-    w, a = base.drift.mean(0), base.scale.mean(0)
-    d = np.log(cases["budget"] / cases["last_budget"]).to_numpy()
-    gain = (cases["med"] - cases["med_last"]).to_numpy()
-    drift = d * (w[0] + w[1] * zs + w[2] * zl) + w[3] * gain
-    base_scale = np.exp(a[0] + a[2] * zl + a[3] * zs) * d ** a[1]
+    drift, base_scale = mean_discrepancy(cases, base, seed_term=False)
     with_seeds = seed_term and "n_seeds" in cases and cases["n_seeds"].nunique() > 1
     seed_x = np.log(cases["n_seeds"] / seed_ref).to_numpy() if with_seeds else 0.0
     size = cases.groupby(["pilot_dataset", "strategy", "embedding"])["y"].transform("size")

@@ -42,6 +42,7 @@ __all__ = [
     "forecast_cases",
     "fit_discrepancy",
     "add_posterior_features",
+    "mean_discrepancy",
 ]
 
 _CUT_SEP = "@cut="
@@ -271,6 +272,26 @@ def add_posterior_features(cases: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(rows).loc[cases.index]
 
 
+def mean_discrepancy(
+    cases: pd.DataFrame, prior: CurvePrior, *, seed_term: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drift and scale of ``prior`` (posterior mean coefficients) at every forecast case.
+
+    ``seed_term=False`` leaves out the seed-count factor of the scale.
+    """
+    w, a = prior.drift.mean(0), prior.scale.mean(0)
+    zs, zl = prior.standardise(cases)
+    zs, zl = np.asarray(zs, dtype=float), np.asarray(zl, dtype=float)
+    d = np.log(cases["budget"] / cases["last_budget"]).to_numpy()
+    gain = (cases["med"] - cases["med_last"]).to_numpy()
+    drift = d * (w[0] + w[1] * zs + w[2] * zl) + w[3] * gain
+    log_scale = a[0] + a[2] * zl + a[3] * zs
+    if seed_term and prior.seed_scale is not None and "n_seeds" in cases:
+        ratio = np.log(cases["n_seeds"].to_numpy() / prior.seed_ref)
+        log_scale = log_scale + prior.seed_scale.mean() * ratio
+    return drift, np.exp(log_scale) * d ** a[1]
+
+
 def _residual_correlation(
     cases: pd.DataFrame, prior: CurvePrior, n_boot: int, seed: int
 ) -> np.ndarray:
@@ -279,14 +300,7 @@ def _residual_correlation(
     Each pilot's standardised residual (averaged over its future budgets) under the posterior
     mean coefficients is paired with those of the other pilots of the same dataset and cut.
     """
-    w, a = prior.drift.mean(0), prior.scale.mean(0)
-    zs, zl = prior.standardise(cases)
-    d = np.log(cases["budget"] / cases["last_budget"])
-    drift = d * (w[0] + w[1] * zs + w[2] * zl) + w[3] * (cases["med"] - cases["med_last"])
-    log_scale = a[0] + a[2] * zl + a[3] * zs
-    if prior.seed_scale is not None and "n_seeds" in cases:
-        log_scale = log_scale + prior.seed_scale.mean() * np.log(cases["n_seeds"] / prior.seed_ref)
-    scale = np.exp(log_scale) * d ** a[1]
+    drift, scale = mean_discrepancy(cases, prior)
     z = (cases["y"] - cases["med"] - drift) / np.sqrt(cases["psd"] ** 2 + scale**2)
     table = cases.assign(z=z.clip(-5, 5))
     per_pilot = table.groupby(["dataset", "pilot_dataset", "strategy"], as_index=False)["z"].mean()
@@ -430,14 +444,8 @@ def _pairwise_correlation(
     from scipy.special import ndtr
 
     grid = RHO_GRID if grid is None else np.asarray(grid, dtype=float)
-    w, a = prior.drift.mean(0), prior.scale.mean(0)
-    zs, zl = prior.standardise(cases)
-    d = np.log(cases["budget"] / cases["last_budget"])
-    drift = d * (w[0] + w[1] * zs + w[2] * zl) + w[3] * (cases["med"] - cases["med_last"])
-    log_scale = a[0] + a[2] * zl + a[3] * zs
-    if prior.seed_scale is not None and "n_seeds" in cases:
-        log_scale = log_scale + prior.seed_scale.mean() * np.log(cases["n_seeds"] / prior.seed_ref)
-    table = cases.assign(mean=cases["med"] + drift, s=np.exp(log_scale) * d ** a[1])
+    drift, scale = mean_discrepancy(cases, prior)
+    table = cases.assign(mean=cases["med"] + drift, s=scale)
     cols = ["dataset", "pilot_dataset", "budget", "strategy", "y", "mean", "s", "psd"]
     pairs = table[cols].merge(
         table[cols], on=["dataset", "pilot_dataset", "budget"], suffixes=("_a", "_b")
