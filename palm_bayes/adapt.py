@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from palm_bayes.correlation import mean_discrepancy
 from palm_bayes.data import CURVE_DIMS, load_curves
 from palm_bayes.discrepancy import CurvePrior
 from palm_bayes.errors import PalmInputError
-from palm_bayes.learn import library_cases, mean_discrepancy
+from palm_bayes.learn import library_cases
 
 __all__ = ["adapt_prior", "fit_scale_shift"]
 

@@ -336,7 +336,7 @@ def test_adapting_a_prior_learns_its_width_and_keeps_its_drift():
 @pytest.mark.parametrize("true_rho", [0.0, 0.6, 0.92])
 def test_pairwise_correlation_recovers_a_known_shared_shock(true_rho):
     """Two curves per dataset whose shocks share a component: its weight is found."""
-    from palm_bayes.learn import _pairwise_correlation
+    from palm_bayes.correlation import pairwise_correlation
 
     prior = CurvePrior(
         drift=np.zeros((10, 4)),
@@ -360,5 +360,5 @@ def test_pairwise_correlation_recovers_a_known_shared_shock(true_rho):
                     "med": med[strategy], "med_last": med[strategy], "psd": 0.01,
                     "palm_slope": 0.0, "palm_level": 0.0, "y": med[strategy] + 0.3 * d**0.5 * e,
                 })  # fmt: skip
-    draws = _pairwise_correlation(pd.DataFrame(rows), prior, 100, seed=0)
+    draws = pairwise_correlation(pd.DataFrame(rows), prior, 100, seed=0)
     assert np.median(draws) == pytest.approx(true_rho, abs=0.12)
