@@ -296,7 +296,14 @@ def plot_reliability(pairs: pd.DataFrame, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
     for ax, at in zip(axes, ["2x", "final"], strict=True):
-        for prior, colour in (("brownian", "tab:red"), ("learned", "tab:blue")):
+        colours = dict(
+            zip(
+                pairs["prior"].unique(),
+                plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                strict=False,
+            )
+        )
+        for prior, colour in colours.items():
             g = pairs[(pairs["prior"] == prior) & (pairs["at"] == at)]
             g = g.assign(bin=pd.cut(g["p"], BINS, include_lowest=True))
             rel = g.groupby("bin", observed=True).agg(
