@@ -103,6 +103,9 @@ class CurvePrior:
         Draws of ``a_seeds`` (None: the scale does not depend on the seed count).
     seed_ref : float
         ``n_ref``, the seeds per budget at which ``a_seeds`` has no effect.
+    seed_offsets : bool
+        Add the pilot's seed offset (:mod:`palm_bayes.seed_offsets`) at every budget, inside
+        the observed ones too.
     """
 
     drift: np.ndarray
@@ -118,6 +121,7 @@ class CurvePrior:
     meta: dict[str, Any] = field(default_factory=dict)
     seed_scale: np.ndarray | None = None
     seed_ref: float = 3.0
+    seed_offsets: bool = False
 
     def __post_init__(self) -> None:
         self.drift = np.atleast_2d(np.asarray(self.drift, dtype=float))
@@ -182,6 +186,7 @@ class CurvePrior:
                 if self.seed_scale is not None
                 else {}
             ),
+            **({"seed_offsets": True} if self.seed_offsets else {}),
         }
 
     @classmethod
@@ -203,6 +208,7 @@ class CurvePrior:
             meta=dict(data.get("meta", {})),
             seed_scale=None if data.get("seed_scale") is None else np.array(data["seed_scale"]),
             seed_ref=float(data.get("seed_ref", 3.0)),
+            seed_offsets=bool(data.get("seed_offsets", False)),
         )
 
     def save(self, path: str | os.PathLike) -> Path:

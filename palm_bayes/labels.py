@@ -10,12 +10,13 @@ from collections.abc import Iterable
 
 import numpy as np
 import xarray as xr
+from scipy.special import expit
 
 from palm_bayes.curve import labels_for_accuracy_log_lambda, palm_curve_log_lambda
 from palm_bayes.discrepancy import PATH_CLIP, logit
 from palm_bayes.errors import PalmInputError
 from palm_bayes.posterior import PalmPosterior
-from palm_bayes.queries import bare_curves, extrapolate, population
+from palm_bayes.queries import bare_curves, extrapolate, population, seed_shift
 from palm_bayes.summaries import check_prob
 
 __all__ = ["first_crossing", "labels_needed", "labels_needed_draws"]
@@ -101,8 +102,11 @@ def labels_needed_draws(
     target = xr.DataArray(target) if not isinstance(target, xr.DataArray) else target
     # a target array may carry labels the fit does not have (e.g. curves without data)
     target = target.reindex({d: post[d] for d in target.dims if d in fit.curve_dims})
+    shift = seed_shift(fit, seed)
+    # a seed offset shifts the whole curve: inside the data, shift the target the other way
+    inside_target = target if shift is None else expit(logit(target, PATH_CLIP) - shift)
     closed = labels_for_accuracy_log_lambda(
-        target, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
+        inside_target, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
     ).clip(min=0.0)
     last = const["last_budget"]
     horizon = 100.0 * last if max_budget is None else xr.full_like(last, float(max_budget))

@@ -23,6 +23,7 @@ from palm_bayes.errors import PalmInputError
 from palm_bayes.model import DEFAULT_PRIORS
 from palm_bayes.prior_library import default_prior
 from palm_bayes.sampling import FREE_VARS
+from palm_bayes.seed_offsets import seed_offsets
 
 __all__ = ["FORMAT", "PalmPosterior", "resolve_prior"]
 
@@ -76,6 +77,7 @@ class PalmPosterior:
         self.free_vars: tuple[str, ...] = tuple(
             json.loads(attrs.get("free_vars", json.dumps(FREE_VARS)))
         )
+        self._seed_offsets: xr.Dataset | None = None
 
     @property
     def curve_prior(self) -> CurvePrior:
@@ -139,6 +141,17 @@ class PalmPosterior:
             if hasattr(self.idata.observed_data, "to_dataset")
             else self.idata.observed_data
         )
+
+    def seed_offsets(self) -> xr.Dataset | None:
+        """Per curve, the sd and correlation of the seed mean's offset (None without data).
+
+        See :mod:`palm_bayes.seed_offsets`; computed once per fit.
+        """
+        if "observed_data" not in self.idata.groups():
+            return None
+        if self._seed_offsets is None:
+            self._seed_offsets = seed_offsets(self.curves)
+        return self._seed_offsets
 
     @property
     def b(self) -> xr.DataArray:

@@ -25,6 +25,7 @@ from palm_bayes.errors import PalmInputError
 from palm_bayes.hierarchy import new_member_posterior
 from palm_bayes.likelihood import predictive_draws
 from palm_bayes.posterior import PalmPosterior
+from palm_bayes.seed_offsets import offset_shocks
 from palm_bayes.summaries import as_budget, check_prob, summarise_draws
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "maybe_population",
     "population",
     "prob_better",
+    "seed_shift",
     "summary",
     "worst_per_curve",
 ]
@@ -118,14 +120,29 @@ def extrapolate(
     e, index = prior.shocks(post["A_max"], group_dim(fit), seed)
     features = curve_features(fit)
     log_last = np.log(const["last_budget"])
+    shift = seed_shift(fit, seed)
     if pick is not None:
 
         def sub(x):
             return bare_curves(x.stack(curve=fit.curve_dims).isel(pick))
 
         at_last, e, features, log_last = sub(at_last), sub(e), sub(features), sub(log_last)
+        shift = None if shift is None else sub(shift)
     gain = logit_palm.median(("chain", "draw")) - at_last
-    return prior.widen(logit_palm, log_budget - log_last, gain, features, e, index)
+    widened = prior.widen(logit_palm, log_budget - log_last, gain, features, e, index)
+    return widened if shift is None else widened + shift
+
+
+def seed_shift(fit: PalmPosterior, seed: int) -> xr.DataArray | None:
+    """The seed offset of each curve per draw (logit), when the curve prior adds it.
+
+    Dims ``(chain, draw, *curve dims)``; ``None`` when the prior has no ``seed_offsets`` or
+    the fit holds no observed curves. Depends on ``seed`` alone, like the prior's shocks.
+    """
+    offsets = fit.seed_offsets() if fit.curve_prior.seed_offsets else None
+    if offsets is None:
+        return None
+    return offset_shocks(offsets, fit.idata.posterior["A_max"], group_dim(fit), seed)
 
 
 def population(fit: F, new: str | Iterable[str], *, seed: int = 0) -> F:
@@ -192,7 +209,9 @@ def forecast_draws(
     )
     rng = np.random.default_rng(seed + 1)
     widened = expit(extrapolate(fit, logit(acc, PATH_CLIP), np.log(budget), seed))
-    acc = xr.where((acc > 0) & (budget > const["last_budget"]), widened, acc)
+    # the discrepancy acts beyond the last budget; a seed offset at every budget
+    beyond = (budget > const["last_budget"]) | fit.curve_prior.seed_offsets
+    acc = xr.where((acc > 0) & beyond, widened, acc)
     if kind == "predictive":
         acc = predictive_draws(acc, post["noise"], const["n_test"], fit.noise_floor, rng)
     return acc.transpose("chain", "draw", *fit.curve_dims, "budget").rename("accuracy")
