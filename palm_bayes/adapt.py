@@ -109,6 +109,7 @@ def adapt_prior(
         feature_sd=dict(base.feature_sd),
         seed_scale=seeds,
         seed_ref=ref,
+        seed_offsets=base.seed_offsets,
         meta={
             "kind": "adapted",
             "source": f"{base.meta.get('source', '?')}, width re-learned on {source}",

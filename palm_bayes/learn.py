@@ -353,6 +353,7 @@ def learn_prior(
         feature_sd=sd,
         seed_scale=s_draws,
         seed_ref=ref,
+        seed_offsets=True,
     )
     # rho: what best tells two curves of one dataset apart (the Pearson correlation of the
     # residuals, kept for inspection, is set by the few pairs that part widely)

@@ -21,33 +21,51 @@ import xarray as xr
 from palm_bayes.data import curve_dims, iter_curves
 from palm_bayes.discrepancy import logit
 
-__all__ = ["seed_offset_anova", "seed_offsets", "offset_shocks"]
+__all__ = [
+    "seed_offset_anova",
+    "seed_offsets",
+    "offset_shocks",
+    "paired_correlation",
+    "couple_draws",
+]
 
 
 def seed_offset_anova(y: np.ndarray) -> tuple[float, np.ndarray]:
     """``tau^2`` (variance of one seed's offset) and the seeds' mean residuals.
 
-    ``y`` is seeds x budgets (logit accuracies, no NaN). ``tau^2 = max(0, (MS_seed -
-    MS_within) / m)`` for ``m`` budgets; 0 with fewer than 2 seeds or budgets.
+    ``y`` is seeds x budgets (logit accuracies; NaN where a seed has no value). The
+    seed-mean curve is removed budget by budget, each seed's offset ``d_s`` is its mean
+    residual, and ``tau^2 = max(0, var(d) - s_w^2 * mean(1 / m_s))`` with ``s_w^2`` the
+    residual variance around the offsets and ``m_s`` the seed's budgets: the one-way
+    random-effects ANOVA estimate (exact for complete tables). 0 with fewer than 2 seeds or
+    budgets.
     """
-    n, m = y.shape
-    if n < 2 or m < 2:
-        return 0.0, np.zeros(n)
-    resid = y - y.mean(axis=0)
-    d = resid.mean(axis=1)
-    ms_seed = m * np.sum(d**2) / (n - 1)
-    ms_within = np.sum((resid - d[:, None]) ** 2) / ((n - 1) * (m - 1))
-    return max(0.0, (ms_seed - ms_within) / m), d
+    y = np.asarray(y, dtype=float)
+    y = y[:, np.sum(np.isfinite(y), axis=0) >= 2] if y.ndim == 2 and y.size else y
+    counts = np.sum(np.isfinite(y), axis=1) if y.size else np.zeros(len(y))
+    d = np.zeros(len(y))
+    keep = counts >= 2
+    n = int(keep.sum())
+    if n < 2:
+        return 0.0, d
+    resid = y[keep] - np.nanmean(y[keep], axis=0)
+    offsets = np.nanmean(resid, axis=1)
+    m = counts[keep]
+    dof = (m.sum() - n) * (n - 1) / n
+    within = np.nansum((resid - offsets[:, None]) ** 2) / dof
+    between = np.sum(offsets**2) / (n - 1)
+    d[keep] = offsets
+    return max(0.0, between - within * float(np.mean(1.0 / m))), d
 
 
 def seed_offsets(curves: xr.Dataset) -> xr.Dataset:
     """Per curve, the sd of its seed mean's offset and the offsets' correlation on its dataset.
 
     ``offset_sd`` is in logit units, ``offset_rho`` the correlation of two curves' offsets on
-    one dataset. Seeds that reached fewer than half of a curve's budgets are left out, then
-    the budgets that not every remaining seed reached. ``tau^2`` is averaged
+    one dataset. Seeds may miss budgets (see :func:`seed_offset_anova`). ``tau^2`` is averaged
     over the curves of a dataset (one pilot's two degrees of freedom are too few) and divided
-    by each curve's seed count. Curves with one seed get 0 (nothing to estimate from).
+    by each curve's seeds per budget (median). Curves with one seed get 0 (nothing to
+    estimate from).
     """
     dims = curve_dims(curves)
     coords = {d: curves[d].to_numpy() for d in dims}
@@ -64,10 +82,9 @@ def seed_offsets(curves: xr.Dataset) -> xr.Dataset:
             }
         ).dropna()
         table = frame.pivot_table(index="seed", columns="budget", values="accuracy")
-        table = table.dropna(axis=0, thresh=max(2, int(0.5 * table.shape[1])))
-        table = table.dropna(axis=1)
-        t2, d = seed_offset_anova(logit(table.to_numpy())) if table.size else (0.0, [])
-        tau2[index], n_seeds[index] = t2, table.shape[0]
+        t2, d = seed_offset_anova(logit(table.to_numpy()))
+        # seeds per budget: the seed mean's offset averages this many seeds' offsets
+        tau2[index], n_seeds[index] = t2, float(np.median(table.notna().sum(axis=0)))
         resid[index] = pd.Series(d, index=table.index)
     group = dims.index("dataset") if "dataset" in dims else None
     pooled, rho = np.zeros(shape), np.zeros(shape)
@@ -117,3 +134,92 @@ def offset_shocks(
     rho = offsets["offset_rho"]
     e = np.sqrt(rho) * shared + np.sqrt(1 - rho) * own
     return (offsets["offset_sd"] * e).transpose(*template.dims)
+
+
+def paired_correlation(curves: xr.Dataset) -> xr.DataArray:
+    """Per curve, how its seeds' residuals correlate with the other curves' of its dataset.
+
+    Seeds and budgets are matched by label, over the later half of each curve's budgets.
+    Seeds that share a label share their split and starting labels, so two strategies' seed
+    means err together; this is how much. Clipped to [0, 0.99]; 0 without shared seeds.
+    """
+    dims = curve_dims(curves)
+    coords = {d: curves[d].to_numpy() for d in dims}
+    shape = tuple(len(coords[d]) for d in dims)
+    tables: dict[tuple, pd.DataFrame] = {}
+    for labels, sub in iter_curves(curves):
+        index = tuple(int(np.flatnonzero(coords[d] == labels[d])[0]) for d in dims)
+        frame = pd.DataFrame(
+            {
+                "seed": np.repeat(sub["seed"].to_numpy(), sub.sizes["step"]),
+                "budget": sub["budget"].transpose("seed", "step").to_numpy().ravel(),
+                "accuracy": sub["accuracy"].transpose("seed", "step").to_numpy().ravel(),
+            }
+        ).dropna()
+        table = logit(frame.pivot_table(index="seed", columns="budget", values="accuracy"))
+        later = table.iloc[:, table.shape[1] // 2 :]
+        tables[index] = later - later.mean(axis=0)
+    group = dims.index("dataset") if "dataset" in dims else None
+    out = np.zeros(shape)
+    for g in {k[group] if group is not None else 0 for k in tables}:
+        members = [k for k in tables if (k[group] if group is not None else 0) == g]
+        cross, own = 0.0, 0.0
+        for i, a in enumerate(members):
+            for b in members[i + 1 :]:
+                x, y = tables[a].align(tables[b], join="inner")
+                ok = x.notna().to_numpy() & y.notna().to_numpy()
+                if x.shape[0] < 2 or not ok.any():
+                    continue
+                xv, yv = x.to_numpy()[ok], y.to_numpy()[ok]
+                cross += float(np.sum(xv * yv))
+                own += 0.5 * float(np.sum(xv**2) + np.sum(yv**2))
+        r = float(np.clip(cross / own, 0.0, 0.99)) if own > 0 else 0.0
+        for k in members:
+            out[k] = r
+    return xr.DataArray(out, dims=dims, coords=coords, name="paired_rho")
+
+
+def couple_draws(
+    posterior: xr.Dataset,
+    level: xr.DataArray,
+    rho: xr.DataArray,
+    group_dim: str | None,
+    seed: int,
+) -> xr.Dataset:
+    """Reorder each curve's posterior draws so that curves of one dataset err together.
+
+    Independent fits give independent draws for two curves whose data share their seeds.
+    Each curve's draws are ranked by ``level`` (e.g. logit accuracy at its last budget) and
+    moved to the positions of a Gaussian copula with correlation ``rho`` within the dataset:
+    every curve keeps exactly its own posterior, only which draw of A meets which draw of B
+    changes (a rank correlation of about ``rho`` between their levels).
+    """
+    curve = [d for d in level.dims if d not in ("chain", "draw")]
+    stacked = level.stack(sample=("chain", "draw"), curve=curve).transpose("sample", "curve")
+    values = stacked.to_numpy()
+    n_samples, n_curves = values.shape
+    groups = stacked[group_dim].to_numpy() if group_dim in curve else np.zeros(n_curves, dtype=int)
+    template = level.isel(chain=0, draw=0, drop=True)
+    r = rho.broadcast_like(template).transpose(*curve).to_numpy().ravel()
+    rng = np.random.default_rng([seed, 11])
+    order = np.tile(np.arange(n_samples)[:, None], (1, n_curves))
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        shared = rng.standard_normal(n_samples)
+        for k in members:
+            if not np.all(np.isfinite(values[:, k])):
+                continue
+            z = np.sqrt(r[k]) * shared + np.sqrt(1 - r[k]) * rng.standard_normal(n_samples)
+            by_level = np.argsort(values[:, k], kind="stable")
+            order[:, k] = by_level[np.argsort(np.argsort(z, kind="stable"), kind="stable")]
+    out = {}
+    for name, var in posterior.data_vars.items():
+        if not set(curve) <= set(var.dims) or "chain" not in var.dims:
+            out[name] = var
+            continue
+        rest = [d for d in var.dims if d not in ("chain", "draw", *curve)]
+        ordered = var.transpose("chain", "draw", *curve, *rest)
+        flat = ordered.to_numpy().reshape(n_samples, n_curves, -1)
+        moved = np.take_along_axis(flat, order[:, :, None], axis=0).reshape(ordered.shape)
+        out[name] = ordered.copy(data=moved).transpose(*var.dims)
+    return xr.Dataset(out, attrs=posterior.attrs)

@@ -27,6 +27,17 @@ def test_anova_recovers_the_offset_variance():
     assert seed_offset_anova(np.ones((1, 5)))[0] == 0.0
 
 
+def test_anova_with_missing_values_still_recovers_it():
+    """Seeds that miss budgets (LCDB's all-seed curves) still give the offset variance."""
+    rng = np.random.default_rng(3)
+    panel = _panel(rng, 400, 10, 0.2, 0.1)
+    panel[rng.random(panel.shape) < 0.3] = np.nan
+    panel[0, 1:] = np.nan  # a seed with one budget tells nothing about its offset
+    tau2, d = seed_offset_anova(panel)
+    assert np.sqrt(tau2) == pytest.approx(0.2, abs=0.02)
+    assert d[0] == 0.0
+
+
 def _curves(rng, *, shared: bool, seeds: int = 60, tau: float = 0.3) -> xr.Dataset:
     budgets = np.arange(1, 13) * 10.0
     base = {"a": 0.6 + 0.02 * np.log(budgets), "b": 0.65 + 0.02 * np.log(budgets)}
@@ -94,3 +105,72 @@ def test_forecast_inside_the_data_carries_the_seed_offset():
     # labels needed for the level reached at 100 labels: an interval around 100, not a point
     need = widened.labels_needed(level).squeeze()
     assert float(need["lower"]) < 90 < 100 <= float(need["median"]) + 2 < 112 < float(need["upper"])
+
+
+def test_couple_draws_keeps_each_curve_and_pairs_the_levels():
+    from scipy.stats import spearmanr
+
+    from palm_bayes.seed_offsets import couple_draws
+
+    rng = np.random.default_rng(4)
+    dims = ("chain", "draw", "dataset", "strategy")
+    coords = {"chain": [0, 1], "draw": np.arange(2000), "dataset": ["d"], "strategy": ["a", "b"]}
+    a_max = xr.DataArray(rng.normal(0.8, 0.05, (2, 2000, 1, 2)), dims=dims, coords=coords)
+    beta = a_max * 2 + xr.DataArray(rng.normal(0, 0.01, a_max.shape), dims=dims, coords=coords)
+    post = xr.Dataset({"A_max": a_max, "beta": beta, "mu": xr.DataArray(np.ones(2), dims="x")})
+    for rho, expected in ((0.9, 0.89), (0.0, 0.0)):
+        coupled = couple_draws(post, a_max, xr.full_like(a_max[0, 0], rho), "dataset", seed=1)
+        for var in ("A_max", "beta"):  # every curve keeps exactly its own draws
+            before = np.sort(post[var].to_numpy().reshape(4000, 2), axis=0)
+            after = np.sort(coupled[var].to_numpy().reshape(4000, 2), axis=0)
+            np.testing.assert_array_equal(before, after)
+        # a draw's variables move together (beta stays ~2 A_max)
+        gap = coupled["beta"] - 2 * coupled["A_max"]
+        assert float(np.abs(gap).max()) < 0.06
+        levels = coupled["A_max"].to_numpy().reshape(4000, 2)
+        assert spearmanr(levels[:, 0], levels[:, 1])[0] == pytest.approx(expected, abs=0.05)
+        assert coupled["mu"].equals(post["mu"])
+
+
+def test_paired_correlation_sees_shared_seed_noise():
+    from palm_bayes.seed_offsets import paired_correlation
+
+    rng = np.random.default_rng(5)
+    budgets = np.arange(1, 11) * 10.0
+    shared = rng.normal(0, 0.1, (8, budgets.size))
+    rows = []
+    for kind, noise in (
+        ("paired", lambda: shared),
+        ("own", lambda: rng.normal(0, 0.1, shared.shape)),
+    ):
+        for strategy in ("a", "b"):
+            z = logit(0.7) + noise() + 0.01 * rng.normal(size=shared.shape)
+            rows += [
+                {"dataset": kind, "strategy": strategy, "seed": s, "budget": b, "accuracy": a}
+                for s in range(8)
+                for b, a in zip(budgets, expit(z[s]), strict=True)
+            ]
+    rho = paired_correlation(pb.load_curves(pd.DataFrame(rows)))
+    assert float(rho.sel(dataset="paired").max()) > 0.9
+    assert float(rho.sel(dataset="own").max()) < 0.4
+
+
+def test_query_posterior_is_coupled_only_when_the_prior_asks():
+    draws = np.random.default_rng(6).normal(0.9, 0.02, 400)
+    base = hand_built_fit(
+        {
+            "a": dict(A_max=draws, delta=0.3, alpha=0.0, beta=1.0),
+            "b": dict(A_max=draws[::-1], delta=0.2, alpha=0.0, beta=1.0),
+        }
+    )
+    fit = _with_seeds(base, np.array([-0.2, 0.0, 0.2]))
+    prior = default_prior().to_dict()
+    plain = fit.with_prior(pb.CurvePrior.from_dict(prior | {"paired_seeds": False}))
+    assert plain.query_posterior() is plain.idata.posterior
+    paired = fit.with_prior(pb.CurvePrior.from_dict(prior | {"paired_seeds": True}))
+    coupled = paired.query_posterior()
+    assert coupled is not paired.idata.posterior
+    for strategy in ("a", "b"):
+        before = np.sort(paired.idata.posterior["A_max"].sel(strategy=strategy).to_numpy().ravel())
+        after = np.sort(coupled["A_max"].sel(strategy=strategy).to_numpy().ravel())
+        np.testing.assert_array_equal(before, after)
