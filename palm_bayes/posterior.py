@@ -177,8 +177,10 @@ class PalmPosterior:
                 post["beta"], const["b"],
             )  # fmt: skip
             group = "dataset" if "dataset" in self.curve_dims else None
-            rho = paired_correlation(self.curves)
-            self._paired = couple_draws(post, logit(level), rho, group, seed=0)
+            level = logit(level).transpose("chain", "draw", *self.curve_dims)
+            coords = {d: level[d].to_numpy() for d in self.curve_dims}
+            corr = paired_correlation(self.curves, coords)
+            self._paired = couple_draws(post, level, corr, group, seed=0)
         return self._paired
 
     @property

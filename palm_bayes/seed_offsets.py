@@ -14,6 +14,9 @@ labels needed add the offset at every budget when the curve prior asks for it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -136,19 +139,23 @@ def offset_shocks(
     return (offsets["offset_sd"] * e).transpose(*template.dims)
 
 
-def paired_correlation(curves: xr.Dataset) -> xr.DataArray:
-    """Per curve, how its seeds' residuals correlate with the other curves' of its dataset.
+def paired_correlation(curves: xr.Dataset, coords: Mapping[str, Any]) -> np.ndarray:
+    """How the seed means of every two curves of a dataset err together: a correlation matrix.
 
-    Seeds and budgets are matched by label, over the later half of each curve's budgets.
-    Seeds that share a label share their split and starting labels, so two strategies' seed
-    means err together; this is how much. Clipped to [0, 0.99]; 0 without shared seeds.
+    Curves are indexed in the C order of ``coords`` (the curve dims and labels of the
+    posterior). Entry ``(i, j)`` is the correlation of the two curves' seed residuals
+    (seed-mean curve removed), seeds and budgets matched by label, over the later half of
+    each curve's budgets: seeds that share a label share their split and starting labels,
+    and two runs that share a split and a model err together. Clipped to [0, 0.99]; 0 for
+    curves on different datasets or without shared seeds.
     """
-    dims = curve_dims(curves)
-    coords = {d: curves[d].to_numpy() for d in dims}
-    shape = tuple(len(coords[d]) for d in dims)
-    tables: dict[tuple, pd.DataFrame] = {}
+    dims = list(coords)
+    sizes = [len(coords[d]) for d in dims]
+    tables: dict[int, pd.DataFrame] = {}
+    group: dict[int, Any] = {}
     for labels, sub in iter_curves(curves):
-        index = tuple(int(np.flatnonzero(coords[d] == labels[d])[0]) for d in dims)
+        pos = [int(np.flatnonzero(np.asarray(coords[d]) == labels[d])[0]) for d in dims]
+        flat = int(np.ravel_multi_index(pos, sizes))
         frame = pd.DataFrame(
             {
                 "seed": np.repeat(sub["seed"].to_numpy(), sub.sizes["step"]),
@@ -158,31 +165,37 @@ def paired_correlation(curves: xr.Dataset) -> xr.DataArray:
         ).dropna()
         table = logit(frame.pivot_table(index="seed", columns="budget", values="accuracy"))
         later = table.iloc[:, table.shape[1] // 2 :]
-        tables[index] = later - later.mean(axis=0)
-    group = dims.index("dataset") if "dataset" in dims else None
-    out = np.zeros(shape)
-    for g in {k[group] if group is not None else 0 for k in tables}:
-        members = [k for k in tables if (k[group] if group is not None else 0) == g]
-        cross, own = 0.0, 0.0
-        for i, a in enumerate(members):
-            for b in members[i + 1 :]:
-                x, y = tables[a].align(tables[b], join="inner")
-                ok = x.notna().to_numpy() & y.notna().to_numpy()
-                if x.shape[0] < 2 or not ok.any():
-                    continue
-                xv, yv = x.to_numpy()[ok], y.to_numpy()[ok]
-                cross += float(np.sum(xv * yv))
-                own += 0.5 * float(np.sum(xv**2) + np.sum(yv**2))
-        r = float(np.clip(cross / own, 0.0, 0.99)) if own > 0 else 0.0
-        for k in members:
-            out[k] = r
-    return xr.DataArray(out, dims=dims, coords=coords, name="paired_rho")
+        tables[flat] = later - later.mean(axis=0)
+        group[flat] = labels.get("dataset", 0)
+    corr = np.eye(int(np.prod(sizes)))
+    keys = sorted(tables)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1 :]:
+            if group[a] != group[b]:
+                continue
+            x, y = tables[a].align(tables[b], join="inner")
+            ok = x.notna().to_numpy() & y.notna().to_numpy()
+            if x.shape[0] < 2 or not ok.any():
+                continue
+            xv, yv = x.to_numpy()[ok], y.to_numpy()[ok]
+            own = float(np.sqrt(np.sum(xv**2) * np.sum(yv**2)))
+            if own > 0:
+                corr[a, b] = corr[b, a] = float(np.clip(np.sum(xv * yv) / own, 0.0, 0.99))
+    return corr
+
+
+def _cholesky_of_correlation(corr: np.ndarray) -> np.ndarray:
+    """Cholesky factor of the nearest valid correlation matrix (eigenvalues clipped)."""
+    values, vectors = np.linalg.eigh(corr)
+    fixed = (vectors * np.clip(values, 1e-6, None)) @ vectors.T
+    scale = np.sqrt(np.diag(fixed))
+    return np.linalg.cholesky(fixed / np.outer(scale, scale))
 
 
 def couple_draws(
     posterior: xr.Dataset,
     level: xr.DataArray,
-    rho: xr.DataArray,
+    corr: np.ndarray,
     group_dim: str | None,
     seed: int,
 ) -> xr.Dataset:
@@ -190,28 +203,28 @@ def couple_draws(
 
     Independent fits give independent draws for two curves whose data share their seeds.
     Each curve's draws are ranked by ``level`` (e.g. logit accuracy at its last budget) and
-    moved to the positions of a Gaussian copula with correlation ``rho`` within the dataset:
-    every curve keeps exactly its own posterior, only which draw of A meets which draw of B
-    changes (a rank correlation of about ``rho`` between their levels).
+    moved to the positions of a Gaussian copula with correlation matrix ``corr`` (curves in
+    the C order of ``level``'s curve dims; see :func:`paired_correlation`) within each
+    ``group_dim`` label: every curve keeps exactly its own posterior, only which draw of A
+    meets which draw of B changes.
     """
     curve = [d for d in level.dims if d not in ("chain", "draw")]
     stacked = level.stack(sample=("chain", "draw"), curve=curve).transpose("sample", "curve")
     values = stacked.to_numpy()
     n_samples, n_curves = values.shape
     groups = stacked[group_dim].to_numpy() if group_dim in curve else np.zeros(n_curves, dtype=int)
-    template = level.isel(chain=0, draw=0, drop=True)
-    r = rho.broadcast_like(template).transpose(*curve).to_numpy().ravel()
     rng = np.random.default_rng([seed, 11])
     order = np.tile(np.arange(n_samples)[:, None], (1, n_curves))
+    usable = np.all(np.isfinite(values), axis=0)
     for g in np.unique(groups):
-        members = np.flatnonzero(groups == g)
-        shared = rng.standard_normal(n_samples)
-        for k in members:
-            if not np.all(np.isfinite(values[:, k])):
-                continue
-            z = np.sqrt(r[k]) * shared + np.sqrt(1 - r[k]) * rng.standard_normal(n_samples)
+        members = np.flatnonzero((groups == g) & usable)
+        if members.size < 2:
+            continue
+        factor = _cholesky_of_correlation(corr[np.ix_(members, members)])
+        z = rng.standard_normal((n_samples, members.size)) @ factor.T
+        for j, k in enumerate(members):
             by_level = np.argsort(values[:, k], kind="stable")
-            order[:, k] = by_level[np.argsort(np.argsort(z, kind="stable"), kind="stable")]
+            order[:, k] = by_level[np.argsort(np.argsort(z[:, j], kind="stable"), kind="stable")]
     out = {}
     for name, var in posterior.data_vars.items():
         if not set(curve) <= set(var.dims) or "chain" not in var.dims:

@@ -119,7 +119,8 @@ def test_couple_draws_keeps_each_curve_and_pairs_the_levels():
     beta = a_max * 2 + xr.DataArray(rng.normal(0, 0.01, a_max.shape), dims=dims, coords=coords)
     post = xr.Dataset({"A_max": a_max, "beta": beta, "mu": xr.DataArray(np.ones(2), dims="x")})
     for rho, expected in ((0.9, 0.89), (0.0, 0.0)):
-        coupled = couple_draws(post, a_max, xr.full_like(a_max[0, 0], rho), "dataset", seed=1)
+        corr = np.array([[1.0, rho], [rho, 1.0]])
+        coupled = couple_draws(post, a_max, corr, "dataset", seed=1)
         for var in ("A_max", "beta"):  # every curve keeps exactly its own draws
             before = np.sort(post[var].to_numpy().reshape(4000, 2), axis=0)
             after = np.sort(coupled[var].to_numpy().reshape(4000, 2), axis=0)
@@ -150,9 +151,14 @@ def test_paired_correlation_sees_shared_seed_noise():
                 for s in range(8)
                 for b, a in zip(budgets, expit(z[s]), strict=True)
             ]
-    rho = paired_correlation(pb.load_curves(pd.DataFrame(rows)))
-    assert float(rho.sel(dataset="paired").max()) > 0.9
-    assert float(rho.sel(dataset="own").max()) < 0.4
+    curves = pb.load_curves(pd.DataFrame(rows))
+    coords = {d: curves[d].to_numpy() for d in ("dataset", "strategy", "embedding")}
+    corr = paired_correlation(curves, coords)
+    index = {(d, s): i for i, (d, s) in enumerate((d, s) for d in coords["dataset"] for s in "ab")}
+    assert corr[index["paired", "a"], index["paired", "b"]] > 0.9
+    assert corr[index["own", "a"], index["own", "b"]] < 0.4
+    assert corr[index["own", "a"], index["paired", "a"]] == 0.0  # other dataset
+    np.testing.assert_array_equal(np.diag(corr), 1.0)
 
 
 def test_query_posterior_is_coupled_only_when_the_prior_asks():
