@@ -245,7 +245,7 @@ def _alda(
 ) -> xr.Dataset:
     """ALDA's pick, draw by draw: feasibility, cost-competitive set, smallest window."""
     const = fit.idata.constant_data
-    a_max = fit.query_posterior()["A_max"]
+    a_max = fit.idata.posterior["A_max"]
     rounds = const["b"]
     # whole rounds, as the reference counts labels
     need = np.ceil(need / rounds - 1e-9) * rounds

@@ -106,9 +106,6 @@ class CurvePrior:
     seed_offsets : bool
         Add the pilot's seed offset (:mod:`palm_bayes.seed_offsets`) at every budget, inside
         the observed ones too.
-    paired_seeds : bool
-        Couple the posterior draws of the curves of one dataset whose seeds share labels
-        (:func:`palm_bayes.seed_offsets.couple_draws`; independent fits only).
     """
 
     drift: np.ndarray
@@ -125,7 +122,6 @@ class CurvePrior:
     seed_scale: np.ndarray | None = None
     seed_ref: float = 3.0
     seed_offsets: bool = False
-    paired_seeds: bool = False
 
     def __post_init__(self) -> None:
         self.drift = np.atleast_2d(np.asarray(self.drift, dtype=float))
@@ -191,7 +187,6 @@ class CurvePrior:
                 else {}
             ),
             **({"seed_offsets": True} if self.seed_offsets else {}),
-            **({"paired_seeds": True} if self.paired_seeds else {}),
         }
 
     @classmethod
@@ -214,7 +209,6 @@ class CurvePrior:
             seed_scale=None if data.get("seed_scale") is None else np.array(data["seed_scale"]),
             seed_ref=float(data.get("seed_ref", 3.0)),
             seed_offsets=bool(data.get("seed_offsets", False)),
-            paired_seeds=bool(data.get("paired_seeds", False)),
         )
 
     def save(self, path: str | os.PathLike) -> Path:

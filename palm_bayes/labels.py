@@ -98,7 +98,7 @@ def labels_needed_draws(
 
     Labels are whole numbers: each draw is rounded up to the next integer.
     """
-    post, const = fit.query_posterior(), fit.idata.constant_data
+    post, const = fit.idata.posterior, fit.idata.constant_data
     target = xr.DataArray(target) if not isinstance(target, xr.DataArray) else target
     # a target array may carry labels the fit does not have (e.g. curves without data)
     target = target.reindex({d: post[d] for d in target.dims if d in fit.curve_dims})

@@ -18,13 +18,12 @@ import arviz as az
 import xarray as xr
 
 from palm_bayes.contract import atomic_write
-from palm_bayes.curve import palm_curve_log_lambda
-from palm_bayes.discrepancy import CurvePrior, load_prior, logit
+from palm_bayes.discrepancy import CurvePrior, load_prior
 from palm_bayes.errors import PalmInputError
 from palm_bayes.model import DEFAULT_PRIORS
 from palm_bayes.prior_library import default_prior
 from palm_bayes.sampling import FREE_VARS
-from palm_bayes.seed_offsets import couple_draws, paired_correlation, seed_offsets
+from palm_bayes.seed_offsets import seed_offsets
 
 __all__ = ["FORMAT", "PalmPosterior", "resolve_prior"]
 
@@ -79,7 +78,6 @@ class PalmPosterior:
             json.loads(attrs.get("free_vars", json.dumps(FREE_VARS)))
         )
         self._seed_offsets: xr.Dataset | None = None
-        self._paired: xr.Dataset | None = None
 
     @property
     def curve_prior(self) -> CurvePrior:
@@ -154,34 +152,6 @@ class PalmPosterior:
         if self._seed_offsets is None:
             self._seed_offsets = seed_offsets(self.curves)
         return self._seed_offsets
-
-    def query_posterior(self) -> xr.Dataset:
-        """The posterior draws that joint queries read (forecast paths, labels needed).
-
-        The sampled posterior itself, or, when the curve prior has ``paired_seeds`` and the
-        curves were fitted independently, the same draws of each curve reordered so that the
-        curves of one dataset err together (:func:`palm_bayes.seed_offsets.couple_draws`).
-        Every curve's own posterior is unchanged; computed once per fit.
-        """
-        post = self.idata.posterior
-        if (
-            not self.curve_prior.paired_seeds
-            or self.hierarchy
-            or "observed_data" not in self.idata.groups()
-        ):
-            return post
-        if self._paired is None:
-            const = self.idata.constant_data
-            level = palm_curve_log_lambda(
-                const["last_budget"], post["A_max"], post["log_lambda"], post["alpha"],
-                post["beta"], const["b"],
-            )  # fmt: skip
-            group = "dataset" if "dataset" in self.curve_dims else None
-            level = logit(level).transpose("chain", "draw", *self.curve_dims)
-            coords = {d: level[d].to_numpy() for d in self.curve_dims}
-            corr = paired_correlation(self.curves, coords)
-            self._paired = couple_draws(post, level, corr, group, seed=0)
-        return self._paired
 
     @property
     def b(self) -> xr.DataArray:

@@ -203,7 +203,7 @@ def forecast_draws(
     if kind not in ("expected", "predictive"):
         raise PalmInputError(f"kind must be 'expected' or 'predictive', got {kind!r}")
     budget = as_budget(budgets)
-    post, const = fit.query_posterior(), fit.idata.constant_data
+    post, const = fit.idata.posterior, fit.idata.constant_data
     acc = palm_curve_log_lambda(
         budget, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
     )

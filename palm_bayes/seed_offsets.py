@@ -14,9 +14,6 @@ labels needed add the offset at every budget when the curve prior asks for it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -24,13 +21,7 @@ import xarray as xr
 from palm_bayes.data import curve_dims, iter_curves
 from palm_bayes.discrepancy import logit
 
-__all__ = [
-    "seed_offset_anova",
-    "seed_offsets",
-    "offset_shocks",
-    "paired_correlation",
-    "couple_draws",
-]
+__all__ = ["seed_offset_anova", "seed_offsets", "offset_shocks"]
 
 
 def seed_offset_anova(y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -137,102 +128,3 @@ def offset_shocks(
     rho = offsets["offset_rho"]
     e = np.sqrt(rho) * shared + np.sqrt(1 - rho) * own
     return (offsets["offset_sd"] * e).transpose(*template.dims)
-
-
-def paired_correlation(curves: xr.Dataset, coords: Mapping[str, Any]) -> np.ndarray:
-    """How the seed means of every two curves of a dataset err together: a correlation matrix.
-
-    Curves are indexed in the C order of ``coords`` (the curve dims and labels of the
-    posterior). Entry ``(i, j)`` is the correlation of the two curves' seed residuals
-    (seed-mean curve removed), seeds and budgets matched by label, over the later half of
-    each curve's budgets: seeds that share a label share their split and starting labels,
-    and two runs that share a split and a model err together. Clipped to [0, 0.99]; 0 for
-    curves on different datasets or without shared seeds.
-    """
-    dims = list(coords)
-    sizes = [len(coords[d]) for d in dims]
-    tables: dict[int, pd.DataFrame] = {}
-    group: dict[int, Any] = {}
-    for labels, sub in iter_curves(curves):
-        pos = [int(np.flatnonzero(np.asarray(coords[d]) == labels[d])[0]) for d in dims]
-        flat = int(np.ravel_multi_index(pos, sizes))
-        frame = pd.DataFrame(
-            {
-                "seed": np.repeat(sub["seed"].to_numpy(), sub.sizes["step"]),
-                "budget": sub["budget"].transpose("seed", "step").to_numpy().ravel(),
-                "accuracy": sub["accuracy"].transpose("seed", "step").to_numpy().ravel(),
-            }
-        ).dropna()
-        table = logit(frame.pivot_table(index="seed", columns="budget", values="accuracy"))
-        later = table.iloc[:, table.shape[1] // 2 :]
-        tables[flat] = later - later.mean(axis=0)
-        group[flat] = labels.get("dataset", 0)
-    corr = np.eye(int(np.prod(sizes)))
-    keys = sorted(tables)
-    for i, a in enumerate(keys):
-        for b in keys[i + 1 :]:
-            if group[a] != group[b]:
-                continue
-            x, y = tables[a].align(tables[b], join="inner")
-            ok = x.notna().to_numpy() & y.notna().to_numpy()
-            if x.shape[0] < 2 or not ok.any():
-                continue
-            xv, yv = x.to_numpy()[ok], y.to_numpy()[ok]
-            own = float(np.sqrt(np.sum(xv**2) * np.sum(yv**2)))
-            if own > 0:
-                corr[a, b] = corr[b, a] = float(np.clip(np.sum(xv * yv) / own, 0.0, 0.99))
-    return corr
-
-
-def _cholesky_of_correlation(corr: np.ndarray) -> np.ndarray:
-    """Cholesky factor of the nearest valid correlation matrix (eigenvalues clipped)."""
-    values, vectors = np.linalg.eigh(corr)
-    fixed = (vectors * np.clip(values, 1e-6, None)) @ vectors.T
-    scale = np.sqrt(np.diag(fixed))
-    return np.linalg.cholesky(fixed / np.outer(scale, scale))
-
-
-def couple_draws(
-    posterior: xr.Dataset,
-    level: xr.DataArray,
-    corr: np.ndarray,
-    group_dim: str | None,
-    seed: int,
-) -> xr.Dataset:
-    """Reorder each curve's posterior draws so that curves of one dataset err together.
-
-    Independent fits give independent draws for two curves whose data share their seeds.
-    Each curve's draws are ranked by ``level`` (e.g. logit accuracy at its last budget) and
-    moved to the positions of a Gaussian copula with correlation matrix ``corr`` (curves in
-    the C order of ``level``'s curve dims; see :func:`paired_correlation`) within each
-    ``group_dim`` label: every curve keeps exactly its own posterior, only which draw of A
-    meets which draw of B changes.
-    """
-    curve = [d for d in level.dims if d not in ("chain", "draw")]
-    stacked = level.stack(sample=("chain", "draw"), curve=curve).transpose("sample", "curve")
-    values = stacked.to_numpy()
-    n_samples, n_curves = values.shape
-    groups = stacked[group_dim].to_numpy() if group_dim in curve else np.zeros(n_curves, dtype=int)
-    rng = np.random.default_rng([seed, 11])
-    order = np.tile(np.arange(n_samples)[:, None], (1, n_curves))
-    usable = np.all(np.isfinite(values), axis=0)
-    for g in np.unique(groups):
-        members = np.flatnonzero((groups == g) & usable)
-        if members.size < 2:
-            continue
-        factor = _cholesky_of_correlation(corr[np.ix_(members, members)])
-        z = rng.standard_normal((n_samples, members.size)) @ factor.T
-        for j, k in enumerate(members):
-            by_level = np.argsort(values[:, k], kind="stable")
-            order[:, k] = by_level[np.argsort(np.argsort(z[:, j], kind="stable"), kind="stable")]
-    out = {}
-    for name, var in posterior.data_vars.items():
-        if not set(curve) <= set(var.dims) or "chain" not in var.dims:
-            out[name] = var
-            continue
-        rest = [d for d in var.dims if d not in ("chain", "draw", *curve)]
-        ordered = var.transpose("chain", "draw", *curve, *rest)
-        flat = ordered.to_numpy().reshape(n_samples, n_curves, -1)
-        moved = np.take_along_axis(flat, order[:, :, None], axis=0).reshape(ordered.shape)
-        out[name] = ordered.copy(data=moved).transpose(*var.dims)
-    return xr.Dataset(out, attrs=posterior.attrs)
