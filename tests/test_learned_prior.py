@@ -62,6 +62,7 @@ def test_learning_recovers_a_known_drift():
     assert lower <= 0.3 <= upper + 0.03, summary
     assert summary.loc["w_0", "mean"] == pytest.approx(0.3, abs=0.08)
     assert prior.meta["n_curves"] == 24 and prior.meta["n_datasets"] == 12
+    assert prior.seed_offsets  # learned priors add the pilot's seed offset
 
 
 def test_prior_roundtrip_and_bad_files(tmp_path):

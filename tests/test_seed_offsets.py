@@ -105,3 +105,14 @@ def test_forecast_inside_the_data_carries_the_seed_offset():
     # labels needed for the level reached at 100 labels: an interval around 100, not a point
     need = widened.labels_needed(level).squeeze()
     assert float(need["lower"]) < 90 < 100 <= float(need["median"]) + 2 < 112 < float(need["upper"])
+
+
+def test_the_shipped_prior_adds_seed_offsets_and_files_keep_the_flag(tmp_path):
+    prior = default_prior()
+    assert prior.seed_offsets
+    assert not pb.CurvePrior.brownian(0.3).seed_offsets
+    path = prior.save(tmp_path / "prior.json")
+    assert pb.load_prior(path).seed_offsets
+    older = prior.to_dict()
+    del older["seed_offsets"]  # prior files written before offsets existed
+    assert not pb.CurvePrior.from_dict(older).seed_offsets
