@@ -75,12 +75,13 @@ def test_out_must_be_netcdf(tmp_path, capsys):
     assert "must be a netCDF file" in capsys.readouterr().err
 
 
-def test_console_script_module_runs():
+def test_console_script_module_runs(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "al_runner.cli", "run", "--dataset", "x", "--out", "y.nc"],
         capture_output=True,
         text=True,
         check=False,
+        cwd=tmp_path,  # nothing (not even a lock file) lands in the working copy
     )
     assert proc.returncode == 2 and proc.stderr.startswith("al-runner: error: unknown dataset")
 
