@@ -12,7 +12,7 @@ from palm_bayes.data import contract
 from palm_bayes.data.load import load_curves
 from palm_bayes.errors import PalmInputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def curves() -> xr.Dataset:

@@ -213,6 +213,6 @@ def test_lcdb_reader_on_a_small_csv(tmp_path, monkeypatch):
 def test_shipped_example_curves_load():
     from pathlib import Path
 
-    ds = load_curves(Path(__file__).resolve().parents[1] / "examples" / "lcdb_curves.nc")
+    ds = load_curves(Path(__file__).resolve().parents[3] / "examples" / "lcdb_curves.nc")
     assert ds.sizes["dataset"] == 3 and ds.sizes["strategy"] == 3
     assert float(ds["accuracy"].max()) <= 1.0

@@ -15,7 +15,7 @@ from palm_bayes.cli import main
 pytestmark = pytest.mark.slow
 BUDGETS = np.arange(1, 11) * 50.0
 SAMPLER = dict(draws=400, tune=400, chains=4, progress=False)
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "lcdb_curves.nc"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "lcdb_curves.nc"
 
 
 def _random_strategies(rng: np.random.Generator) -> dict[str, dict[str, float]]:

@@ -11,7 +11,7 @@ import palm_bayes as pb
 from palm_bayes.cli import main
 
 pytestmark = pytest.mark.slow
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "lcdb_curves.nc"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "lcdb_curves.nc"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
