@@ -16,8 +16,8 @@ Examples
 
 from al_runner.datasets import DATASETS, load_dataset
 from al_runner.errors import ALRunnerError
-from al_runner.learners import LEARNERS, Learner, get_learner, register_learner
-from al_runner.loop import RunConfig, run_experiment
+from al_runner.experiment.loop import RunConfig, run_experiment
+from al_runner.learners.models import LEARNERS, Learner, get_learner, register_learner
 from al_runner.strategies import STRATEGIES, PoolState, Strategy, get_strategy, register_strategy
 
 __all__ = [

@@ -1,4 +1,3 @@
-# Stays ~400 lines: one argparse parser and thin handler per subcommand (run, sweep, embed...).
 """The ``al-runner`` command: run AL experiments and list what is available. Thin: it parses."""
 
 from __future__ import annotations
@@ -96,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Help of every :class:`al_runner.config.RunConfig` field as an ``al-runner run`` option
+#: Help of every :class:`al_runner.experiment.config.RunConfig` field as an ``al-runner run`` option
 #: (the options are generated from the fields; a field missing here is a test failure).
 _HELP = {
     "dataset": "dataset name (see al-runner list)",
@@ -147,8 +146,8 @@ _TYPES: dict[str, Any] = {"int": _positive, "float": float, "str": str}
 
 
 def _config_options(parser: argparse.ArgumentParser) -> None:
-    """Add one option per :class:`al_runner.config.RunConfig` field (``--field-name``)."""
-    from al_runner.config import RunConfig
+    """Add one ``--field-name`` option per field of the run configuration (``RunConfig``)."""
+    from al_runner.experiment.config import RunConfig
 
     for f in fields(RunConfig):
         kwargs: dict[str, Any] = {"dest": f.name, "help": _HELP[f.name]}
@@ -169,8 +168,8 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    """The :class:`al_runner.config.RunConfig` of parsed ``al-runner run`` arguments."""
-    from al_runner.config import RunConfig, strategies_arg
+    """The :class:`al_runner.experiment.config.RunConfig` of parsed ``al-runner run`` arguments."""
+    from al_runner.experiment.config import RunConfig, strategies_arg
 
     values = {f.name: getattr(args, f.name) for f in fields(RunConfig)}
     options: dict[str, dict[str, float]] = {}
@@ -237,7 +236,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 def _list() -> None:
     from al_runner.datasets import DATASETS
-    from al_runner.learners import LEARNERS
+    from al_runner.learners.models import LEARNERS
     from al_runner.strategies import STRATEGIES
 
     print("datasets:")
@@ -259,7 +258,7 @@ def _plain(text: str) -> str:
 def _run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from al_runner.loop import run_experiment, state_path
+    from al_runner.experiment.loop import run_experiment, state_path
 
     config = _config(args)
     options = config.strategy_options
@@ -286,7 +285,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from al_runner.sweep import SweepGrid, run_sweep
+    from al_runner.sweep.run import SweepGrid, run_sweep
 
     grid = SweepGrid.from_toml(args.grid)
     result = run_sweep(
@@ -315,7 +314,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _threads(n: int) -> None:
-    from al_runner.loop import set_threads
+    from al_runner.experiment.loop import set_threads
 
     set_threads(n)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from al_runner.datasets import load_dataset
 from al_runner.errors import ALRunnerError
-from al_runner.loop import RunConfig, run_experiment, strategies_arg
+from al_runner.experiment.loop import RunConfig, run_experiment, strategies_arg
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,10 +34,10 @@ from _common import covers, print_table
 from tqdm.auto import tqdm
 
 import palm_bayes as pb
-from palm_bayes.curve import labels_for_accuracy
-from palm_bayes.data import load_curves
-from palm_bayes.datasets import lcdb_curves
-from palm_bayes.learn import prefix_cases
+from palm_bayes.data.lcdb import lcdb_curves
+from palm_bayes.data.load import load_curves
+from palm_bayes.learn.prior import prefix_cases
+from palm_bayes.model.curve import labels_for_accuracy
 
 BINS = np.array([0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
 #: A labels-needed target counts as "rising" when it lies this far above the pilot's last level.

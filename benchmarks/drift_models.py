@@ -1,7 +1,7 @@
 """How much better could a richer drift model forecast than the learned prior's linear drift?
 
 The learned curve prior moves a pilot's PALM forecast by a drift that is linear in a handful of
-terms (``palm_bayes.discrepancy``). This script asks what a richer model of the same
+terms (``palm_bayes.priors.curve_prior``). This script asks what a richer model of the same
 (forecast, truth) cases would gain, on the cases ``benchmarks/learn_default_prior.py
 --cases-out`` saved (every LCDB pilot's posterior median forecast, its features and the
 seed-mean truth), with 5 folds grouped by dataset: no dataset is both learned from and scored.

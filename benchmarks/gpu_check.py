@@ -64,7 +64,7 @@ def _sync() -> None:
 def cnn_round() -> tuple[str, str]:
     """Train the CNN learner on 1,000 Fashion-MNIST labels and score the remaining pool."""
     from al_runner.datasets import load_dataset
-    from al_runner.learners import get_learner
+    from al_runner.learners.models import get_learner
 
     data = load_dataset("fashion-mnist")
     learner = get_learner("cnn", device="cuda").setup(data)
@@ -86,7 +86,7 @@ def cnn_round() -> tuple[str, str]:
 
 def resnet18_epoch() -> tuple[str, str]:
     """One epoch of the resnet18 learner over 50,000 random CIFAR-shaped images."""
-    from al_runner.learners import get_learner
+    from al_runner.learners.models import get_learner
 
     data = _random_cifar(50_000)
     learner = get_learner("resnet18", device="cuda", epochs=1, batch_size=256).setup(data)

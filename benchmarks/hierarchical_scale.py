@@ -22,7 +22,7 @@ import xarray as xr
 from _common import covers, print_table
 
 import palm_bayes as pb
-from palm_bayes.simulate import simulate_hierarchy
+from palm_bayes.model.simulate import simulate_hierarchy
 
 
 def main() -> None:

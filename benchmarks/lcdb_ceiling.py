@@ -30,9 +30,9 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import GroupKFold
 from tqdm import tqdm
 
-from palm_bayes.curve import palm_curve
-from palm_bayes.datasets import lcdb_csv_path
-from palm_bayes.lsq import fit_curve_least_squares
+from palm_bayes.data.lcdb import lcdb_csv_path
+from palm_bayes.inference.least_squares import fit_curve_least_squares
+from palm_bayes.model.curve import palm_curve
 
 LAGS = 4
 
@@ -44,7 +44,7 @@ def seed_means(csv: str | None, min_budgets: int) -> pd.DataFrame:
         usecols=["openmlid", "learner", "size_train", "size_test", "outer_seed", "inner_seed"]
         + ["score_test"],
     ).dropna(subset=["score_test"])
-    # as palm_bayes.datasets.lcdb_curves: one row per seed pair and budget
+    # as palm_bayes.data.lcdb.lcdb_curves: one row per seed pair and budget
     frame = frame.drop_duplicates(["openmlid", "learner", "outer_seed", "inner_seed", "size_train"])
     frame["learner"] = frame["learner"].str.rsplit(".", n=1).str[-1]
     means = (

@@ -21,9 +21,9 @@ import xarray as xr
 from _common import covers, print_table, split_curves
 
 import palm_bayes as pb
-from palm_bayes.curve import labels_for_accuracy
-from palm_bayes.data import curve_dims
-from palm_bayes.datasets import lcdb_curves
+from palm_bayes.data.lcdb import lcdb_curves
+from palm_bayes.data.load import curve_dims
+from palm_bayes.model.curve import labels_for_accuracy
 
 
 def run_set(csv, n_curves, seed, prefix, min_budgets, methods, sampler):

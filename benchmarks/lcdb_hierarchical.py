@@ -23,7 +23,7 @@ import pandas as pd
 from _common import covers, print_table, split_curves
 
 import palm_bayes as pb
-from palm_bayes.datasets import lcdb_curves
+from palm_bayes.data.lcdb import lcdb_curves
 
 LEARNERS = (
     "SVC_rbf",

@@ -1,7 +1,7 @@
 """Learn the curve prior that ships with palm_bayes, from all LCDB curves with >= 10 budgets.
 
 Every curve is cut into 3-seed pilots at 10%, 20% and 40% of its final budget; each pilot is
-fitted and scored against the curve's later seed means (``palm_bayes.learn``); the discrepancy
+fitted and scored against the curve's later seed means (``palm_bayes.learn.prior``); the discrepancy
 coefficients are fitted to all those cases. Writes ``palm_bayes/priors/lcdb.json`` and, with
 ``--cases-out``, the (forecast, truth) cases, so that benchmarks can learn from a subset of
 datasets without refitting the pilots. Prints the time and the coefficients.
@@ -18,9 +18,9 @@ import warnings
 import pandas as pd
 
 import palm_bayes as pb
-from palm_bayes.datasets import lcdb_curves
-from palm_bayes.learn import forecast_cases, prefix_cases
-from palm_bayes.prior_library import DEFAULT_PRIOR_PATH
+from palm_bayes.data.lcdb import lcdb_curves
+from palm_bayes.learn.prior import forecast_cases, prefix_cases
+from palm_bayes.priors.shipped import DEFAULT_PRIOR_PATH
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from palm_bayes.datasets import lcdb_curves
+from palm_bayes.data.lcdb import lcdb_curves
 
 
 def _fit_chunk(curves, cores: int) -> float:

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from palm_bayes.phases import phases
-from palm_bayes.simulate import simulate_phase_records
+from palm_bayes.model.simulate import simulate_phase_records
+from palm_bayes.phase_analysis.analysis import phases
 
 SEEDS = 5
 

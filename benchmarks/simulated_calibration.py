@@ -19,7 +19,7 @@ import xarray as xr
 from _common import covers, print_table
 
 import palm_bayes as pb
-from palm_bayes.curve import labels_for_accuracy, palm_curve
+from palm_bayes.model.curve import labels_for_accuracy, palm_curve
 
 
 def draw_params(rng: np.random.Generator, n: int) -> dict[str, dict[str, float]]:

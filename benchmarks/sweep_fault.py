@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from al_runner.loop import RunConfig, run_experiment, state_path
-from al_runner.sweep import SweepGrid
+from al_runner.experiment.loop import RunConfig, run_experiment, state_path
+from al_runner.sweep.run import SweepGrid
 
 GRID = {
     "datasets": ["digits"],

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from al_runner.errors import ALRunnerError
-from al_runner.sweep import SweepGrid, run_sweep
+from al_runner.sweep.run import SweepGrid, run_sweep
 
 
 def main(argv: list[str] | None = None) -> int:

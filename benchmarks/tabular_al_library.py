@@ -33,8 +33,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from tqdm.auto import tqdm
 
-from palm_bayes.contract import save_curves
-from palm_bayes.data import load_curves
+from palm_bayes.data.contract import save_curves
+from palm_bayes.data.load import load_curves
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 MODELS = {

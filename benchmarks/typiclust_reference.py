@@ -23,9 +23,9 @@ import time
 import numpy as np
 
 from al_runner.datasets import dataset_features, load_dataset
-from al_runner.loop import RunConfig, representation, run_experiment
+from al_runner.experiment.loop import RunConfig, representation, run_experiment
+from al_runner.knn import kmeans_pp
 from al_runner.strategies import STRATEGIES
-from al_runner.strategies._knn import kmeans_pp
 from al_runner.strategies.typiclust import TypiClust
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 import palm_bayes as pb
-from palm_bayes.plots import plot_fit
-from palm_bayes.report import write_report
-from palm_bayes.tables import tidy
+from palm_bayes.report.figures import plot_fit
+from palm_bayes.report.html import write_report
+from palm_bayes.report.tables import tidy
 
 STRATEGIES = ["random", "entropy", "margin", "coreset", "typiclust"]
 
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.9)
     args = parser.parse_args()
     try:
-        from al_runner.sweep import SweepGrid, run_sweep
+        from al_runner.sweep.run import SweepGrid, run_sweep
     except ImportError as exc:  # the runner or sweep extra is missing
         raise SystemExit(
             f"al_demo needs the runner and sweep extras (pip install -e '.[runner,sweep]'): {exc}"

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 import palm_bayes as pb
-from palm_bayes.plots import plot_fit
-from palm_bayes.report import write_report
-from palm_bayes.tables import tidy
+from palm_bayes.report.figures import plot_fit
+from palm_bayes.report.html import write_report
+from palm_bayes.report.tables import tidy
 
 EXAMPLE = Path(__file__).with_name("lcdb_curves.nc")
 

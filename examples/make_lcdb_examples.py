@@ -1,13 +1,13 @@
 """Write examples/lcdb_curves.nc: 9 real LCDB learning curves (3 datasets x 3 learners).
 
-Run: python examples/make_lcdb_examples.py [--csv PATH]  (default: palm_bayes.datasets cache)
+Run: python examples/make_lcdb_examples.py [--csv PATH]  (default: palm_bayes.data.lcdb cache)
 """
 
 import argparse
 from pathlib import Path
 
-from palm_bayes.data import save_curves
-from palm_bayes.datasets import lcdb_curves
+from palm_bayes.data.lcdb import lcdb_curves
+from palm_bayes.data.load import save_curves
 
 DATASETS = [3, 44, 60]  # kr-vs-kp, spambase, waveform-5000 (OpenML ids)
 LEARNERS = ["LogisticRegression", "SVC_rbf", "RandomForestClassifier"]

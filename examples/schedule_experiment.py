@@ -23,7 +23,7 @@ import pandas as pd
 
 import palm_bayes as pb
 from al_runner.datasets import load_dataset
-from al_runner.loop import RunConfig, run_experiment
+from al_runner.experiment.loop import RunConfig, run_experiment
 
 
 def realised_aubc(curves, strategy: str) -> np.ndarray:

@@ -11,36 +11,34 @@ commands start without loading PyMC.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "DEFAULT_PRIORS": "palm_bayes.model",
-    "HIERARCHICAL_PRIORS": "palm_bayes.hierarchy",
-    "Advice": "palm_bayes.advise",
-    "CurvePrior": "palm_bayes.discrepancy",
-    "PalmFit": "palm_bayes.fit",
+    "DEFAULT_PRIORS": "palm_bayes.model.single",
+    "HIERARCHICAL_PRIORS": "palm_bayes.inference.pooled",
+    "Advice": "palm_bayes.decisions.advise",
+    "CurvePrior": "palm_bayes.priors.curve_prior",
+    "PalmFit": "palm_bayes.palm_fit",
     "PalmInputError": "palm_bayes.errors",
-    "advise": "palm_bayes.advise",
-    "compare": "palm_bayes.compare",
-    "compare_models": "palm_bayes.compare",
-    "default_priors": "palm_bayes.model",
-    "fit": "palm_bayes.fit",
-    "fit_least_squares": "palm_bayes.lsq",
-    "learn_prior": "palm_bayes.learn",
-    "load_curves": "palm_bayes.data",
-    "load_prior": "palm_bayes.discrepancy",
-    "save_curves": "palm_bayes.data",
-    "labels_for_accuracy": "palm_bayes.curve",
-    "palm_curve": "palm_bayes.curve",
-    "phases": "palm_bayes.phases",
-    "schedule": "palm_bayes.schedule",
-    "simulate_curves": "palm_bayes.simulate",
-    "simulate_hierarchy": "palm_bayes.simulate",
-    "write_report": "palm_bayes.report",
+    "advise": "palm_bayes.decisions.advise",
+    "compare": "palm_bayes.queries.loo",
+    "compare_models": "palm_bayes.queries.loo",
+    "default_priors": "palm_bayes.model.single",
+    "fit": "palm_bayes.palm_fit",
+    "fit_least_squares": "palm_bayes.inference.least_squares",
+    "learn_prior": "palm_bayes.learn.prior",
+    "load_curves": "palm_bayes.data.load",
+    "load_prior": "palm_bayes.priors.curve_prior",
+    "save_curves": "palm_bayes.data.load",
+    "labels_for_accuracy": "palm_bayes.model.curve",
+    "palm_curve": "palm_bayes.model.curve",
+    "phases": "palm_bayes.phase_analysis.analysis",
+    "schedule": "palm_bayes.decisions.schedule",
+    "simulate_curves": "palm_bayes.model.simulate",
+    "simulate_hierarchy": "palm_bayes.model.simulate",
+    "write_report": "palm_bayes.report.html",
 }
 #: Read on every access, never cached here: a fresh copy each time (see ``default_priors``).
 _COPIED = {"DEFAULT_PRIORS": "default_priors"}
@@ -73,21 +71,21 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from palm_bayes.advise import Advice, advise
-    from palm_bayes.compare import compare, compare_models
-    from palm_bayes.curve import labels_for_accuracy, palm_curve
-    from palm_bayes.data import load_curves, save_curves
-    from palm_bayes.discrepancy import CurvePrior, load_prior
+    from palm_bayes.data.load import load_curves, save_curves
+    from palm_bayes.decisions.advise import Advice, advise
+    from palm_bayes.decisions.schedule import schedule
     from palm_bayes.errors import PalmInputError
-    from palm_bayes.fit import PalmFit, fit
-    from palm_bayes.hierarchy import HIERARCHICAL_PRIORS
-    from palm_bayes.learn import learn_prior
-    from palm_bayes.lsq import fit_least_squares
-    from palm_bayes.model import DEFAULT_PRIORS, default_priors
-    from palm_bayes.phases import phases
-    from palm_bayes.report import write_report
-    from palm_bayes.schedule import schedule
-    from palm_bayes.simulate import simulate_curves, simulate_hierarchy
+    from palm_bayes.inference.least_squares import fit_least_squares
+    from palm_bayes.inference.pooled import HIERARCHICAL_PRIORS
+    from palm_bayes.learn.prior import learn_prior
+    from palm_bayes.model.curve import labels_for_accuracy, palm_curve
+    from palm_bayes.model.simulate import simulate_curves, simulate_hierarchy
+    from palm_bayes.model.single import DEFAULT_PRIORS, default_priors
+    from palm_bayes.palm_fit import PalmFit, fit
+    from palm_bayes.phase_analysis.analysis import phases
+    from palm_bayes.priors.curve_prior import CurvePrior, load_prior
+    from palm_bayes.queries.loo import compare, compare_models
+    from palm_bayes.report.html import write_report
 
 
 def __getattr__(name: str) -> Any:
@@ -103,20 +101,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
-
-
-class _Package(types.ModuleType):
-    """Keeps ``palm_bayes.fit`` / ``palm_bayes.compare`` / ``palm_bayes.advise`` the functions.
-
-    Importing a submodule sets the package attribute of its name to the module; for the
-    submodules named like the function they export, the function wins (as it did when this
-    package imported everything eagerly). The modules stay in ``sys.modules``.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == value.__name__:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

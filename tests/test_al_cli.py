@@ -90,7 +90,7 @@ def test_run_options_are_the_run_config_fields():
     from dataclasses import MISSING, fields
 
     from al_runner.cli import _config, build_parser
-    from al_runner.config import RunConfig
+    from al_runner.experiment.config import RunConfig
 
     args = build_parser().parse_args(["run", "--dataset", "digits", "--out", "c.nc"])
     for f in fields(RunConfig):

@@ -5,10 +5,10 @@ import dataclasses
 import pytest
 
 from al_runner.cli import _config, build_parser
-from al_runner.config import RunConfig
 from al_runner.errors import ALRunnerError
-from al_runner.state import config_key
-from al_runner.sweep import SweepGrid
+from al_runner.experiment.config import RunConfig
+from al_runner.experiment.state import config_key
+from al_runner.sweep.run import SweepGrid
 
 
 def test_budget_keyword_is_a_deprecated_alias():

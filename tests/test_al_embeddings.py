@@ -19,7 +19,7 @@ from al_runner.embeddings.encoders import build_encoder
 from al_runner.embeddings.methods import build_method, nt_xent
 from al_runner.embeddings.train import file_hash, load_checkpoint
 from al_runner.errors import ALRunnerError
-from al_runner.loop import RunConfig, run_experiment
+from al_runner.experiment.loop import RunConfig, run_experiment
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +188,7 @@ def test_cli_embed_then_eval_then_run_uses_the_cache(tmp_path, capsys):
 
 def test_imagenet_subset_on_disk_trains_and_extracts(tmp_path, monkeypatch, capsys):
     """ImageFolder pools (ImageNet subsets) train from disk at the eval crop size."""
-    import al_runner.training as training
+    import al_runner.learners.training as training
     from al_runner.datasets import IMAGENET_MEAN, IMAGENET_SIZE
     from al_runner.embeddings.encoders import auto_arch
 

@@ -21,7 +21,7 @@ from al_runner import (
 )
 from al_runner.datasets import load_dataset
 from al_runner.errors import ALRunnerError
-from al_runner.learners import MLPLearner
+from al_runner.learners.models import MLPLearner
 
 
 class FarthestFromLabelled(Strategy):

@@ -10,7 +10,7 @@ from conftest import make_imagenet50
 
 from al_runner.datasets import ALDataset, Split, load_dataset
 from al_runner.errors import ALRunnerError
-from al_runner.learners import LEARNERS, _crop_flip, get_learner, resolve_device
+from al_runner.learners.models import LEARNERS, _crop_flip, get_learner, resolve_device
 from al_runner.strategies import PoolState, get_strategy
 
 
@@ -163,9 +163,9 @@ def test_cnn_on_cuda_with_amp(digits):
 
 def test_on_disk_imagefolder_runs_through_the_loop(tmp_path, monkeypatch):
     pytest.importorskip("torchvision")
-    import al_runner.learners as learners
-    import al_runner.training as training
-    from al_runner.loop import RunConfig, run_experiment
+    import al_runner.learners.models as learners
+    import al_runner.learners.training as training
+    from al_runner.experiment.loop import RunConfig, run_experiment
 
     make_imagenet50(tmp_path)
     monkeypatch.setattr(training, "loader_workers", lambda: 0)

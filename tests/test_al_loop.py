@@ -12,7 +12,7 @@ pytest.importorskip("faiss")
 import palm_bayes as pb
 from al_runner.datasets import load_dataset
 from al_runner.errors import ALRunnerError
-from al_runner.loop import RunConfig, representation, run_experiment, state_path
+from al_runner.experiment.loop import RunConfig, representation, run_experiment, state_path
 from al_runner.strategies import STRATEGIES
 
 
@@ -173,7 +173,7 @@ def test_palm_fit_runs_on_runner_output(all_strategies):
 
 
 def test_pca_embedding_is_fitted_on_the_pool(digits, monkeypatch):
-    import al_runner.features as features
+    import al_runner.experiment.features as features
 
     fitted = []
     real = features.pca_basis

@@ -7,15 +7,15 @@ pytest.importorskip("torch")
 pytest.importorskip("faiss")
 
 from al_runner.datasets import load_dataset
-from al_runner.loop import RunConfig, run_experiment
-from al_runner.proxies import (
+from al_runner.experiment.loop import RunConfig, run_experiment
+from al_runner.experiment.proxies import (
     PROXIES,
     confidence_term,
     feature_discrepancy,
     geometric_coverage,
     label_discrepancy,
 )
-from palm_bayes.phases import phase_table, phases
+from palm_bayes.phase_analysis.analysis import phase_table, phases
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from al_runner.config import RunConfig
 from al_runner.errors import ALRunnerError
-from al_runner.state import RunRecord, RunState, config_key, load_state_labelled, state_path
+from al_runner.experiment.config import RunConfig
+from al_runner.experiment.state import (
+    RunRecord,
+    RunState,
+    config_key,
+    load_state_labelled,
+    state_path,
+)
 
 # A state file as al_runner wrote it before RunState existed (one finished round of one run).
 OLD_STATE = {

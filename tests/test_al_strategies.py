@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("faiss")
 
 from al_runner.errors import ALRunnerError
+from al_runner.knn import kmeans_pp
 from al_runner.strategies import STRATEGIES, PoolState, get_strategy, top_k
-from al_runner.strategies._knn import kmeans_pp
 from al_runner.strategies.badge import gradient_factors, kmeans_pp_gradients
 from al_runner.strategies.bald import mutual_information
 from al_runner.strategies.coreset import k_center_greedy
@@ -411,7 +411,7 @@ def test_ensemble_var_picks_the_samples_members_disagree_on():
 def test_ensemble_members_are_trained_on_the_labelled_set():
     pytest.importorskip("torch")
     from al_runner.datasets import load_dataset
-    from al_runner.learners import get_learner
+    from al_runner.learners.models import get_learner
 
     data = load_dataset("digits")
     labelled = np.random.default_rng(0).choice(data.n_pool, 40, replace=False)
@@ -427,7 +427,7 @@ def test_ensemble_members_are_trained_on_the_labelled_set():
 
 
 def test_dcom_caps_the_ball_graph_to_its_edge_budget():
-    from al_runner.strategies._knn import range_graph
+    from al_runner.knn import range_graph
     from al_runner.strategies.dcom import edge_capped_radius
 
     x = _circle(np.random.default_rng(0).uniform(0, 1.0, 400))

@@ -19,8 +19,8 @@ pytest.importorskip("ray")
 import palm_bayes as pb
 from al_runner.cli import main as al_main
 from al_runner.errors import ALRunnerError
-from al_runner.loop import RunConfig, run_experiment, state_path
-from al_runner.sweep import RunSpec, SweepGrid, execute_run, run_sweep, start_ray
+from al_runner.experiment.loop import RunConfig, run_experiment, state_path
+from al_runner.sweep.run import RunSpec, SweepGrid, execute_run, run_sweep, start_ray
 
 GRID = {
     "datasets": ["digits"],
@@ -295,7 +295,7 @@ def test_cli_sweep_reports_bad_grid_files(tmp_path, capsys):
 def test_runs_ask_ray_for_a_gpu_only_when_they_can_use_one(
     learner, device, cluster, run_gpus, embed_gpus
 ):
-    from al_runner.sweep import _resources
+    from al_runner.sweep.run import _resources
 
     grid = SweepGrid.from_dict({**GRID, "learner": learner, "device": device})
     run, embed = _resources(grid, cluster)
@@ -304,7 +304,7 @@ def test_runs_ask_ray_for_a_gpu_only_when_they_can_use_one(
 
 
 def test_resource_requests_the_cluster_cannot_meet_error_clearly():
-    from al_runner.sweep import _resources
+    from al_runner.sweep.run import _resources
 
     with pytest.raises(ALRunnerError, match="no GPU"):
         _resources(SweepGrid.from_dict({**GRID, "device": "cuda"}), {"CPU": 4})
@@ -329,7 +329,7 @@ def test_unreachable_cluster_address_errors_fast(tmp_path, capsys):
 
 def test_a_lost_ray_system_process_restarts_local_ray_once_and_resumes(tmp_path, monkeypatch):
     """A dead raylet fails every run in flight; the driver restarts Ray once and resumes them."""
-    import al_runner.sweep as sweep
+    import al_runner.sweep.run as sweep
 
     calls = []
 

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 import palm_bayes as pb
-from palm_bayes.advise import alda_least_squares
 from palm_bayes.cli import main
-from palm_bayes.reference import read_reference_fits
+from palm_bayes.data.reference import read_reference_fits
+from palm_bayes.decisions.advise import alda_least_squares
 
 pytestmark = pytest.mark.slow
 

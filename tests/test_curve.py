@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
-from palm_bayes.curve import labels_for_accuracy, palm_curve
+from palm_bayes.model.curve import labels_for_accuracy, palm_curve
 
 
 def paper_equation(budget, A_max, delta, alpha, beta, b):  # noqa: N803

@@ -4,7 +4,7 @@ import pytest
 import xarray as xr
 
 import palm_bayes as pb
-from palm_bayes.data import curve_dims, iter_curves, labels_per_round, load_curves, save_curves
+from palm_bayes.data.load import curve_dims, iter_curves, labels_per_round, load_curves, save_curves
 
 BUDGETS = [10, 20, 30, 40, 50]
 
@@ -168,7 +168,7 @@ def test_atomic_save_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_lcdb_reader_on_a_small_csv(tmp_path, monkeypatch):
-    from palm_bayes.datasets import lcdb_csv_path, lcdb_curves
+    from palm_bayes.data.lcdb import lcdb_csv_path, lcdb_curves
 
     rows = []
     for learner in ("sklearn.svm.SVC_rbf", "sklearn.linear_model.LogisticRegression"):

@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 
 import palm_bayes as pb
-from palm_bayes.curve import labels_for_accuracy, palm_curve
-from palm_bayes.simulate import simulate_curves
+from palm_bayes.model.curve import labels_for_accuracy, palm_curve
+from palm_bayes.model.simulate import simulate_curves
 
 pytestmark = pytest.mark.slow
 
@@ -171,7 +171,9 @@ def test_forecast_in_budget_slices_matches_one_pass(fitted, monkeypatch):
     budgets = [300.0, 900.0, 1500.0, 4000.0, 20000.0]
     whole = fitted.forecast(budgets)
     per_budget = fitted.idata.posterior["A_max"].size
-    monkeypatch.setattr(sys.modules["palm_bayes.queries"], "FORECAST_CHUNK_VALUES", 2 * per_budget)
+    monkeypatch.setattr(
+        sys.modules["palm_bayes.queries.forecast"], "FORECAST_CHUNK_VALUES", 2 * per_budget
+    )
     sliced = fitted.forecast(budgets)
     xr.testing.assert_allclose(sliced, whole)
     assert sliced["budget"].values.tolist() == budgets

@@ -8,8 +8,8 @@ import pytest
 import xarray as xr
 
 import palm_bayes as pb
-from palm_bayes.curve import palm_curve
-from palm_bayes.hierarchy import palm_from_theta
+from palm_bayes.model.curve import palm_curve
+from palm_bayes.model.single import palm_from_theta
 
 STRATEGIES = ["random", "margin", "typiclust"]
 BUDGETS = np.arange(1, 11) * 100.0
@@ -168,7 +168,7 @@ def test_hierarchical_fits_default_to_more_draws(curves, monkeypatch):
     """Group scales mix slowly: pooled fits default to 2,000 + 2,000 draws, independent 1,000."""
     import sys
 
-    fit_module = sys.modules["palm_bayes.fit"]  # the attribute palm_bayes.fit is the function
+    fit_module = sys.modules["palm_bayes.palm_fit"]  # the attribute palm_bayes.fit is the function
     seen = {}
 
     def capture(curves, hierarchy, priors, b, sampler, cores, progress):

@@ -11,9 +11,9 @@ import pytest
 import xarray as xr
 
 import palm_bayes as pb
-from palm_bayes.curve import palm_curve
-from palm_bayes.discrepancy import CurvePrior, logit, prefix_features
-from palm_bayes.prior_library import DEFAULT_PRIOR_PATH
+from palm_bayes.model.curve import palm_curve
+from palm_bayes.priors.curve_prior import CurvePrior, logit, prefix_features
+from palm_bayes.priors.shipped import DEFAULT_PRIOR_PATH
 
 BUDGETS = np.round(20 * 1.35 ** np.arange(14))
 CUT = 0.3
@@ -232,7 +232,7 @@ def test_cli_refuses_bad_prior_options_before_any_work(tmp_path, capsys):
 
 
 def test_note_when_curves_have_many_more_seeds_than_the_prior_was_learned_on():
-    from palm_bayes.tables import prior_seed_note
+    from palm_bayes.report.tables import prior_seed_note
 
     params = {"a": dict(A_max=0.9, delta=0.1, alpha=0.0, beta=1.0)}
     budgets = np.arange(20, 220, 20)
@@ -248,7 +248,7 @@ def test_note_when_curves_have_many_more_seeds_than_the_prior_was_learned_on():
 
 def test_learning_recovers_how_the_scale_shrinks_with_seeds():
     """Cases whose discrepancy scale falls as seeds^-0.5: a_seeds is learned near -0.5."""
-    from palm_bayes.learn import fit_discrepancy
+    from palm_bayes.learn.prior import fit_discrepancy
 
     rng = np.random.default_rng(0)
     rows = []
@@ -294,7 +294,7 @@ def test_learning_recovers_how_the_scale_shrinks_with_seeds():
 
 def test_adapting_a_prior_learns_its_width_and_keeps_its_drift():
     """Cases 2x wider than the base prior at 3 seeds, 2x narrower at 30: both are learned."""
-    from palm_bayes.adapt import adapt_prior
+    from palm_bayes.learn.adapt import adapt_prior
 
     base = CurvePrior(
         drift=np.tile([0.1, 0.0, 0.0, -0.5], (50, 1)),
@@ -337,7 +337,7 @@ def test_adapting_a_prior_learns_its_width_and_keeps_its_drift():
 @pytest.mark.parametrize("true_rho", [0.0, 0.6, 0.92])
 def test_pairwise_correlation_recovers_a_known_shared_shock(true_rho):
     """Two curves per dataset whose shocks share a component: its weight is found."""
-    from palm_bayes.correlation import pairwise_correlation
+    from palm_bayes.learn.correlation import pairwise_correlation
 
     prior = CurvePrior(
         drift=np.zeros((10, 4)),

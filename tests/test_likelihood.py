@@ -7,11 +7,11 @@ import pymc as pm
 import xarray as xr
 from scipy.special import expit, logit
 
-from palm_bayes.data import iter_curves, load_curves
-from palm_bayes.hierarchy import PARAMS, create_hierarchical_model, hierarchical_data
-from palm_bayes.likelihood import log_likelihood
-from palm_bayes.model import DEFAULT_PRIORS, create_palm_model, model_data, palm_mean
-from palm_bayes.model import palm_from_identified as identified
+from palm_bayes.data.load import iter_curves, load_curves
+from palm_bayes.inference.pooled import create_hierarchical_model, hierarchical_data
+from palm_bayes.model.likelihood import log_likelihood
+from palm_bayes.model.single import DEFAULT_PRIORS, PARAMS, create_palm_model, model_data, palm_mean
+from palm_bayes.model.single import palm_from_identified as identified
 
 FLOOR = DEFAULT_PRIORS["noise"]["floor"]
 CHAINS, DRAWS = 2, 5

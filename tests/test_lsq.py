@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 import palm_bayes as pb
-from palm_bayes.curve import palm_curve
-from palm_bayes.lsq import fit_curve_least_squares
+from palm_bayes.inference.least_squares import fit_curve_least_squares
+from palm_bayes.model.curve import palm_curve
 
 CASES = [
     dict(A_max=0.9, delta=0.2, alpha=0.5, beta=1.1),

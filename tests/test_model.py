@@ -2,9 +2,9 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from palm_bayes.curve import palm_curve_log_lambda
 from palm_bayes.errors import PalmInputError
-from palm_bayes.model import DEFAULT_PRIORS, create_palm_model, merge_priors, model_data
+from palm_bayes.model.curve import palm_curve_log_lambda
+from palm_bayes.model.single import DEFAULT_PRIORS, create_palm_model, merge_priors, model_data
 
 
 def _data():
@@ -59,7 +59,7 @@ def test_numpy_log_likelihood_equals_the_pymc_model():
     """LOO's numpy likelihood and the sampled PyMC model agree draw by draw."""
     import arviz as az
 
-    from palm_bayes.compare import curve_log_likelihood
+    from palm_bayes.queries.loo import curve_log_likelihood
 
     data = _data()
     floor = DEFAULT_PRIORS["noise"]["floor"]

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 import palm_bayes as pb
-from palm_bayes.advise import alda_least_squares
+from palm_bayes.decisions.advise import alda_least_squares
 
 
 def test_compare_is_a_deprecated_alias_of_compare_models(monkeypatch):
-    import palm_bayes.compare  # noqa: F401  (a submodule named like a function)
+    import palm_bayes.queries.loo  # noqa: F401  (a submodule named like a function)
 
-    module = sys.modules["palm_bayes.compare"]
+    module = sys.modules["palm_bayes.queries.loo"]
     assert pb.compare_models is module.compare_models
     monkeypatch.setattr(module, "compare_models", lambda fits, ic="loo": ("ranked", fits, ic))
     with pytest.warns(DeprecationWarning, match="compare_models"):
@@ -35,14 +35,14 @@ def test_eta_is_a_deprecated_name_of_cost_tolerance():
 
 
 def test_new_exports():
-    from palm_bayes.advise import Advice, advise
-    from palm_bayes.report import write_report
+    from palm_bayes.decisions.advise import Advice, advise
+    from palm_bayes.report.html import write_report
 
     assert pb.advise is advise and pb.Advice is Advice and pb.write_report is write_report
 
 
 def test_default_priors_cannot_be_changed_through_the_package():
-    from palm_bayes.model import DEFAULT_PRIORS
+    from palm_bayes.model.single import DEFAULT_PRIORS
 
     before = DEFAULT_PRIORS["noise"]["sigma"]
     pb.DEFAULT_PRIORS["noise"]["sigma"] = 123.0
@@ -56,8 +56,8 @@ def test_plots_and_report_leave_the_matplotlib_backend_alone():
     code = (
         "import matplotlib\n"
         "matplotlib.use('pdf')\n"
-        "import palm_bayes.plots, palm_bayes.report\n"
-        "from palm_bayes.plots import new_figure\n"
+        "import palm_bayes.report.figures, palm_bayes.report.html\n"
+        "from palm_bayes.report.figures import new_figure\n"
         "import io\n"
         "fig = new_figure(figsize=(2, 2)); fig.subplots().plot([1, 2])\n"
         "fig.savefig(io.BytesIO(), format='png')\n"

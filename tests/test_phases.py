@@ -8,8 +8,8 @@ import pytest
 
 from palm_bayes.cli import main
 from palm_bayes.errors import PalmInputError
-from palm_bayes.phases import PROXIES, dp_bic_phases, phase_table, phases
-from palm_bayes.simulate import simulate_phase_records
+from palm_bayes.model.simulate import simulate_phase_records
+from palm_bayes.phase_analysis.analysis import PROXIES, dp_bic_phases, phase_table, phases
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from pymc_extras.prior import Prior
 
 import palm_bayes as pb
 from palm_bayes.errors import PalmInputError
-from palm_bayes.hierarchy import HIERARCHICAL_PRIORS
-from palm_bayes.model import create_palm_model, merge_priors, model_data, priors_to_json
+from palm_bayes.inference.pooled import HIERARCHICAL_PRIORS
+from palm_bayes.model.single import create_palm_model, merge_priors, model_data, priors_to_json
 
 
 def _data():

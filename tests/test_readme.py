@@ -80,7 +80,7 @@ def test_readme_has_blocks_of_both_kinds():
 @pytest.fixture
 def capped_sampler(monkeypatch):
     """``pb.fit`` with at most 2 chains x 100 draws, wherever it is called from."""
-    fit_module = importlib.import_module("palm_bayes.fit")
+    fit_module = importlib.import_module("palm_bayes.palm_fit")
     original = fit_module.fit
 
     def capped(curves, **kwargs):
@@ -135,7 +135,7 @@ def test_every_readme_block_runs(tmp_path, monkeypatch, capped_sampler, capsys):
             name = re.match(r"#\s*(\S+\.toml)", text)
             assert name, f"{where}: a toml block starts with '# <file>.toml'"
             (tmp_path / name.group(1)).write_text(text)
-            from al_runner.sweep import SweepGrid
+            from al_runner.sweep.run import SweepGrid
 
             SweepGrid.from_toml(tmp_path / name.group(1))  # the example grid is valid
     out = capsys.readouterr().out

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 import palm_bayes as pb
-from palm_bayes.io_utils import atomic_folder, check_writable_folder
+from palm_bayes.data.files import atomic_folder, check_writable_folder
 
 
 def table(accuracy):
@@ -68,7 +68,7 @@ def test_budget_zero_is_refused_before_sampling():
 _SLOW_WRITER = textwrap.dedent(
     """
     import sys, time
-    from palm_bayes.io_utils import atomic_folder
+    from palm_bayes.data.files import atomic_folder
     with atomic_folder(sys.argv[1]) as tmp:
         for name in ("curves.nc", "summary.csv", "fit.png", "fit.nc"):
             (tmp / name).write_text("new " + name)
@@ -158,7 +158,7 @@ class _Index(BaseHTTPRequestHandler):
 
 
 def test_fetch_lcdb_reads_the_csv_without_running_package_code(tmp_path, monkeypatch):
-    from palm_bayes import datasets
+    from palm_bayes.data import lcdb as datasets
 
     marker = tmp_path / "setup-ran"
     buffer = io.BytesIO()
@@ -217,7 +217,7 @@ def test_a_planted_pickle_checkpoint_is_refused_and_nothing_runs(tmp_path):
 def test_a_second_writer_of_the_same_out_is_refused(tmp_path):
     from al_runner import RunConfig, run_experiment
     from al_runner.errors import ALRunnerError
-    from al_runner.outlock import exclusive_output
+    from al_runner.experiment.lock import exclusive_output
 
     out = tmp_path / "curves.nc"
     stale = tmp_path / ".curves.nc.abc123.tmp"
@@ -252,7 +252,7 @@ def test_two_cli_runs_on_one_out_never_both_succeed(tmp_path):
 # ------------------------------------------------------------------------ curve shapes
 @pytest.mark.slow
 def test_noiseless_single_seed_curves_sample_cleanly():
-    from palm_bayes.curve import palm_curve
+    from palm_bayes.model.curve import palm_curve
 
     budgets = np.arange(1, 11) * 100.0
     frames = [
@@ -271,7 +271,7 @@ def test_noiseless_single_seed_curves_sample_cleanly():
 
 
 def test_a_falling_curve_is_named_before_sampling(monkeypatch):
-    fit_module = sys.modules["palm_bayes.fit"]  # the attribute palm_bayes.fit is the function
+    fit_module = sys.modules["palm_bayes.palm_fit"]  # the attribute palm_bayes.fit is the function
 
     def stop(*args, **kwargs):
         raise RuntimeError("sampling started")
@@ -282,7 +282,7 @@ def test_a_falling_curve_is_named_before_sampling(monkeypatch):
 
 
 def test_pooled_curves_of_two_budgets_are_warned_about(monkeypatch):
-    fit_module = sys.modules["palm_bayes.fit"]  # the attribute palm_bayes.fit is the function
+    fit_module = sys.modules["palm_bayes.palm_fit"]  # the attribute palm_bayes.fit is the function
 
     def stop(*args, **kwargs):
         raise RuntimeError("sampling started")

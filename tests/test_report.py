@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import palm_bayes as pb
-from palm_bayes.report import SECTIONS, write_report
+from palm_bayes.report.html import SECTIONS, write_report
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_win_matrix_numbers_are_readable_on_every_cell_colour():
     """WCAG contrast of the printed probability against its cell, over the whole colour map."""
     import matplotlib.pyplot as plt
 
-    from palm_bayes.report import _text_colour
+    from palm_bayes.report.html import _text_colour
 
     cmap = plt.get_cmap("RdBu_r")
     for p in np.linspace(0, 1, 41):

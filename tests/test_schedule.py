@@ -7,8 +7,8 @@ import pytest
 
 import palm_bayes as pb
 from palm_bayes.cli import main
+from palm_bayes.decisions.schedule import schedule
 from palm_bayes.errors import PalmInputError
-from palm_bayes.schedule import schedule
 
 PARAMS = {
     "early": dict(A_max=0.80, delta=0.3, alpha=0.5, beta=0.8),  # fast start, low ceiling

@@ -9,8 +9,8 @@ import xarray as xr
 from scipy.special import expit, logit
 
 import palm_bayes as pb
-from palm_bayes.prior_library import default_prior
-from palm_bayes.seed_offsets import seed_offset_anova, seed_offsets
+from palm_bayes.priors.seed_offsets import seed_offset_anova, seed_offsets
+from palm_bayes.priors.shipped import default_prior
 from tests.conftest import hand_built_fit
 
 

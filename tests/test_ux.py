@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import palm_bayes as pb
-from palm_bayes.tables import column_notes, tidy
+from palm_bayes.report.tables import column_notes, tidy
 
 HEAVY = ("pymc", "pytensor", "arviz", "pandas", "xarray", "matplotlib", "nutpie")
 
@@ -35,8 +35,8 @@ def test_help_and_argument_errors_load_no_heavy_library():
 
 
 def test_public_names_load_on_first_use_and_fit_stays_the_function():
-    import palm_bayes.compare  # noqa: F401  (a submodule named like a function)
-    import palm_bayes.fit  # noqa: F401
+    import palm_bayes.palm_fit  # noqa: F401
+    import palm_bayes.queries.loo  # noqa: F401  (a submodule named like a function)
 
     assert callable(pb.fit) and pb.fit.__name__ == "fit"
     assert pb.compare.__name__ == "compare"
@@ -67,7 +67,7 @@ def test_tables_print_whole_labels_as_integers_and_drop_placeholder_ids():
 def test_pooled_sampling_shows_progress_with_divergences(capsys):
     import pymc as pm
 
-    from palm_bayes.sampling import compile_model, run_nutpie
+    from palm_bayes.inference.sampling import compile_model, run_nutpie
 
     with pm.Model() as model:
         pm.Normal("x", shape=3)

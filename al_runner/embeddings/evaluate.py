@@ -56,7 +56,7 @@ def linear_probe(
     data: ALDataset, features: dict[str, np.ndarray], n_labels: int, seed: int = 0
 ) -> float:
     """Test accuracy of al_runner's linear learner trained on ``n_labels`` random pool labels."""
-    from al_runner.learners import get_learner
+    from al_runner.learners.models import get_learner
 
     rng = np.random.default_rng(seed)
     idx = _stratified(data.train.y, n_labels, rng)

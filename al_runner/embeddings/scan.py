@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from al_runner.errors import ALRunnerError
-from al_runner.strategies._knn import nearest_sqdist
+from al_runner.knn import nearest_sqdist
 
 __all__ = ["scan_clusters", "scan_neighbours"]
 

@@ -1,4 +1,3 @@
-# Stays long: SSL training, feature extraction and the cache share one checkpoint format.
 """Training loop (resumable, atomic checkpoints), feature extraction and the feature cache."""
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from al_runner import training
 from al_runner.datasets import (
     IMAGENET_MEAN,
     IMAGENET_SIZE,
@@ -25,7 +23,8 @@ from al_runner.embeddings.augment import Augment
 from al_runner.embeddings.encoders import Encoder, build_encoder
 from al_runner.embeddings.methods import METHODS, SSLMethod, build_method
 from al_runner.errors import ALRunnerError
-from al_runner.training import channel_stats
+from al_runner.learners import training
+from al_runner.learners.training import channel_stats
 
 _channel_stats = channel_stats  # the old name (benchmarks/embeddings.py imports it)
 
@@ -180,7 +179,7 @@ def _read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
-    from palm_bayes.contract import atomic_write
+    from palm_bayes.data.contract import atomic_write
 
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -223,7 +222,7 @@ def train_encoder(
     tuple
         ``(checkpoint path, per-step losses of this call)``.
     """
-    from al_runner.learners import resolve_device
+    from al_runner.learners.models import resolve_device
 
     config.validate()
     dev = torch.device(resolve_device(device))
@@ -385,7 +384,7 @@ def extract_features(
     data: ALDataset, checkpoint: str | os.PathLike, device: str = "auto"
 ) -> dict[str, np.ndarray]:
     """Standardised penultimate-layer features of both splits from an embed checkpoint."""
-    from al_runner.learners import resolve_device
+    from al_runner.learners.models import resolve_device
 
     encoder, ckpt = load_checkpoint(checkpoint)
     shape = tuple(data.train.x.shape[1:]) if data.train.in_memory else None
@@ -403,7 +402,7 @@ def extract_features(
 
 
 def _cached(path: Path, build: Any) -> dict[str, np.ndarray]:
-    from palm_bayes.contract import atomic_write
+    from palm_bayes.data.contract import atomic_write
 
     if path.exists():
         with np.load(path, allow_pickle=False) as npz:
@@ -497,7 +496,7 @@ def checkpoint_features(
 def _torchvision_features(data: ALDataset, checkpoint: Path, device: str) -> dict[str, np.ndarray]:
     from al_runner.embeddings.encoders import torchvision_resnet_from_state_dict
     from al_runner.embeddings.vit import dinov2_from_state_dict, is_vit_state_dict
-    from al_runner.learners import resolve_device
+    from al_runner.learners.models import resolve_device
 
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)

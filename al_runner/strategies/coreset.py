@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from al_runner.strategies._knn import as_f32, nearest_sqdist
+from al_runner.knn import as_f32, nearest_sqdist
 from al_runner.strategies.base import PoolState, Strategy
 
 

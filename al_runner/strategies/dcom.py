@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from al_runner.errors import ALRunnerError
-from al_runner.strategies._knn import as_f32, range_graph
+from al_runner.knn import as_f32, range_graph
 from al_runner.strategies.base import PoolState, Strategy, check_number
 from al_runner.strategies.probcover import purity_delta
 

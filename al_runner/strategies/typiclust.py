@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from al_runner.errors import ALRunnerError
-from al_runner.strategies._knn import kmeans_pp, nearest_sqdist
+from al_runner.knn import kmeans_pp, nearest_sqdist
 from al_runner.strategies.base import PoolState, Strategy, check_number
 
 TYPICALITY = ("distance", "squared")

@@ -1,0 +1,1 @@
+"""One AL run: its configuration, loop, resumable state, proxies, features and curves file."""

@@ -1,0 +1,202 @@
+"""The settings of one AL experiment (:class:`RunConfig`) and their validation."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from al_runner.errors import ALRunnerError
+from al_runner.learners.models import LEARNERS
+from al_runner.strategies import STRATEGIES, check_strategy_names
+
+__all__ = ["EMBEDDINGS", "SSL_EMBEDDINGS", "RunConfig", "strategies_arg"]
+
+EMBEDDINGS = ("raw", "pca", "simclr", "mocov2", "mocov3", "byol", "file", "checkpoint")
+SSL_EMBEDDINGS = ("simclr", "mocov2", "mocov3", "byol")
+
+
+@dataclass
+class RunConfig:
+    """Settings of one experiment (everything that determines its curves).
+
+    Parameters
+    ----------
+    dataset : str
+        Registry name (see :data:`al_runner.datasets.DATASETS`).
+    strategies : list of str
+        Strategy names, or ``["all"]``.
+    learner : str
+        Learner name (see :data:`al_runner.learners.models.LEARNERS`).
+    rounds : int
+        Points per curve: the initial set plus ``rounds - 1`` acquisitions.
+    labels_per_round : int
+        Labels acquired per round ``b`` (``budget=`` is its deprecated old name: in the
+        curves ``budget`` is the cumulative number of labels).
+    initial_size : int, optional
+        Size of the initial labelled set (default ``labels_per_round``).
+    initial : {"random", "cold"}
+        Initial set at random (shared by all strategies of a seed) or by each strategy's
+        cold start (TypiClust/ProbCover select without a model; the others fall back to random).
+    seeds : list of int
+        Seeds of the repeated runs.
+    epochs : int, optional
+        Learner epochs (default per learner).
+    embedding : {"raw", "pca", "simclr", "mocov2", "mocov3", "byol", "file", "checkpoint"}
+        Fixed features of image datasets: flattened pixels, their 64-dim PCA, a cached
+        self-supervised embedding (trained into ``embedding_dir`` when missing), a user's
+        feature file, or features of a user's torchvision ResNet checkpoint.
+    embedding_file : str, optional
+        Bring-your-own features aligned to the dataset (sets ``embedding="file"``); see
+        :func:`al_runner.embeddings.load_feature_file`.
+    encoder_checkpoint : str, optional
+        Bring-your-own torchvision ResNet or DINOv2 ViT state dict (sets
+        ``embedding="checkpoint"``).
+    embedding_dir : str
+        Folder of SSL checkpoints and feature caches.
+    embedding_epochs : int
+        SSL training epochs when the embedding must be built.
+    device : str
+        ``auto``, ``cpu`` or ``cuda``.
+    threads : int
+        CPU threads of torch and faiss.
+    data_root, class_list, labels : str, optional
+        Local data locations (see :func:`al_runner.datasets.load_dataset`).
+    imbalance, image_size, split_file : optional
+        Dataset options of ``imbalanced-cifar*`` and ``imagefolder`` (see
+        :func:`al_runner.datasets.load_dataset`).
+    strategy_options : dict
+        Per-strategy keyword arguments, e.g. ``{"probcover": {"delta": 0.5}}``.
+    proxies : bool
+        Record the operational proxies of every round (see :mod:`al_runner.experiment.proxies`).
+    confidence_delta : float
+        Failure probability of the proxies' confidence term.
+    """
+
+    dataset: str
+    strategies: list[str]
+    learner: str = "linear"
+    rounds: int = 10
+    labels_per_round: int = 20
+    initial_size: int | None = None
+    initial: str = "random"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    epochs: int | None = None
+    embedding: str = "raw"
+    embedding_file: str | None = None
+    encoder_checkpoint: str | None = None
+    embedding_dir: str = "embeddings"
+    embedding_epochs: int = 20
+    device: str = "auto"
+    threads: int = 1
+    data_root: str | None = None
+    class_list: str | None = None
+    labels: str | None = None
+    imbalance: float | None = None
+    image_size: int | None = None
+    split_file: str | None = None
+    strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    proxies: bool = True
+    confidence_delta: float = 0.05
+
+    def validate(self) -> RunConfig:
+        """Check names and sizes; expand ``all``; return self."""
+        if list(self.strategies) == ["all"]:
+            self.strategies = list(STRATEGIES)
+        if not self.strategies:
+            raise ALRunnerError("no strategies given")
+        check_strategy_names(list(self.strategies))
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ALRunnerError(f"strategies repeat a name: {self.strategies}")
+        if self.learner not in LEARNERS:
+            raise ALRunnerError(f"unknown learner {self.learner!r}; known: {', '.join(LEARNERS)}")
+        if self.embedding_file and self.encoder_checkpoint:
+            raise ALRunnerError("give --embedding-file or --encoder-checkpoint, not both")
+        for given, name in ((self.embedding_file, "file"), (self.encoder_checkpoint, "checkpoint")):
+            if given:
+                if self.embedding not in ("raw", name):
+                    raise ALRunnerError(f"--embedding {self.embedding} conflicts with a {name}")
+                self.embedding = name
+        if self.embedding in ("file", "checkpoint") and not (
+            self.embedding_file or self.encoder_checkpoint
+        ):
+            raise ALRunnerError(f"embedding {self.embedding!r} needs a file or checkpoint path")
+        if self.embedding not in EMBEDDINGS:
+            raise ALRunnerError(
+                f"unknown embedding {self.embedding!r}; known: {', '.join(EMBEDDINGS)}"
+            )
+        if self.device not in ("auto", "cpu") and not str(self.device).startswith("cuda"):
+            raise ALRunnerError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        if self.initial not in ("random", "cold"):
+            raise ALRunnerError(f"initial must be 'random' or 'cold', got {self.initial!r}")
+        for name, value, low in (
+            ("rounds", self.rounds, 1),
+            ("labels_per_round", self.labels_per_round, 1),
+            ("threads", self.threads, 1),
+        ):
+            if int(value) < low:
+                raise ALRunnerError(f"{name} must be >= {low}, got {value}")
+        if self.initial_size is None:
+            self.initial_size = self.labels_per_round
+        if self.initial_size < 1:
+            raise ALRunnerError(f"initial size must be >= 1, got {self.initial_size}")
+        if not self.seeds:
+            raise ALRunnerError("no seeds given")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ALRunnerError(f"seeds repeat a value: {self.seeds}")
+        self.seeds = [int(s) for s in self.seeds]
+        return self
+
+    def dataset_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`al_runner.datasets.load_dataset` besides the root."""
+        return {
+            "class_list": self.class_list, "labels": self.labels, "imbalance": self.imbalance,
+            "image_size": self.image_size, "split_file": self.split_file,
+        }  # fmt: skip
+
+    @property
+    def budget(self) -> int:
+        """Deprecated name of :attr:`labels_per_round`."""
+        warnings.warn(_BUDGET_DEPRECATED, DeprecationWarning, stacklevel=2)
+        return self.labels_per_round
+
+    @property
+    def final_budget(self) -> int:
+        """Labels at the last step."""
+        return int(self.initial_size) + (self.rounds - 1) * self.labels_per_round
+
+    def budgets(self) -> np.ndarray:
+        """Cumulative labels at every step."""
+        return int(self.initial_size) + np.arange(self.rounds) * self.labels_per_round
+
+
+_BUDGET_DEPRECATED = (
+    "RunConfig's `budget` is now `labels_per_round` (labels acquired per round; in the curves "
+    "`budget` is the cumulative number of labels); the old name will be removed"
+)
+_dataclass_init = RunConfig.__init__
+
+
+@functools.wraps(_dataclass_init)
+def _init(self: RunConfig, *args: Any, budget: int | None = None, **kwargs: Any) -> None:
+    """The dataclass ``__init__``, also taking the deprecated ``budget=`` keyword."""
+    if budget is not None:
+        warnings.warn(_BUDGET_DEPRECATED, DeprecationWarning, stacklevel=2)
+        given = kwargs.setdefault("labels_per_round", budget)
+        if given != budget or len(args) > 4:
+            raise ALRunnerError("give labels_per_round or its old name budget, not both")
+    _dataclass_init(self, *args, **kwargs)
+
+
+RunConfig.__init__ = _init  # type: ignore[method-assign]
+
+
+def strategies_arg(text: str | Sequence[str]) -> list[str]:
+    """Split a comma-separated strategy list (``all`` expands to every strategy)."""
+    names = text.split(",") if isinstance(text, str) else list(text)
+    names = [n.strip() for n in names if n.strip()]
+    return list(STRATEGIES) if names == ["all"] else names

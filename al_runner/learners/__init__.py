@@ -1,0 +1,1 @@
+"""Classifiers trained each round: the Learner interface, architectures, training, MC dropout."""

@@ -1,0 +1,1 @@
+"""From a model to an InferenceData: nutpie sampling, pooled fits, the posterior, least squares."""

@@ -1,0 +1,1 @@
+"""Learning a curve prior from a library of curves, and adapting it."""

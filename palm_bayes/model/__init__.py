@@ -1,0 +1,1 @@
+"""The PALM equation, its likelihood, the single-curve PyMC model and simulators."""

@@ -1,0 +1,1 @@
+"""Curve priors: the extrapolation discrepancy, seed offsets and the shipped LCDB prior."""

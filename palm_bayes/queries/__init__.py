@@ -1,0 +1,1 @@
+"""Functions of a posterior: forecasts, P(A beats B), labels needed, rankings, LOO."""
