@@ -14,6 +14,9 @@ dotted path ``:rows:`` (default ``rows``). ``:columns:`` picks and orders the ke
 decimals (default 3); missing values as a dash. When the file's top level has ``date``,
 ``commit`` or ``command``, they are printed under the table, so a rerun of the benchmark
 changes the page without touching its prose. The page is rebuilt when the JSON changes.
+
+``:keys: a=Label, b`` instead renders top-level values of the file as a two-column table
+(quantity, value): the single numbers a benchmark reports beside its table.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class ResultsTable(SphinxDirective):
         "rows": directives.unchanged,
         "columns": directives.unchanged,
         "digits": directives.nonnegative_int,
+        "keys": directives.unchanged,
     }
 
     def run(self) -> list[nodes.Node]:
@@ -88,8 +92,18 @@ class ResultsTable(SphinxDirective):
         if not Path(path).is_file():
             raise self.error(f"results-table: {source} does not exist")
         data = json.loads(Path(path).read_text())
-        rows = _rows(data, self.options.get("rows"), source)
-        columns = _columns(self.options.get("columns"), rows)
+        if "keys" in self.options:
+            if not isinstance(data, dict):
+                raise self.error(f"results-table: {source} has no top-level keys")
+            rows = []
+            for key, label in _columns(self.options["keys"], []):
+                if key not in data:
+                    raise self.error(f"results-table: no {key!r} in {source}")
+                rows.append({"quantity": label, "value": data[key]})
+            columns = [("quantity", "quantity"), ("value", "value")]
+        else:
+            rows = _rows(data, self.options.get("rows"), source)
+            columns = _columns(self.options.get("columns"), rows)
         digits = self.options.get("digits", 3)
         lines = [".. list-table::", "   :header-rows: 1", ""]
         lines.append("   * - " + _escape(columns[0][1]))
