@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test docs lint bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,runner,sweep]"
+	$(BIN)/python -m pip install -q -e ".[dev,docs,runner,sweep]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -22,7 +22,12 @@ test: $(STAMP) browser
 	$(BIN)/ruff check palm_bayes al_runner tests benchmarks examples
 	$(BIN)/ruff format --check palm_bayes al_runner tests benchmarks examples
 	$(BIN)/lint-imports
+	$(MAKE) docs
 	$(BIN)/python -m pytest -q
+
+# the documentation site; any Sphinx warning is an error
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W -b html docs docs/_build
 
 # the report's browser test renders it in Debian's Chromium: installed when we are root
 browser:
@@ -39,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/lcdb_forecast.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT)
+	rm -rf $(VENV) $(DEMO_OUT) docs/_build

@@ -4,6 +4,7 @@ Draws N curves with random PALM parameters (AL-like: 3 seeds, 10 rounds of b lab
 2,000), fits each on its first `--rounds` rounds and reports how often the 50% and 90% HDIs of
 the expected curve cover the truth inside the observed rounds and at 2x / 5x the last observed
 budget, and how often the labels-needed interval covers the true labels for a reachable target.
+Writes the numbers to ``benchmarks/results/simulated_calibration.json`` (the report page's data).
 
     python benchmarks/simulated_calibration.py --n-curves 60
 """
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from _common import covers, print_table
+from _results import write_results
 
 import palm_bayes as pb
 from palm_bayes.model.curve import labels_for_accuracy, palm_curve
@@ -96,6 +98,22 @@ def main() -> None:
         f"{float((diag['r_hat_max'] <= 1.01).mean()):.2f}; divergences "
         f"{int(diag['divergences'].sum())}"
     )
+    path = write_results(
+        "simulated_calibration",
+        {
+            "n_curves": args.n_curves,
+            "rounds": args.rounds,
+            "seconds": round(seconds, 1),
+            "rows": rows,
+            "labels_needed_coverage": float(covered.mean()),
+            "labels_needed_median_abs_log_ratio": float(
+                np.abs(np.log(need["median"] / need_true)).median()
+            ),
+            "share_r_hat_ok": float((diag["r_hat_max"] <= 1.01).mean()),
+            "divergences": int(diag["divergences"].sum()),
+        },
+    )
+    print(f"written: {path}")
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def adapt_prior(
     shifted by an amount learned from ``library`` and, when pilots of several seed counts are
     cut (the default: 3 seeds and all seeds), made to depend on the pilot's seed count. One
     or two numbers, so a library of two or three datasets is enough, where a whole prior
-    learned from it does not transfer (see the README).
+    learned from it does not transfer (see the decision-calibration report in ``docs/reports/``).
 
     Parameters are those of :func:`learn_prior`; ``base`` is the prior to adapt.
     """

@@ -1,7 +1,9 @@
 """Property test: any malformed curves file loads as valid curves or fails with PalmInputError.
 
-Counts of both outcomes are printed (``pytest -s``): a reader that crashed with any other
-exception (TypeError, KeyError, MemoryError, a library's traceback) fails the test.
+A reader that crashed with any other exception (TypeError, KeyError, MemoryError, a library's
+traceback) fails the test. The two generators run inside one test, which then checks that they
+produced both outcomes (a generator whose files were all refused, or all loaded, would test
+one branch only) and prints the counts (``pytest -s``).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def _check(source) -> None:
     rows=st.integers(0, 12),
     data=st.data(),
 )
-def test_malformed_csv_loads_or_is_refused(tmp_path_factory, columns, rows, data):
+def _malformed_csv(tmp_path_factory, columns, rows, data):
     table = {c: [data.draw(CELLS) for _ in range(rows)] for c in columns}
     if data.draw(st.booleans()) and rows:  # often a plausible curve with one thing wrong
         table["budget"] = list(np.arange(1, rows + 1) * 10)
@@ -79,7 +81,7 @@ def test_malformed_csv_loads_or_is_refused(tmp_path_factory, columns, rows, data
     corrupt=st.integers(0, 3),
     data=st.data(),
 )
-def test_malformed_netcdf_loads_or_is_refused(tmp_path_factory, dims, names, size, corrupt, data):
+def _malformed_netcdf(tmp_path_factory, dims, names, size, corrupt, data):
     shape = [size] * len(dims)
     values = np.array([data.draw(CELLS) for _ in range(int(np.prod(shape)))], dtype=object)
     numeric = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float).reshape(shape)
@@ -94,9 +96,13 @@ def test_malformed_netcdf_loads_or_is_refused(tmp_path_factory, dims, names, siz
     _check(path)
 
 
-def test_print_counts():
+def test_malformed_files_load_or_are_refused(tmp_path_factory):
+    OUTCOMES.clear()
+    _malformed_csv(tmp_path_factory)
+    _malformed_netcdf(tmp_path_factory)
     print(f"\nfuzzed curves files: {dict(OUTCOMES)}")
-    assert sum(OUTCOMES.values()) >= 750 or not OUTCOMES  # when run alone, nothing to count
+    assert OUTCOMES["loaded"] >= 1 and OUTCOMES["refused"] >= 1, dict(OUTCOMES)
+    assert sum(OUTCOMES.values()) >= 750, dict(OUTCOMES)  # 600 CSV + 150 netCDF examples
 
 
 def test_a_small_netcdf_declaring_gigabytes_is_refused(tmp_path):

@@ -3,12 +3,13 @@
 Each scenario is a set of PALM curves (10 labels per round, 30 rounds, 3 seeds) whose targets lie
 inside the observed budgets. ``alda_least_squares`` gives the reference's answer (least-squares
 fits, one pick); ``advise(rule="alda")`` gives the probability that each strategy is that pick.
-``pytest tests/test_alda.py -s`` prints the README's table.
+The table of these scenarios in ``docs/user-guide/decisions.md`` is checked against them.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,8 @@ from palm_bayes.data.reference import read_reference_fits
 from palm_bayes.decisions.advise import alda_least_squares
 
 pytestmark = pytest.mark.slow
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 BUDGETS = np.arange(1, 31) * 10.0
 SAMPLER = dict(draws=300, tune=300, chains=2, progress=False)
@@ -138,17 +141,34 @@ def test_percent_targets_and_bad_rules(known_fit):
         fit.advise(0.8, rule="fastest")
 
 
-def test_print_readme_table(answers):
-    lines = ['| scenario | reference (least squares) | palm_bayes `rule="alda"` |']
-    for name, (lsq, advice, _) in answers.items():
+def _documented_table() -> list[list[str]]:
+    """The rows of the scenario table in the decisions guide (the cells of each row)."""
+    text = (DOCS / "user-guide" / "decisions.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    start = next(i for i, row in enumerate(rows) if row.startswith("| scenario |"))
+    body = rows[start + 2 : start + 2 + len(SCENARIOS)]  # after the header and the --- row
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in body]
+
+
+def test_documented_table_is_what_the_scenarios_give(answers):
+    documented = _documented_table()
+    assert len(documented) == len(SCENARIOS)
+    for (name, (lsq, advice, _)), (_, reference, ours) in zip(
+        answers.items(), documented, strict=True
+    ):
+        # reference column: "<strategy>, <labels> labels" or "<strategy> (fallback...)"
+        assert reference.split(",")[0].split(" (")[0] == lsq["strategy"], (name, reference)
+        if lsq["fallback"]:
+            assert "(fallback" in reference, (name, reference)
+        else:
+            assert reference.endswith(f", {lsq['b_abs']:.0f} labels"), (name, reference)
+        # palm_bayes column: "<pick>[ (fallback)], P = <probability>"
         table = advice.table.squeeze(["dataset", "embedding"], drop=True)
         pick = advice.recommendation.iloc[0]["strategy"]
         column = "p_fallback_pick" if SCENARIOS[name][3] else "p_pick"
-        p = float(table[column].sel(strategy=pick))
-        ref = lsq["strategy"] + (" (fallback)" if lsq["fallback"] else f", {lsq['b_abs']:.0f}")
-        ours = f"{pick}, P = {p:.2f}" + ("" if SCENARIOS[name][3] else "")
-        lines.append(f"| {name} | {ref} | {ours} |")
-    print("\n" + "\n".join(lines))
+        stated = float(ours.rsplit("P = ", 1)[1])
+        assert ours.split(",")[0].split(" (")[0] == pick, (name, ours)
+        assert stated == pytest.approx(float(table[column].sel(strategy=pick)), abs=0.02), name
 
 
 def _palm_output(folder, method, budget_size, y, a_max=90.0):
