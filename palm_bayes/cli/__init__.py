@@ -24,6 +24,7 @@ from palm_bayes.cli.commands import (
     cmd_plot,
     cmd_report,
     cmd_schedule,
+    cmd_speedup,
 )
 from palm_bayes.errors import PalmInputError
 
@@ -207,6 +208,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=cmd_labels_needed)
 
+    p = sub.add_parser(
+        "speedup", help="speed-up factor: the fraction of the reference's labels each needs"
+    )
+    p.add_argument("dir", help="a fit folder written by `palm fit`")
+    p.add_argument("--reference", default="random", help="strategy to match (random)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--accuracy", type=float, nargs="+", default=None, help="per accuracy level (fractions)"
+    )
+    where.add_argument(
+        "--budget", type=float, nargs="+", default=None, help="per reference budget (labels)"
+    )
+    where.add_argument(
+        "--budget-range",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=None,
+        help="one factor over this range (default: the observed range)",
+    )
+    p.add_argument("--hdi", type=float, default=0.9, help="interval probability (0.9)")
+    p.add_argument("--json", action="store_true", help="print JSON records")
+    p.set_defaults(func=cmd_speedup)
+
     p = sub.add_parser("compare-models", help="rank fits of the same curves by PSIS-LOO")
     p.add_argument("dirs", nargs="+", help="fit folders (e.g. independent and pooled)")
     p.add_argument("--json", action="store_true", help="print JSON records")
@@ -288,7 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--proxies", nargs="+", default=None, help="proxy columns (default: all recorded)"
     )
-    p.add_argument("--max-boundaries", type=int, default=3, help="most boundaries tried")
+    p.add_argument(
+        "--max-boundaries",
+        type=int,
+        default=5,
+        help="most boundaries tried (5: the reference's 6 segments)",
+    )
+    p.add_argument(
+        "--no-standardise",
+        "--no-standardize-features",
+        dest="standardise",
+        action="store_false",
+        help="use the proxies on their own scales (the reference's --no-standardize-features)",
+    )
     p.add_argument(
         "--min-segment-points",
         type=int,

@@ -32,6 +32,7 @@ __all__ = [
     "cmd_plot",
     "cmd_report",
     "cmd_schedule",
+    "cmd_speedup",
 ]
 
 FIT_FILE = "fit.nc"
@@ -386,6 +387,7 @@ def cmd_phases(args: argparse.Namespace) -> None:
         proxies=args.proxies,
         dataset=args.dataset,
         min_segment_points=args.min_segment_points,
+        standardise=args.standardise,
         seed=args.seed,
         progress=not args.quiet,
     )
@@ -507,3 +509,36 @@ def _read_least_squares(path: Path, fit):
     if not set(dims) <= set(frame.columns):
         return None
     return frame.set_index(dims).to_xarray()
+
+
+def cmd_speedup(args: argparse.Namespace) -> None:
+    """``palm speedup``: the speed-up factor of every strategy against a reference."""
+    fit = _load_fit(args.dir)
+    out = fit.speedup(
+        args.reference,
+        accuracy=args.accuracy,
+        budgets=args.budget,
+        budget_range=tuple(args.budget_range) if args.budget_range else None,
+        hdi_prob=args.hdi,
+    )
+    frame = out.to_dataframe().reset_index().dropna(subset=["p_defined"])
+    where = (
+        "per accuracy level"
+        if args.accuracy
+        else "per reference budget"
+        if args.budget
+        else "over the budget range {:g}-{:g} (geometric mean)".format(
+            *(args.budget_range or _observed_range(fit))
+        )
+    )
+    _emit(
+        frame,
+        args.json,
+        f"Speed-up factor: labels needed / {args.reference}'s labels for the same accuracy, "
+        f"{where} (median, {args.hdi:.0%} interval; < 1 is faster)",
+    )
+
+
+def _observed_range(fit) -> tuple[float, float]:
+    const = fit.idata.constant_data
+    return float(const["first_budget"].min()), float(const["last_budget"].max())
