@@ -91,7 +91,7 @@ def main() -> None:
     cases = tqdm(range(args.cases), desc="cases")
     rows = pd.DataFrame([one_case(rng, args.prior_scale, args.max_boundaries) for _ in cases])
     if args.json:
-        from palm_bayes.data.files import atomic_write
+        from palm_bayes.data.contract import atomic_write
 
         record = {"args": vars(args), "cases": rows.to_dict(orient="records")}
         atomic_write(args.json, lambda t: Path(t).write_text(json.dumps(record, indent=1)))

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from palm_bayes.data.files import atomic_write
+from palm_bayes.data.contract import atomic_write
 from palm_bayes.errors import PalmInputError
 
 __all__ = [

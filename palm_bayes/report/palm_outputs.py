@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from palm_bayes.data.files import atomic_write
+from palm_bayes.data.contract import atomic_write
 from palm_bayes.data.load import curve_dims, iter_curves
 from palm_bayes.errors import PalmInputError
 from palm_bayes.model.curve import palm_curve
