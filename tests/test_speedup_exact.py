@@ -95,3 +95,16 @@ def test_cli_speedup(two_strategy_fit_dir, capsys):
     text = capsys.readouterr().out
     assert "Speed-up factor" in text and "good" in text
     assert main(["speedup", str(two_strategy_fit_dir), "--reference", "nope"]) == 2
+
+
+def test_advice_table_carries_the_factor_at_the_target(two):
+    table = two.advise(0.7).table.squeeze(["dataset", "embedding"])
+    r = float(np.ceil(pb.labels_for_accuracy(0.7, **RANDOM, b=B)))
+    better = table.sel(strategy="better")
+    assert float(better["speedup_median"]) == labels(0.7, 0.9) / r
+    assert float(better["speedup_lower"]) == labels(0.7, 0.9) / r
+    assert float(better["speedup_upper"]) == labels(0.7, 0.8) / r
+    assert float(table["speedup_median"].sel(strategy="random")) == 1.0
+    # the same numbers as the query at that accuracy
+    query = two.speedup("random", accuracy=0.7).squeeze()
+    assert float(query["median"].sel(strategy="better")) == float(better["speedup_median"])

@@ -41,7 +41,7 @@ from palm_bayes.queries.rankings import check_strategy_dim
 if TYPE_CHECKING:
     from palm_bayes.palm_fit import PalmFit
 
-__all__ = ["speedup", "speedup_draws"]
+__all__ = ["labels_ratio", "speedup", "speedup_draws", "summarise_ratio"]
 
 _SAMPLES = ("chain", "draw")
 
@@ -81,9 +81,7 @@ def speedup_draws(
             [labels_needed_draws(fit, float(a), max_budget=max_budget, seed=seed) for a in levels],
             xr.DataArray(levels, dims="accuracy", coords={"accuracy": levels}),
         )
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = need / need.sel({dim: reference}, drop=True)
-        return _reference_is_one(ratio, dim, reference)
+        return labels_ratio(need, dim, reference)
     const = fit.idata.constant_data
     if budgets is not None:
         grid = np.atleast_1d(np.asarray(budgets, dtype=float))
@@ -110,6 +108,31 @@ def speedup_draws(
         with np.errstate(divide="ignore"):
             ratio = np.exp(np.log(ratio).mean("budget"))
     return _reference_is_one(ratio, dim, reference)
+
+
+def labels_ratio(need: xr.DataArray, dim: str, reference: str) -> xr.DataArray:
+    """Draws of ``need / need[reference]``: the factor at one accuracy (reference: 1).
+
+    ``need`` holds draws of the labels needed for one accuracy per strategy (``inf``: not
+    reached); the ratio is ``inf`` where only the reference reaches it, 0 where only the
+    strategy does, NaN where neither does.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = need / need.sel({dim: reference}, drop=True)
+    return _reference_is_one(ratio, dim, reference)
+
+
+def summarise_ratio(ratio: xr.DataArray, hdi_prob: float = 0.9) -> dict[str, xr.DataArray]:
+    """``median, lower, upper`` (equal-tailed) of factor draws, NaN draws left out."""
+    q = (1 - hdi_prob) / 2
+
+    def quantile(p):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: undefined everywhere
+            out = ratio.quantile(p, _SAMPLES, method="inverted_cdf", skipna=True)
+        return out.drop_vars("quantile")
+
+    return {"median": quantile(0.5), "lower": quantile(q), "upper": quantile(1 - q)}
 
 
 def _reference_is_one(ratio: xr.DataArray, dim: str, reference: str) -> xr.DataArray:
@@ -180,21 +203,11 @@ def speedup(
         dim=dim,
         seed=seed,
     )
-    q = (1 - hdi_prob) / 2
     defined = draws.notnull()
-
-    def quantile(p):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: undefined everywhere
-            out = draws.quantile(p, _SAMPLES, method="inverted_cdf", skipna=True)
-        return out.drop_vars("quantile")
-
     with np.errstate(invalid="ignore"):
         out = xr.Dataset(
             {
-                "median": quantile(0.5),
-                "lower": quantile(q),
-                "upper": quantile(1 - q),
+                **summarise_ratio(draws, hdi_prob),
                 "p_faster": (draws < 1).sum(_SAMPLES) / defined.sum(_SAMPLES),
                 "p_matches": np.isfinite(draws).mean(_SAMPLES),
                 "p_defined": defined.mean(_SAMPLES),
