@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 #: (the options are generated from the fields; a field missing here is a test failure).
 _HELP = {
     "dataset": "dataset name (see al-runner list)",
-    "strategies": "comma-separated strategy names or 'all' (default)",
+    "strategies": "comma-separated strategy names or 'all' (default); a schedule a>b@B1>c@B2, "
+    "or @FILE.json: a mechanistic-hard-switch-v1 schedule file (palm schedule --json FILE)",
     "learner": "learner name (default linear)",
     "rounds": "points per curve (10)",
     "labels_per_round": "labels acquired per round b (20); --budget is its old name",

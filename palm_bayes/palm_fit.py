@@ -363,6 +363,17 @@ class PalmFit(PalmPosterior):
 
         return aubc(self, budget_range, **kwargs)
 
+    def speedup(self, reference: str = "random", **kwargs: Any) -> xr.Dataset:
+        """Speed-up factor against ``reference``: :func:`palm_bayes.queries.speedup.speedup`.
+
+        Examples
+        --------
+        >>> fit.speedup("random")["median"]  # doctest: +SKIP
+        """
+        from palm_bayes.queries.speedup import speedup
+
+        return speedup(self, reference, **kwargs)
+
     def win_matrix(self, budgets: Any, **kwargs: Any) -> xr.DataArray:
         """Pairwise P(row beats column): see :func:`palm_bayes.queries.rankings.win_matrix`."""
         from palm_bayes.queries.rankings import win_matrix

@@ -160,5 +160,9 @@ def two_strategy_fit_dir(tmp_path_factory) -> Path:
     table = table.reset_index().dropna(subset=["accuracy"]).drop(columns="step")
     table.to_csv(folder / "curves.csv", index=False)  # the long CSV a user would bring
     args = ["--draws", "300", "--tune", "300", "--chains", "2", "--quiet"]
+    args += [
+        "--palm-output",
+        str(folder / "palm"),
+    ]  # the reference's files (test_reference_interop)
     assert main(["fit", str(folder / "curves.csv"), "--out", str(folder / "fit"), *args]) == 0
     return folder / "fit"

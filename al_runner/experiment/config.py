@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,9 @@ import numpy as np
 from al_runner.errors import ALRunnerError
 from al_runner.learners.models import LEARNERS
 from al_runner.strategies import STRATEGIES, check_strategy_names
+from al_runner.strategies.schedule import expand_schedule_files
 
-__all__ = ["EMBEDDINGS", "SSL_EMBEDDINGS", "RunConfig", "strategies_arg"]
+__all__ = ["EMBEDDINGS", "SSL_EMBEDDINGS", "RunConfig", "check_field_types", "strategies_arg"]
 
 EMBEDDINGS = ("raw", "pca", "simclr", "mocov2", "mocov3", "byol", "file", "checkpoint")
 SSL_EMBEDDINGS = ("simclr", "mocov2", "mocov3", "byol")
@@ -104,9 +106,11 @@ class RunConfig:
     confidence_delta: float = 0.05
 
     def validate(self) -> RunConfig:
-        """Check names and sizes; expand ``all``; return self."""
+        """Check types, names and sizes; expand ``all``; return self."""
+        check_field_types(self)
         if list(self.strategies) == ["all"]:
             self.strategies = list(STRATEGIES)
+        self.strategies = expand_schedule_files(self.strategies, STRATEGIES)
         if not self.strategies:
             raise ALRunnerError("no strategies given")
         check_strategy_names(list(self.strategies))
@@ -140,6 +144,16 @@ class RunConfig:
         ):
             if int(value) < low:
                 raise ALRunnerError(f"{name} must be >= {low}, got {value}")
+        for name, low in (("epochs", 1), ("embedding_epochs", 1), ("image_size", 1)):
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ALRunnerError(f"{name} must be >= {low}, got {value}")
+        if self.imbalance is not None and not (
+            math.isfinite(self.imbalance) and self.imbalance >= 1
+        ):
+            raise ALRunnerError(f"imbalance must be a finite ratio >= 1, got {self.imbalance}")
+        if not 0 < self.confidence_delta < 1:
+            raise ALRunnerError(f"confidence_delta must lie in (0, 1), got {self.confidence_delta}")
         if self.initial_size is None:
             self.initial_size = self.labels_per_round
         if self.initial_size < 1:
@@ -148,6 +162,8 @@ class RunConfig:
             raise ALRunnerError("no seeds given")
         if len(set(self.seeds)) != len(self.seeds):
             raise ALRunnerError(f"seeds repeat a value: {self.seeds}")
+        if min(self.seeds) < 0 or max(self.seeds) >= 2**32:
+            raise ALRunnerError(f"seeds must lie in 0 .. 2**32 - 1, got {self.seeds}")
         self.seeds = [int(s) for s in self.seeds]
         return self
 
@@ -200,3 +216,57 @@ def strategies_arg(text: str | Sequence[str]) -> list[str]:
     names = text.split(",") if isinstance(text, str) else list(text)
     names = [n.strip() for n in names if n.strip()]
     return list(STRATEGIES) if names == ["all"] else names
+
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
+def _type_error(name: str, value: Any, annotation: str) -> str | None:
+    """Why ``value`` does not fit the field annotation ``annotation`` (None: it fits)."""
+    optional = annotation.endswith(" | None")
+    base = annotation.removesuffix(" | None")
+    if value is None:
+        return None if optional else f"{name} must be set, got nothing"
+    if base in ("int", "float", "str", "bool"):
+        ok = {
+            "int": isinstance(value, int | np.integer) and not isinstance(value, bool),
+            "float": isinstance(value, int | float | np.number) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+            "bool": isinstance(value, bool),
+        }[base]
+        if base == "float" and ok and not math.isfinite(float(value)):
+            return f"{name} must be a finite number, got {value!r}"
+        return None if ok else f"{name} must be {_TYPE_WORDS[base]}, got {value!r}"
+    if base.startswith("list["):
+        item = base[5:-1]
+        if not isinstance(value, list | tuple):
+            return f"{name} must be a list, got {value!r}"
+        for v in value:
+            if (why := _type_error(f"{name} entry", v, item)) is not None:
+                return why
+        return None
+    if base.startswith("dict["):
+        if not isinstance(value, dict):
+            return f"{name} must be a table (dict), got {value!r}"
+        inner = base[5:-1].partition(", ")[2]
+        for key, v in value.items():
+            if not isinstance(key, str):
+                return f"{name} keys must be strings, got {key!r}"
+            if inner.startswith("dict[") and not isinstance(v, dict):
+                return f"{name}.{key} must be a table (dict), got {v!r}"
+            if inner in _TYPE_WORDS and (why := _type_error(f"{name}.{key}", v, inner)):
+                return why
+        return None
+    return None  # Any
+
+
+def check_field_types(obj: Any) -> None:
+    """Raise a one-line :class:`ALRunnerError` for a dataclass field of the wrong type.
+
+    Settings read from files (grid TOML) arrive untyped: ``rounds = "x"`` must be refused by
+    name, not end in a traceback of ``int("x")``.
+    """
+    for f in fields(obj):
+        why = _type_error(f.name, getattr(obj, f.name), str(f.type))
+        if why is not None:
+            raise ALRunnerError(why)

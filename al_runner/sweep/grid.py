@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from al_runner.errors import ALRunnerError
-from al_runner.experiment.config import SSL_EMBEDDINGS, RunConfig
+from al_runner.experiment.config import SSL_EMBEDDINGS, RunConfig, check_field_types
 
 __all__ = ["GRID_EMBEDDINGS", "RunSpec", "SweepGrid"]
 
 GRID_EMBEDDINGS = ("raw", "pca", *SSL_EMBEDDINGS)
+#: Most seeds a grid's ``seeds = n`` may ask for (a typo like 1e9 must not build a huge list).
+MAX_SEEDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,13 @@ class SweepGrid:
             )
             if table.setdefault("labels_per_round", table["budget"]) != table.pop("budget"):
                 raise ALRunnerError(f"{source}: give labels_per_round or budget, not both")
-        if isinstance(table.get("seeds"), int):
-            table["seeds"] = list(range(table["seeds"]))
+        seeds = table.get("seeds")
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            if not 1 <= seeds <= MAX_SEEDS:
+                raise ALRunnerError(
+                    f"{source}: seeds = n runs seeds 0 .. n-1, n from 1 to {MAX_SEEDS}; got {seeds}"
+                )
+            table["seeds"] = list(range(seeds))
         for key in ("datasets", "strategies", "embeddings", "seeds"):
             value = table.get(key)
             if isinstance(value, str):
@@ -161,7 +168,11 @@ class SweepGrid:
                 raise ALRunnerError(f"{source}: {key} must be a list, got {value!r}")
         template = RunConfig("", [], **{k: v for k, v in table.items() if k in shared})
         grid = cls(**{k: v for k, v in table.items() if k in own}, template=template)
-        return grid.validate()
+        try:
+            check_field_types(grid)
+            return grid.validate()
+        except ALRunnerError as err:
+            raise ALRunnerError(f"{source}: {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """The grid as the TOML file's keys (what :meth:`from_dict` reads)."""

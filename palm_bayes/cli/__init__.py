@@ -14,6 +14,7 @@ from palm_bayes.cli.commands import (
     cmd_advise,
     cmd_compare,
     cmd_compare_models,
+    cmd_export_palm,
     cmd_fit,
     cmd_forecast,
     cmd_labels_needed,
@@ -22,6 +23,7 @@ from palm_bayes.cli.commands import (
     cmd_plot,
     cmd_report,
     cmd_schedule,
+    cmd_speedup,
 )
 from palm_bayes.errors import PalmInputError
 
@@ -119,9 +121,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="bounds of the least-squares fit, e.g. alpha=-5:5 or beta=0:3 (repeatable; the "
         "reference's --alpha_lo/--alpha_hi/--beta_hi)",
     )
+    p.add_argument(
+        "--palm-output",
+        default=None,
+        metavar="DIR",
+        help="also write the reference PALM.py's output folders (palm_params.json/.csv, "
+        "y_avg.npy, y_fit.npy) per curve into DIR, with the posterior medians as extra columns",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the table as JSON records")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("export-palm", help="write a fit as the reference PALM.py's output folders")
+    p.add_argument("dir", help="a fit folder written by `palm fit`")
+    p.add_argument("out", help="folder to write one PALM.py output folder per curve into")
+    unit = p.add_mutually_exclusive_group()
+    unit.add_argument(
+        "--percent",
+        dest="percent",
+        action="store_const",
+        const=True,
+        default=None,
+        help="write accuracies and A_max in percent (default: the unit the curves came in)",
+    )
+    unit.add_argument(
+        "--fraction", dest="percent", action="store_const", const=False, help="write fractions"
+    )
+    p.add_argument("--model", default=None, help="the reference's `model` field")
+    p.set_defaults(func=cmd_export_palm)
 
     p = sub.add_parser(
         "learn-prior", help="learn how curves leave the PALM form from fully observed curves"
@@ -179,6 +206,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=cmd_labels_needed)
+
+    p = sub.add_parser(
+        "speedup", help="speed-up factor: the fraction of the reference's labels each needs"
+    )
+    p.add_argument("dir", help="a fit folder written by `palm fit`")
+    p.add_argument("--reference", default="random", help="strategy to match (random)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--accuracy", type=float, nargs="+", default=None, help="per accuracy level (fractions)"
+    )
+    where.add_argument(
+        "--budget", type=float, nargs="+", default=None, help="per reference budget (labels)"
+    )
+    where.add_argument(
+        "--budget-range",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=None,
+        help="one factor over this range (default: the observed range)",
+    )
+    p.add_argument("--hdi", type=float, default=0.9, help="interval probability (0.9)")
+    p.add_argument("--json", action="store_true", help="print JSON records")
+    p.set_defaults(func=cmd_speedup)
 
     p = sub.add_parser("compare-models", help="rank fits of the same curves by PSIS-LOO")
     p.add_argument("dirs", nargs="+", help="fit folders (e.g. independent and pooled)")
@@ -261,7 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--proxies", nargs="+", default=None, help="proxy columns (default: all recorded)"
     )
-    p.add_argument("--max-boundaries", type=int, default=3, help="most boundaries tried")
+    p.add_argument(
+        "--max-boundaries",
+        type=int,
+        default=5,
+        help="most boundaries tried (5: the reference's 6 segments)",
+    )
+    p.add_argument(
+        "--no-standardise",
+        "--no-standardize-features",
+        dest="standardise",
+        action="store_false",
+        help="use the proxies on their own scales (the reference's --no-standardize-features)",
+    )
     p.add_argument(
         "--min-segment-points",
         type=int,
@@ -307,7 +370,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--where", nargs="+", default=None, help="DIM=VALUE selections (dataset, embedding)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the extrapolation draws")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="FILE",
+        help="alone: print the plan as JSON; with FILE: write the schedule as the reference's "
+        "mechanistic-hard-switch-v1 JSON (al-runner run --strategies @FILE runs it)",
+    )
     p.set_defaults(func=cmd_schedule)
     return parser
 

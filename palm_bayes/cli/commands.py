@@ -23,6 +23,7 @@ __all__ = [
     "cmd_advise",
     "cmd_compare",
     "cmd_compare_models",
+    "cmd_export_palm",
     "cmd_fit",
     "cmd_forecast",
     "cmd_labels_needed",
@@ -31,6 +32,7 @@ __all__ = [
     "cmd_plot",
     "cmd_report",
     "cmd_schedule",
+    "cmd_speedup",
 ]
 
 FIT_FILE = "fit.nc"
@@ -189,6 +191,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
         )
         plot_fit(fit, lsq=lsq).savefig(tmp / "fit.png", dpi=110)
         fit.to_netcdf(tmp / FIT_FILE)  # last: its presence marks a complete folder
+    if args.palm_output:
+        _write_palm_outputs(args.palm_output, curves, lsq, fit, args.percent)
     table = _fit_table(fit)
     _emit(table, args.json, f"PALM posterior (mean and 90% HDI) per curve, written to {out}/")
     from palm_bayes.report.tables import sampling_advice
@@ -383,6 +387,7 @@ def cmd_phases(args: argparse.Namespace) -> None:
         proxies=args.proxies,
         dataset=args.dataset,
         min_segment_points=args.min_segment_points,
+        standardise=args.standardise,
         seed=args.seed,
         progress=not args.quiet,
     )
@@ -420,7 +425,9 @@ def cmd_schedule(args: argparse.Namespace) -> None:
         switches=args.switches,
         seed=args.seed,
     )
-    if args.json:
+    if isinstance(args.json, str):
+        _write_schedule_file(plan, args.json)
+    elif args.json:
         print(
             json.dumps(
                 {
@@ -449,3 +456,89 @@ def _parse_where(items: Sequence[str] | None) -> dict[str, str]:
             raise PalmInputError(f"--where takes DIM=VALUE, got {item!r}")
         where[key] = value
     return where
+
+
+def _write_schedule_file(plan, path: str) -> None:
+    """``palm schedule --json FILE``: the plan as a mechanistic-hard-switch-v1 file."""
+    from palm_bayes.decisions.schedule_file import reference_compatible, write_schedule_json
+
+    print(
+        f"wrote {write_schedule_json(plan, path)} (run it: al-runner run ... --strategies @{path})"
+    )
+    if not reference_compatible(plan.stages):
+        print(
+            f"note: the reference's hard_switch runs typiclust>coreset>uncertainty at two "
+            f"thresholds whatever the file's stages say; {plan.spec} runs as written in "
+            "al-runner only",
+            file=sys.stderr,
+        )
+
+
+def _write_palm_outputs(folder, curves, lsq, fit, percent, model=None) -> None:
+    from palm_bayes.report.palm_outputs import posterior_medians, write_palm_outputs
+
+    written = write_palm_outputs(
+        folder, curves, lsq, posterior_medians(fit.idata), percent=percent, model=model
+    )
+    print(f"wrote {len(written)} PALM.py output folder(s) into {folder}/")
+
+
+def cmd_export_palm(args: argparse.Namespace) -> None:
+    """``palm export-palm``: a fit folder as the reference PALM.py's output folders."""
+    import palm_bayes as pb
+
+    fit = _load_fit(args.dir)
+    source = Path(args.dir)
+    curves = (
+        pb.load_curves(source / "curves.nc") if (source / "curves.nc").is_file() else fit.curves
+    )
+    lsq = _read_least_squares(source / "least_squares.csv", fit)
+    if lsq is None:
+        lsq = pb.fit_least_squares(curves)
+    _write_palm_outputs(args.out, curves, lsq, fit, args.percent, args.model)
+
+
+def _read_least_squares(path: Path, fit):
+    """``least_squares.csv`` of a fit folder as the Dataset of ``fit_least_squares`` (or None)."""
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    dims = list(fit.curve_dims)
+    frame = pd.read_csv(path, dtype={d: str for d in dims})
+    if not set(dims) <= set(frame.columns):
+        return None
+    return frame.set_index(dims).to_xarray()
+
+
+def cmd_speedup(args: argparse.Namespace) -> None:
+    """``palm speedup``: the speed-up factor of every strategy against a reference."""
+    fit = _load_fit(args.dir)
+    out = fit.speedup(
+        args.reference,
+        accuracy=args.accuracy,
+        budgets=args.budget,
+        budget_range=tuple(args.budget_range) if args.budget_range else None,
+        hdi_prob=args.hdi,
+    )
+    frame = out.to_dataframe().reset_index().dropna(subset=["p_defined"])
+    where = (
+        "per accuracy level"
+        if args.accuracy
+        else "per reference budget"
+        if args.budget
+        else "over the budget range {:g}-{:g} (geometric mean)".format(
+            *(args.budget_range or _observed_range(fit))
+        )
+    )
+    _emit(
+        frame,
+        args.json,
+        f"Speed-up factor: labels needed / {args.reference}'s labels for the same accuracy, "
+        f"{where} (median, {args.hdi:.0%} interval; < 1 is faster)",
+    )
+
+
+def _observed_range(fit) -> tuple[float, float]:
+    const = fit.idata.constant_data
+    return float(const["first_budget"].min()), float(const["last_budget"].max())

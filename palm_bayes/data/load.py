@@ -119,6 +119,8 @@ def load_curves(
             "column; keep one of them"
         )
     frame = _validate_frame(frame.rename(columns=_REFERENCE_CSV), percent, min_budgets)
+    # the unit of the first reading survives later loads of the (fraction) curves
+    attrs.setdefault("accuracy_unit", "percent" if frame.attrs.get("percent") else "fraction")
     return _frame_to_dataset(frame, attrs)
 
 
@@ -189,7 +191,8 @@ def _read_path(path: Path, labels_per_round: float | None) -> tuple[pd.DataFrame
         from palm_bayes.data.reference import is_palm_output, read_palm_outputs
 
         if is_palm_output(path):
-            return read_palm_outputs(path, labels_per_round), {"source": str(path)}
+            frame = read_palm_outputs(path, labels_per_round)
+            return frame, {"source": str(path)} | frame.attrs.get("palm_model", {})
         return _read_run_folder(path, labels_per_round), {"source": str(path)}
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -393,6 +396,7 @@ def _to_fraction(frame: pd.DataFrame, percent: bool | None) -> pd.Series:
                 "fractions; pass percent=True or percent=False"
             )
         percent = bool(is_percent.all())
+    frame.attrs["percent"] = bool(percent)
     scaled = acc / 100.0 if percent else acc
     noise = (scaled > 1) & (scaled <= 1 + FLOAT_EXCESS)
     if noise.any():

@@ -110,6 +110,9 @@ def read_palm_outputs(
     frame = pd.concat(rows, ignore_index=True)
     if frame.duplicated(["dataset", "strategy", "budget"]).any():
         raise PalmInputError(f"{path}: two PALM.py outputs share a dataset and method")
+    models = {str(_meta(f).get("model")) for f in _output_folders(Path(path))} - {"None"}
+    if len(models) == 1:  # the reference's `model` field, kept for writing the folders back
+        frame.attrs["palm_model"] = {"model": models.pop()}
     return frame
 
 

@@ -21,6 +21,7 @@ import xarray as xr
 
 from palm_bayes.errors import PalmInputError
 from palm_bayes.queries.draws import check_prob as _check_prob
+from palm_bayes.queries.speedup import labels_ratio, summarise_ratio
 
 if TYPE_CHECKING:
     from palm_bayes.palm_fit import PalmFit
@@ -207,6 +208,9 @@ def advise(
         ref = need.sel({dim: reference})
         both = reachable & np.isfinite(ref)
         table["expected_saved"] = (ref - need).where(both).mean(_SAMPLES)
+        # the speed-up factor at the target (Kath et al. 2026): need / the reference's need
+        factor = summarise_ratio(labels_ratio(need, dim, reference))
+        table = table.assign({f"speedup_{k}": v for k, v in factor.items()})
     attrs = {
         "rule": rule,
         "target": target,
@@ -216,7 +220,8 @@ def advise(
         "threshold": threshold,
     }
     if rule == "alda":
-        table = table[["p_reachable"] + (["expected_saved"] if "expected_saved" in table else [])]
+        extra = ["expected_saved", "speedup_median", "speedup_lower", "speedup_upper"]
+        table = table[["p_reachable"] + [c for c in extra if c in table]]
         alda = _alda(
             fit, draws["need"], target, target_tolerance, cost_tolerance, max_budget, dim, seed
         )

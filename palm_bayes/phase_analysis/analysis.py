@@ -31,7 +31,9 @@ from palm_bayes.errors import PalmInputError
 
 __all__ = [
     "PROXIES",
+    "MAX_SEGMENTATIONS",
     "PhaseAnalysis",
+    "count_segmentations",
     "dp_bic_phases",
     "phase_table",
     "phases",
@@ -280,15 +282,34 @@ def _segment_terms(z, y, prior: _Prior, rows: slice):
 def _segmentations(n_groups: int, k: int, ok: np.ndarray) -> np.ndarray:
     """All cut positions ``(S, k)`` (group indices that start a new segment).
 
-    Only segmentations whose segments ``[start, stop)`` all satisfy ``ok[start, stop]``.
+    Only segmentations whose segments ``[start, stop)`` all satisfy ``ok[start, stop]``;
+    built segment by segment, so inadmissible prefixes are never listed.
     """
-    import itertools
+    cuts = np.zeros((1, 0), dtype=int)
+    last = np.zeros(1, dtype=int)
+    for _ in range(k):
+        parts = [cuts[ok[last, c] & (last < c)] for c in range(1, n_groups)]
+        ends = [np.full(len(part), c) for c, part in zip(range(1, n_groups), parts, strict=True)]
+        cuts = np.column_stack([np.concatenate(parts), np.concatenate(ends)])
+        last = cuts[:, -1]
+    cuts = cuts[ok[last, n_groups]]
+    return cuts[np.lexsort(cuts.T[::-1])] if k else cuts  # lexicographic, as combinations
 
-    combos = list(itertools.combinations(range(1, n_groups), k))
-    cuts = np.array(combos, dtype=int).reshape(len(combos), k)
-    edges = np.column_stack([np.zeros(len(cuts), int), cuts, np.full(len(cuts), n_groups)])
-    allowed = ok[edges[:, :-1], edges[:, 1:]].all(axis=1)
-    return cuts[allowed]
+
+def count_segmentations(n_groups: int, k: int, ok: np.ndarray) -> int:
+    """How many admissible segmentations with ``k`` cuts there are (a DP: none is listed)."""
+    ways = np.zeros(n_groups + 1, dtype=object)  # python ints: counts can exceed int64
+    ways[0] = 1
+    for _ in range(k + 1):
+        nxt = np.zeros(n_groups + 1, dtype=object)
+        for j in range(1, n_groups + 1):
+            nxt[j] = sum(int(ways[i]) for i in range(j) if ok[i, j] and ways[i])
+        ways = nxt
+    return int(ways[n_groups])
+
+
+#: Most segmentations one count of boundaries may weigh exactly (time and memory grow with it).
+MAX_SEGMENTATIONS = 2_000_000
 
 
 def _exact_posterior(z, y, starts, ends, k, prior, min_points, draws, rng):
@@ -306,6 +327,9 @@ def _exact_posterior(z, y, starts, ends, k, prior, min_points, draws, rng):
                 logdet[i, j], quad[i, j] = _segment_terms(
                     z, y, prior, slice(starts[i], ends[j - 1])
                 )[:2]
+    total = count_segmentations(n_groups, k, ok)
+    if total > MAX_SEGMENTATIONS:
+        return total  # too many to weigh: the caller stops here
     cuts = _segmentations(n_groups, k, ok)
     if not len(cuts):
         return None
@@ -412,6 +436,7 @@ class PhaseAnalysis:
     baseline: dict[str, Any]
     hdi_prob: float = 0.9
     notes: list[str] = field(default_factory=list)
+    standardised: bool = True
 
     @property
     def idata(self):
@@ -479,7 +504,9 @@ class PhaseAnalysis:
             "breakpoint_interval": bounds[["low", "high"]].to_numpy().tolist(),
             "hdi_prob": self.hdi_prob,
             "coefficients": wide.to_numpy().tolist(),
-            "coefficients_scale": "proxies standardised over all pooled records",
+            "coefficients_scale": "proxies standardised over all pooled records"
+            if self.standardised
+            else "proxies on their own scales (not standardised)",
             "selected_by": "PSIS-LOO",
             "baseline_dp_bic": self.baseline,
             "notes": self.notes,
@@ -537,10 +564,11 @@ class PhaseAnalysis:
 def phases(
     source: Any,
     *,
-    max_boundaries: int = 3,
+    max_boundaries: int = 5,
     proxies: Sequence[str] | None = None,
     dataset: str | None = None,
     min_segment_points: int = _MIN_SEGMENT_POINTS,
+    standardise: bool = True,
     prior_scale: float = 3.0,
     draws: int = 4000,
     seed: int = 0,
@@ -564,11 +592,18 @@ def phases(
     source
         See :func:`phase_table`.
     max_boundaries : int
-        Most boundaries tried.
+        Most boundaries tried: the reference's 5 (its ``--maximum-segments 6``). A count whose
+        admissible segmentations exceed :data:`MAX_SEGMENTATIONS` is not weighed (the exact
+        posterior lists them all): the search stops below it, with a note.
     proxies, dataset
         See :func:`phase_table`.
     min_segment_points : int
         Fewest records in a segment (the reference's 8, and at least proxies + 2).
+    standardise : bool
+        Standardise each proxy over the pooled records (default). ``False`` (the reference's
+        ``--no-standardize-features``): the proxies enter on their own scales, in the model
+        and in the DP + BIC baseline, and the coefficient prior (``prior_scale`` x noise sd
+        per unit of proxy) then depends on those scales.
     prior_scale : float
         Prior sd of a proxy coefficient in units of the noise sd.
     draws, seed
@@ -596,18 +631,30 @@ def phases(
             f"phases need at least {2 * min_points} pooled records (strategy x budget) with "
             f"every proxy recorded; got {len(budgets)}"
         )
-    z = _standardise(table[proxies].to_numpy(float))
+    raw = table[proxies].to_numpy(float)
+    z = _standardise(raw) if standardise else raw
     risk = table["risk"].to_numpy(float)
     prior = _Prior(float(risk.mean()), float(prior_scale))
     baseline = dp_bic_phases(
-        table, proxies, max_segments=max_boundaries + 1, min_segment_points=min_points
+        table,
+        proxies,
+        max_segments=max_boundaries + 1,
+        min_segment_points=min_points,
+        standardise=standardise,
     )
     rng = np.random.default_rng(seed)
     fits: dict[int, Any] = {}
+    notes = []
     for k in tqdm(range(int(max_boundaries) + 1), desc="phase models", disable=not progress):
         out = _exact_posterior(z, risk, starts, ends, k, prior, min_points, draws, rng)
         if out is None:
             break  # no room for k boundaries with segments this long
+        if isinstance(out, int):
+            notes.append(
+                f"searched up to {k - 1} boundaries: {k} would weigh {out:,} segmentations "
+                f"(more than {MAX_SEGMENTATIONS:,}); raise min_segment_points to search wider"
+            )
+            break
         fits[k] = _to_idata(out, risk, budgets, starts, proxies)
     import warnings
 
@@ -618,7 +665,8 @@ def phases(
     loo.index.name = "boundaries"
     loo["log_evidence"] = [fits[k].posterior.attrs["log_evidence"] for k in loo.index]
     chosen = int(loo.index[0])
-    notes = []
     if loo.get("warning", pd.Series(False)).any():
         notes.append("PSIS-LOO flagged high Pareto k for some counts: compare them with care")
-    return PhaseAnalysis(table, proxies, fits, loo, chosen, baseline, hdi_prob, notes)
+    return PhaseAnalysis(
+        table, proxies, fits, loo, chosen, baseline, hdi_prob, notes, standardised=standardise
+    )

@@ -35,6 +35,10 @@ COLUMN_NOTES = {
     "p_risky": "ALDA: probability of being feasible with a wider window than the pick",
     "expected_saved": "mean labels saved against the reference strategy (draws where both "
     "reach the target)",
+    "speedup_median": "speed-up factor at the target: labels needed / the reference's labels "
+    "(median; < 1: fewer labels, Kath et al. 2026)",
+    "speedup_lower": "speed-up factor, 5% quantile",
+    "speedup_upper": "speed-up factor, 95% quantile (inf: may never match the reference)",
     "prob_better": "probability that a beats b at that budget (0.5: cannot tell apart)",
     "r_hat_max": "worst R-hat of the curve's parameters (at most 1.01: chains agree)",
     "divergences": "divergent transitions of the sampler (0: no sign of a biased posterior)",
