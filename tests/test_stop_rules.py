@@ -145,3 +145,71 @@ def test_names_and_arguments():
         get_stop_rule("no_such_module_xyz.rules:Rule")
     with pytest.raises(ALRunnerError, match="unexpected keyword"):
         get_stop_rule("fixed_budget:10,windw=3")
+
+
+# ------------------------------------------------------------------ in the loop (digits)
+@pytest.fixture(scope="module")
+def digits():
+    pytest.importorskip("torch")
+    pytest.importorskip("faiss")
+    from al_runner.datasets import load_dataset
+
+    return load_dataset("digits")
+
+
+def _config(**kw):
+    from al_runner.experiment.config import RunConfig
+
+    base = dict(rounds=4, labels_per_round=15, seeds=[0], proxies=False)
+    return RunConfig("digits", kw.pop("strategies", ["margin"]), **(base | kw))
+
+
+def test_a_rule_stops_the_run_and_every_round_records_its_verdict(digits, tmp_path):
+    from al_runner.experiment.loop import run_experiment
+
+    curves = run_experiment(
+        _config(stop_when="fixed_budget:45", label_free=True), tmp_path / "c.nc", data=digits,
+        progress=False,
+    )  # fmt: skip
+    acc = curves["accuracy"].squeeze(["dataset", "embedding", "seed"])
+    assert acc.notnull().sum("step").values.tolist() == [3]  # 15, 30, 45 labels
+    verdict = curves["stop_verdict"].squeeze(["dataset", "embedding", "seed"])
+    assert verdict.sel(strategy="margin").values[:3].tolist() == [0.0, 0.0, 1.0]
+    est = curves["label_free_accuracy"].squeeze(["dataset", "embedding", "seed"])
+    assert est.notnull().sum().item() == 3 and float(est.max()) <= 1
+    assert curves.attrs["stop_when"] == "fixed_budget:45" and curves.attrs["complete"] == 0
+    # a stopped run stays stopped under its rule, and continues by hand without it
+    again = run_experiment(
+        _config(stop_when="fixed_budget:45", label_free=True), tmp_path / "c.nc", data=digits,
+        progress=False,
+    )  # fmt: skip
+    assert again["accuracy"].notnull().sum().item() == 3
+    more = run_experiment(_config(), tmp_path / "c.nc", data=digits, progress=False)
+    assert more["accuracy"].notnull().sum().item() == 4
+
+
+def test_a_run_killed_inside_the_rule_resumes_to_the_same_verdicts(digits, tmp_path, monkeypatch):
+    from al_runner.experiment import stopping
+    from al_runner.experiment.loop import run_experiment
+
+    cfg = dict(stop_when="stabilizing_predictions:0.9,window=2", strategies=["random", "margin"])
+    full = run_experiment(_config(**cfg), tmp_path / "full.nc", data=digits, progress=False)
+    calls = {"n": 0}
+    original = stopping.StopMonitor.after_round
+
+    def killed_on_the_fifth(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # a kill while the rule decides (each run has >= 3 verdicts)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(stopping.StopMonitor, "after_round", killed_on_the_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(_config(**dict(cfg)), tmp_path / "cut.nc", data=digits, progress=False)
+    monkeypatch.setattr(stopping.StopMonitor, "after_round", original)
+    resumed = run_experiment(_config(**cfg), tmp_path / "cut.nc", data=digits, progress=False)
+    names = ["accuracy", "stop_kappa", "stop_verdict"]
+    import xarray as xr
+
+    xr.testing.assert_equal(full[names], resumed[names])
+    assert np.isfinite(full["stop_kappa"]).sum() >= 2
