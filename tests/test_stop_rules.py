@@ -213,3 +213,39 @@ def test_a_run_killed_inside_the_rule_resumes_to_the_same_verdicts(digits, tmp_p
 
     xr.testing.assert_equal(full[names], resumed[names])
     assert np.isfinite(full["stop_kappa"]).sum() >= 2
+
+
+# ------------------------------------------------------------------ the PALM rule (a plugin)
+def _palm_view(step: int, accuracy: np.ndarray, budget: np.ndarray) -> RoundView:
+    history = {"accuracy": list(accuracy[: step + 1]), "budget": list(budget[: step + 1])}
+    return RoundView(step=step, budget=int(budget[step]), history=history,
+                     context={"strategy": "margin", "seed": 0, "labels_per_round": 20})  # fmt: skip
+
+
+def test_the_palm_rule_is_found_by_name_and_waits_for_four_rounds():
+    from palm_bayes.stop_rule import PalmStopRule
+
+    rule = get_stop_rule("palm:0.9,cost_per_label=1,value_per_point=50,every=2,rounds_ahead=1/3")
+    assert isinstance(rule, PalmStopRule) and rule.target == 0.9 and rule.rounds_ahead == (1, 3)
+    budget = np.arange(1, 9) * 20
+    acc = 0.9 * (1 - 0.7 ** (budget / 20))
+    for step in (0, 2, 4):  # fewer than 4 rounds, then off the every-2 grid (3, 5, 7 fit)
+        measured, stop = apply_rule(rule, _palm_view(step, acc, budget))
+        assert np.isnan(measured["stop_palm_stop"]) and not stop
+    # every observed round above the target: stop without a fit
+    high = _palm_view(3, np.full(8, 0.95), budget)
+    measured, stop = apply_rule(rule, high)
+    assert stop and measured["stop_palm_probability"] == 1.0
+    with pytest.raises(ALRunnerError, match="curve must be"):
+        get_stop_rule("palm:curve=holdout")
+
+
+def test_the_palm_rule_stops_a_flat_curve_and_continues_a_rising_one():
+    budget = np.arange(1, 9) * 20.0
+    flat = 0.9 - 0.4 * 0.3 ** (budget / 20)  # at its ceiling by 100 labels
+    rising = 0.95 * (1 - 0.93 ** (budget / 20))  # far from it
+    rule = get_stop_rule("palm:cost_per_label=1,value_per_point=20,draws=200,tune=200")
+    measured, stop = apply_rule(rule, _palm_view(7, flat, budget))
+    assert stop and measured["stop_palm_probability"] > 0.7
+    measured, stop = apply_rule(rule, _palm_view(7, rising, budget))
+    assert not stop and measured["stop_palm_gain"] > 0.01

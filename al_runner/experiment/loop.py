@@ -300,7 +300,8 @@ class _Loop:
         if self.stop_rule is None:
             return None
         context = {"strategy": name, "seed": seed, "dataset": self.config.dataset,
-                   "labels_per_round": self.config.labels_per_round}  # fmt: skip
+                   "labels_per_round": self.config.labels_per_round,
+                   "n_test": len(self.exp.data.test)}  # fmt: skip
         return StopMonitor(self.stop_rule, self.exp.data.n_pool, seed, context)
 
     def round(

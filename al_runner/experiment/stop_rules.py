@@ -321,7 +321,7 @@ STOP_RULES: dict[str, type[StopRule]] = {
 }
 
 #: Rules of other packages, by short name: imported only when a run asks for them.
-PLUGINS: dict[str, str] = {"palm": "palm_bayes.decisions.stop_rule:PalmStopRule"}
+PLUGINS: dict[str, str] = {"palm": "palm_bayes.stop_rule:PalmStopRule"}
 
 
 def apply_rule(rule: StopRule, view: RoundView) -> tuple[dict[str, float], bool]:
@@ -401,5 +401,5 @@ def get_stop_rule(spec: str | StopRule) -> StopRule:
         kwargs[primary] = kwargs.pop("")
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ALRunnerError(f"stop rule {name!r}: {exc}") from exc
