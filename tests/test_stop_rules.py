@@ -164,6 +164,7 @@ def _config(**kw):
     return RunConfig("digits", kw.pop("strategies", ["margin"]), **(base | kw))
 
 
+@pytest.mark.slow
 def test_a_rule_stops_the_run_and_every_round_records_its_verdict(digits, tmp_path):
     from al_runner.experiment.loop import run_experiment
 
@@ -188,6 +189,7 @@ def test_a_rule_stops_the_run_and_every_round_records_its_verdict(digits, tmp_pa
     assert more["accuracy"].notnull().sum().item() == 4
 
 
+@pytest.mark.slow
 def test_a_run_killed_inside_the_rule_resumes_to_the_same_verdicts(digits, tmp_path, monkeypatch):
     from al_runner.experiment import stopping
     from al_runner.experiment.loop import run_experiment
@@ -240,6 +242,7 @@ def test_the_palm_rule_is_found_by_name_and_waits_for_four_rounds():
         get_stop_rule("palm:curve=holdout")
 
 
+@pytest.mark.slow
 def test_the_palm_rule_stops_a_flat_curve_and_continues_a_rising_one():
     budget = np.arange(1, 9) * 20.0
     flat = 0.9 - 0.4 * 0.3 ** (budget / 20)  # at its ceiling by 100 labels
