@@ -252,3 +252,14 @@ def test_the_palm_rule_stops_a_flat_curve_and_continues_a_rising_one():
     assert stop and measured["stop_palm_probability"] > 0.7
     measured, stop = apply_rule(rule, _palm_view(7, rising, budget))
     assert not stop and measured["stop_palm_gain"] > 0.01
+
+
+def test_a_misspelt_rule_fails_before_any_round(tmp_path, capsys):
+    from al_runner.cli import main
+
+    args = ["run", "--dataset", "digits", "--strategies", "random", "--rounds", "3",
+            "--stop-when", "stabilising_predictions", "--out", str(tmp_path / "c.nc")]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "unknown stop rule 'stabilising_predictions'; known: stabilizing_predictions" in err
+    assert not (tmp_path / "c.nc").exists()

@@ -158,6 +158,10 @@ class RunConfig:
         if len(set(self.seeds)) != len(self.seeds):
             raise ALRunnerError(f"seeds repeat a value: {self.seeds}")
         self.seeds = [int(s) for s in self.seeds]
+        if self.stop_when is not None:  # a misspelt rule fails before any round runs
+            from al_runner.experiment.stop_rules import get_stop_rule
+
+            get_stop_rule(self.stop_when)
         return self
 
     def dataset_options(self) -> dict[str, Any]:
