@@ -126,6 +126,10 @@ _HELP = {
     "(repeatable)",
     "proxies": "record the operational proxies every round (default: yes)",
     "confidence_delta": "failure probability of the proxies' confidence term (0.05)",
+    "stop_when": "stop each run by a rule: stabilizing_predictions, classification_change, "
+    "max_confidence, overall_uncertainty, fixed_budget:N or palm:target=0.85 (see "
+    "docs/user-guide/stopping.md); the verdict is recorded every round",
+    "label_free": "record a label-free accuracy (5-fold CV on the labelled set; biased)",
 }
 
 #: Options whose parsing the field's type does not say.

@@ -351,6 +351,17 @@ class PalmFit(PalmPosterior):
 
         return advise(self, target, **kwargs)
 
+    def stop(self, **kwargs: Any) -> xr.Dataset:
+        """Stop, continue or switch, per strategy: see :func:`palm_bayes.decisions.stop.stop`.
+
+        Examples
+        --------
+        >>> fit.stop(cost_per_label=1.0, value_per_point=500.0)["verdict"]  # doctest: +SKIP
+        """
+        from palm_bayes.decisions.stop import stop
+
+        return stop(self, **kwargs)
+
     def crossover(self, a: str, b: str, **kwargs: Any) -> xr.Dataset:
         """Budget at which ``b`` overtakes ``a`` (see ``queries.rankings.crossover``)."""
         from palm_bayes.queries.rankings import crossover

@@ -77,6 +77,13 @@ class RunConfig:
         Record the operational proxies of every round (see :mod:`al_runner.experiment.proxies`).
     confidence_delta : float
         Failure probability of the proxies' confidence term.
+    stop_when : str, optional
+        A stopping rule (see :mod:`al_runner.experiment.stop_rules`), e.g.
+        ``"stabilizing_predictions"``, ``"fixed_budget:400"`` or ``"palm:target=0.85"``: a run
+        ends at the first round whose verdict is ``stop``; every round records the verdict.
+    label_free : bool
+        Record a label-free accuracy estimate every round (5-fold cross-validation on the
+        labelled set, :mod:`al_runner.experiment.label_free`; biased, see there).
     """
 
     dataset: str
@@ -104,6 +111,8 @@ class RunConfig:
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     proxies: bool = True
     confidence_delta: float = 0.05
+    stop_when: str | None = None
+    label_free: bool = False
 
     def validate(self) -> RunConfig:
         """Check types, names and sizes; expand ``all``; return self."""
@@ -165,6 +174,10 @@ class RunConfig:
         if min(self.seeds) < 0 or max(self.seeds) >= 2**32:
             raise ALRunnerError(f"seeds must lie in 0 .. 2**32 - 1, got {self.seeds}")
         self.seeds = [int(s) for s in self.seeds]
+        if self.stop_when is not None:  # a misspelt rule fails before any round runs
+            from al_runner.experiment.stop_rules import get_stop_rule
+
+            get_stop_rule(self.stop_when)
         return self
 
     def dataset_options(self) -> dict[str, Any]:

@@ -72,6 +72,8 @@ def assemble_curves(state: RunState, config: RunConfig, meta: dict[str, Any]) ->
     names = ["budget", "accuracy", "select_seconds", "train_seconds"]
     if config.proxies:
         names += [*PROXIES, "proxy_seconds"]
+    # label-free accuracy and stop-rule numbers, when a run recorded them
+    names += sorted({k for r in state.runs.values() for k in r.proxies} - set(names))
     arrays = {v: np.full(shape, np.nan) for v in names}
     complete = True
     for i, name in enumerate(config.strategies):

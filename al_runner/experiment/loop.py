@@ -30,9 +30,12 @@ from al_runner.errors import ALRunnerError
 from al_runner.experiment.config import EMBEDDINGS, RunConfig, strategies_arg
 from al_runner.experiment.curves import assemble_curves, run_metadata, write_curves
 from al_runner.experiment.features import experiment_features, pca_basis, representation
+from al_runner.experiment.label_free import LABEL_FREE, cross_validated_accuracy
 from al_runner.experiment.lock import exclusive_output
 from al_runner.experiment.proxies import cross_entropy, round_proxies
 from al_runner.experiment.state import RunRecord, RunState, load_state_labelled, state_path
+from al_runner.experiment.stop_rules import get_stop_rule
+from al_runner.experiment.stopping import StopMonitor, stopped
 from al_runner.learners.models import LEARNERS, get_learner, resolve_device
 from al_runner.strategies import PoolState, Schedule, get_strategy, strategy_kwargs
 
@@ -231,6 +234,14 @@ class _Loop:
             config, epochs=self.exp.learner.epochs, n_test=len(data.test), device=device,
             source=data.source,
         )  # fmt: skip
+        self.stop_rule = get_stop_rule(config.stop_when) if config.stop_when else None
+        if self.stop_rule is not None:
+            self.meta["stop_when"] = str(config.stop_when)
+            if getattr(self.stop_rule, "curve", "test") == "label_free" and not config.label_free:
+                raise ALRunnerError(
+                    f"stop rule {config.stop_when!r} reads the label-free curve: add --label-free"
+                )
+        self.stop_text = ""
 
     def run(self, progress: bool, callback: Callback | None) -> xr.Dataset:
         cfg = self.config
@@ -247,8 +258,9 @@ class _Loop:
                     for step, acc in self.run_one(name, seed, callback):
                         if bar is not None:
                             bar.update(1)
+                            shown = {"stop": self.stop_text} if self.stop_text else {}
                             bar.set_postfix(strategy=name, seed=seed, round=step + 1,
-                                            acc=f"{acc:.3f}")  # fmt: skip
+                                            acc=f"{acc:.3f}", **shown)  # fmt: skip
         finally:
             if bar is not None:
                 bar.close()
@@ -265,19 +277,41 @@ class _Loop:
         run = self.state.run(name, seed, create=True)
         done = run.rounds
         labelled = np.asarray(run.labelled, dtype=np.int64)
+        monitor = self.monitor(name, seed)
+        if monitor is not None and stopped(run.proxies):
+            return  # the rule stopped this run (run without --stop-when to continue it)
         if 0 < done < rounds:  # resume: rebuild the model of the last finished round
             exp.train(labelled, seed, done - 1)
+            if monitor is not None:
+                monitor.resume(exp.learner)
         for step in range(done, rounds):
-            labelled = self.round(run, name, seed, step, labelled)
+            labelled = self.round(run, name, seed, step, labelled, monitor)
             self.save()
             acc = run.accuracy[-1]
             if callback is not None:
                 callback({"strategy": name, "seed": seed, "step": step,
                           "budget": int(labelled.size), "accuracy": acc})  # fmt: skip
             yield step, acc
+            if monitor is not None and stopped(run.proxies):
+                return
+
+    def monitor(self, name: str, seed: int) -> StopMonitor | None:
+        """The stop rule's monitor of one run (None without a rule)."""
+        if self.stop_rule is None:
+            return None
+        context = {"strategy": name, "seed": seed, "dataset": self.config.dataset,
+                   "labels_per_round": self.config.labels_per_round,
+                   "n_test": len(self.exp.data.test)}  # fmt: skip
+        return StopMonitor(self.stop_rule, self.exp.data.n_pool, seed, context)
 
     def round(
-        self, run: RunRecord, name: str, seed: int, step: int, labelled: np.ndarray
+        self,
+        run: RunRecord,
+        name: str,
+        seed: int,
+        step: int,
+        labelled: np.ndarray,
+        monitor: StopMonitor | None = None,
     ) -> np.ndarray:
         """Select (or draw the initial set), train, measure; record it in ``run``."""
         exp, with_proxies = self.exp, self.config.proxies
@@ -299,8 +333,38 @@ class _Loop:
             after = exp.batch_loss(picks) if picks is not None else None
             proxies = exp.proxies(labelled, before, after)
             proxies["proxy_seconds"] = t_before + time.perf_counter() - t2
+        extra = self.stopping(run, seed, step, labelled, acc, monitor)
+        if extra:
+            proxies = (proxies or {}) | extra
         run.add_round(labelled, acc, t1 - t0, t2 - t1, proxies)
         return labelled
+
+    def stopping(
+        self,
+        run: RunRecord,
+        seed: int,
+        step: int,
+        labelled: np.ndarray,
+        acc: float,
+        monitor: StopMonitor | None,
+    ) -> dict[str, float]:
+        """The round's label-free accuracy and stop-rule numbers (empty when neither is on)."""
+        if not self.config.label_free and monitor is None:
+            return {}
+        t0 = time.perf_counter()
+        exp, extra = self.exp, {}
+        estimate = float("nan")
+        if self.config.label_free:
+            estimate = cross_validated_accuracy(
+                exp.learner, labelled, exp.data.train.y[labelled], seed=_torch_seed(seed, step)
+            )
+            extra[LABEL_FREE] = estimate
+        if monitor is not None:
+            history = {"accuracy": run.accuracy, "budget": run.budget, **run.proxies}
+            extra |= monitor.after_round(exp.learner, history, step, labelled, acc, estimate)
+            self.stop_text = monitor.text
+        extra["stop_seconds"] = time.perf_counter() - t0
+        return extra
 
     def save(self) -> None:
         """Write the state and the curves so far (atomically), when there is an output."""

@@ -46,6 +46,7 @@ def config_key(config: RunConfig) -> dict[str, Any]:
     for volatile in (
         "device", "threads", "data_root", "class_list", "labels", "split_file", "embedding_dir",
         "proxies", "confidence_delta",  # recorded beside the curves, they do not change them
+        "stop_when", "label_free",  # so: a stopped run can be continued without the rule
     ):  # fmt: skip
         key.pop(volatile)
     for unset in ("embedding_file", "encoder_checkpoint", "imbalance", "image_size"):

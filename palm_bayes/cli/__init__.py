@@ -24,6 +24,7 @@ from palm_bayes.cli.commands import (
     cmd_report,
     cmd_schedule,
     cmd_speedup,
+    cmd_stop,
 )
 from palm_bayes.errors import PalmInputError
 
@@ -380,7 +381,30 @@ def build_parser() -> argparse.ArgumentParser:
         "mechanistic-hard-switch-v1 JSON (al-runner run --strategies @FILE runs it)",
     )
     p.set_defaults(func=cmd_schedule)
+    _stop_parser(sub)
     return parser
+
+
+def _stop_parser(sub) -> None:
+    p = sub.add_parser("stop", help="stop, continue or switch: the verdict per strategy")
+    p.add_argument("dir", help="a fit folder written by `palm fit` (the rounds so far)")
+    p.add_argument("--target", type=float, default=None, help="target accuracy (fraction)")
+    p.add_argument("--cost-per-label", type=float, default=None, help="cost of one label")
+    p.add_argument(
+        "--value-per-point",
+        type=float,
+        default=None,
+        help="value of one accuracy point over the model's use (same currency)",
+    )
+    p.add_argument(
+        "--rounds-ahead", type=float, nargs="+", default=[1, 3], help="horizons in rounds (1 3)"
+    )
+    p.add_argument("--epsilon", type=float, default=0.005, help="gain that counts (0.005)")
+    p.add_argument("--budget", type=float, default=None, help="label budget of P(target by B)")
+    p.add_argument("--threshold", type=float, default=0.7, help="P(target reached) that stops")
+    p.add_argument("--seed", type=int, default=0, help="seed of the extrapolation draws")
+    p.add_argument("--json", action="store_true", help="print JSON records")
+    p.set_defaults(func=cmd_stop)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

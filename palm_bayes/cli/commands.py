@@ -33,6 +33,7 @@ __all__ = [
     "cmd_report",
     "cmd_schedule",
     "cmd_speedup",
+    "cmd_stop",
 ]
 
 FIT_FILE = "fit.nc"
@@ -542,3 +543,29 @@ def cmd_speedup(args: argparse.Namespace) -> None:
 def _observed_range(fit) -> tuple[float, float]:
     const = fit.idata.constant_data
     return float(const["first_budget"].min()), float(const["last_budget"].max())
+
+
+def cmd_stop(args: argparse.Namespace) -> None:
+    """``palm stop``: stop, continue or switch, per strategy."""
+    fit = _load_fit(args.dir)
+    out = fit.stop(
+        target=args.target,
+        cost_per_label=args.cost_per_label,
+        value_per_point=args.value_per_point,
+        rounds_ahead=tuple(args.rounds_ahead),
+        epsilon=args.epsilon,
+        budget=args.budget,
+        threshold=args.threshold,
+        seed=args.seed,
+    )
+    from palm_bayes.decisions.stop import stop_table
+
+    frame = stop_table(out)
+    unit = "cost" if out.attrs["cost_model"] else "accuracy"
+    _emit(
+        frame,
+        args.json,
+        f"Stop, continue or switch (utility in {unit} units; gains over the next rounds, "
+        f"{out.attrs['hdi_prob']:.0%} interval)",
+        notes=False,
+    )

@@ -22,6 +22,7 @@ import xarray as xr
 from palm_bayes.errors import PalmInputError
 from palm_bayes.queries.draws import check_prob as _check_prob
 from palm_bayes.queries.speedup import labels_ratio, summarise_ratio
+from palm_bayes.queries.targets import check_target
 
 if TYPE_CHECKING:
     from palm_bayes.palm_fit import PalmFit
@@ -160,9 +161,10 @@ def advise(
         )
     cost_tolerance = resolve_cost_tolerance(cost_tolerance, eta)
     default_tolerance, default_cost = RULES[rule]
-    if np.isfinite(target) and 1 < target <= 100:  # percent, like percent curves
-        target = target / 100
-        target_tolerance = target_tolerance / 100 if target_tolerance is not None else None
+    typed = target
+    target = check_target(fit, target, percent=True)  # percent, like percent curves
+    if target != typed and target_tolerance is not None:
+        target_tolerance = target_tolerance / 100
     target_tolerance = default_tolerance if target_tolerance is None else target_tolerance
     cost_tolerance = default_cost if cost_tolerance is None else cost_tolerance
     _check_prob(target, "target")

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from palm_bayes.errors import PalmInputError
+from palm_bayes.queries.targets import check_target
 
 __all__ = ["SchedulePlan", "schedule", "OBJECTIVES"]
 
@@ -144,6 +145,8 @@ def schedule(
         raise PalmInputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if objective == "labels_to_target" and target is None:
         raise PalmInputError("objective 'labels_to_target' needs a target accuracy")
+    if target is not None:
+        target = check_target(fit, target)
     candidates = list(candidates)
     if len(candidates) < 2 or len(set(candidates)) != len(candidates):
         raise PalmInputError(f"give at least two distinct candidates, got {candidates}")

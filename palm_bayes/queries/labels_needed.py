@@ -19,6 +19,7 @@ from palm_bayes.model.curve import labels_for_accuracy_log_lambda, palm_curve_lo
 from palm_bayes.priors.curve_prior import PATH_CLIP, logit
 from palm_bayes.queries.draws import check_prob
 from palm_bayes.queries.forecast import bare_curves, extrapolate, population, seed_shift
+from palm_bayes.queries.targets import check_target
 
 __all__ = ["first_crossing", "labels_needed", "labels_needed_draws"]
 
@@ -50,6 +51,8 @@ def labels_needed(
         (probability of reaching the target within ``max_budget``), dims ``curve_dims``.
     """
     check_prob(hdi_prob, "hdi_prob")
+    if not isinstance(target, xr.DataArray) and np.ndim(target) == 0:
+        target = check_target(fit, target)  # one typed number: refuse a likely slip
     target = xr.DataArray(target) if not isinstance(target, xr.DataArray) else target
     tv = target.to_numpy()
     bad = ~np.isfinite(tv) | (tv <= 0) | (tv >= 1)

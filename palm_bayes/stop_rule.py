@@ -1,0 +1,153 @@
+"""The PALM stopping rule for a live AL run: refit the run's curve, stop on the verdict ``stop``.
+
+``al-runner run ... --stop-when palm:target=0.85`` (or ``palm:cost_per_label=1,
+value_per_point=200``) loads :class:`PalmStopRule` by name (al_runner imports nothing of
+palm_bayes but the curves contract: it finds this rule as a plugin, ``module:Class``). The rule
+has the interface of al_runner's stopping rules (``name``, ``needs_proba``, ``measure``,
+``update``, ``describe``) without importing al_runner: every ``every`` rounds it fits PALM to
+the run's curve so far (one strategy, one seed: its test-set ``accuracy`` or, with
+``curve="label_free"``, its ``label_free_accuracy``) and asks :func:`palm_bayes.decisions.stop.stop`
+for the verdict of continuing this strategy. It records the verdict and its numbers (as
+``stop_palm_*`` in the curves file); the decision of a round reads only those records, so a
+resumed run (the fit is seeded by the run's seed and the round) reaches the same verdicts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+
+from palm_bayes.errors import PalmInputError
+
+__all__ = ["PalmStopRule"]
+
+#: Fewest rounds before the first fit (an independent PALM fit has four parameters).
+MIN_ROUNDS = 4
+
+
+class PalmStopRule:
+    """Stop when the PALM verdict of the run's own curve is ``stop``.
+
+    Parameters
+    ----------
+    target : float, optional
+        Target accuracy: stop once it is reached with probability >= ``threshold``.
+    cost_per_label, value_per_point : float, optional
+        The cost model of :func:`palm_bayes.decisions.stop.stop` (give both or neither).
+    rounds_ahead : float or str
+        Horizons in rounds; a ``"1/3"`` string for several (the CLI's comma separates keys).
+    epsilon : float
+        Break-even gain per round without a cost model.
+    threshold : float
+        P(target reached) that stops.
+    every : int
+        Refit every ``every`` rounds (the verdict of other rounds is ``continue``).
+    curve : {"test", "label_free"}
+        Which recorded curve is fitted.
+    draws, tune, chains : int
+        NUTS settings of each refit (small: one curve).
+    """
+
+    name: ClassVar[str] = "palm"
+    needs_proba: ClassVar[bool] = False
+    primary: ClassVar[str] = "target"
+
+    def __init__(
+        self,
+        target: float | None = None,
+        cost_per_label: float | None = None,
+        value_per_point: float | None = None,
+        rounds_ahead: Any = "1/3",
+        epsilon: float = 0.005,
+        threshold: float = 0.7,
+        every: int = 1,
+        curve: str = "test",
+        draws: int = 300,
+        tune: int = 300,
+        chains: int = 2,
+    ) -> None:
+        if curve not in ("test", "label_free"):
+            raise PalmInputError(f"curve must be 'test' or 'label_free', got {curve!r}")
+        self.target = target
+        self.cost_per_label, self.value_per_point = cost_per_label, value_per_point
+        self.rounds_ahead = tuple(float(r) for r in str(rounds_ahead).split("/") if r.strip())
+        self.epsilon, self.threshold = float(epsilon), float(threshold)
+        self.every, self.curve = int(every), curve
+        if self.every < 1:
+            raise PalmInputError(f"every must be >= 1, got {every!r}")
+        self.draws, self.tune, self.chains = int(draws), int(tune), int(chains)
+
+    # ------------------------------------------------------------------ the rule's interface
+    def measure(self, view: Any) -> dict[str, float]:
+        """Fit the curve so far and record the verdict (NaN on rounds without a refit)."""
+        nan = dict.fromkeys(
+            ("palm_stop", "palm_probability", "palm_saved", "palm_gain", "palm_p_gain",
+             "palm_p_target", "palm_seconds"),
+            float("nan"),
+        )  # fmt: skip
+        budgets = np.asarray(view.history.get("budget", []), float)
+        key = "accuracy" if self.curve == "test" else "label_free_accuracy"
+        acc = np.asarray(view.history.get(key, []), float)
+        ok = np.isfinite(acc[: budgets.size])
+        if ok.sum() < MIN_ROUNDS or (view.step + 1 - MIN_ROUNDS) % self.every:
+            return nan
+        t0 = time.perf_counter()
+        if self.target is not None and float(acc[: budgets.size][ok].min()) >= self.target:
+            # every observed round is at the target already: nothing to fit
+            return nan | {"palm_stop": 1.0, "palm_probability": 1.0, "palm_p_target": 1.0,
+                          "palm_seconds": time.perf_counter() - t0}  # fmt: skip
+        verdict = self.verdict(budgets[: acc.size][ok], acc[: budgets.size][ok], view)
+        row = verdict.isel({d: 0 for d in verdict["verdict"].dims})
+        first = row.isel(rounds_ahead=0)
+        out = {
+            "palm_stop": 1.0 if row["verdict"].item() == "stop" else 0.0,
+            "palm_probability": float(row["probability"]),
+            "palm_saved": float(row["expected_saved"]),
+            "palm_gain": float(first["gain_mean"]),
+            "palm_p_gain": float(first["p_gain"]),
+            "palm_p_target": float(row["p_target_now"]) if "p_target_now" in row else np.nan,
+        }
+        return out | {"palm_seconds": time.perf_counter() - t0}
+
+    def update(self, view: Any) -> bool:
+        """Stop when this round's refit said ``stop``."""
+        verdicts = np.asarray(view.history.get("stop_palm_stop", []), float)
+        return bool(verdicts.size and verdicts[-1] == 1.0)
+
+    def describe(self, view: Any) -> str:
+        """P(verdict) of the last refit."""
+        p = np.asarray(view.history.get("stop_palm_probability", []), float)
+        p = p[np.isfinite(p)]
+        return f"P={p[-1]:.2f}" if p.size else ""
+
+    # ------------------------------------------------------------------ the fit
+    def verdict(self, budgets: np.ndarray, accuracy: np.ndarray, view: Any):
+        """The :func:`palm_bayes.decisions.stop.stop` result of one run's curve."""
+        import pandas as pd
+
+        import palm_bayes as pb
+
+        ctx = getattr(view, "context", {}) or {}
+        frame = pd.DataFrame(
+            {"strategy": str(ctx.get("strategy", "run")), "budget": budgets, "accuracy": accuracy}
+        )
+        if ctx.get("n_test"):
+            frame["n_test"] = int(ctx["n_test"])
+        b = ctx.get("labels_per_round") or float(np.median(np.diff(budgets)))
+        curves = pb.load_curves(frame, labels_per_round=float(b))
+        seed = int(ctx.get("seed", 0)) * 10_007 + int(view.step)
+        fit = pb.fit(
+            curves, seed=seed, chains=self.chains, draws=self.draws, tune=self.tune,
+            cores=1, progress=False,
+        )  # fmt: skip
+        return fit.stop(
+            target=self.target, cost_per_label=self.cost_per_label,
+            value_per_point=self.value_per_point, rounds_ahead=self.rounds_ahead,
+            epsilon=self.epsilon, threshold=self.threshold, seed=seed,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
