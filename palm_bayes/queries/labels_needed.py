@@ -102,9 +102,12 @@ def labels_needed_draws(
     # a target array may carry labels the fit does not have (e.g. curves without data)
     target = target.reindex({d: post[d] for d in target.dims if d in fit.curve_dims})
     base = path_base(fit)
-    curve = base.template.isel(chain=0, draw=0, drop=True)
-    per_curve = target.broadcast_like(curve).transpose(*fit.curve_dims).to_numpy()
-    values = labels_needed_paths(base, per_curve.reshape(-1), max_budget, seed)
+    # a target per curve, or per draw and curve (e.g. one below each draw's A_max)
+    template = base.template if {"chain", "draw"} & set(target.dims) else base.template[0, 0]
+    order = [d for d in base.template.dims if d in template.dims]
+    per_draw = target.broadcast_like(template).transpose(*order).to_numpy()
+    per_draw = np.broadcast_to(per_draw.reshape(-1, base.n_curves), base.A_max.shape)
+    values = labels_needed_paths(base, per_draw, max_budget, seed)
     out = xr.DataArray(
         values.reshape(base.template.shape),
         dims=base.template.dims,

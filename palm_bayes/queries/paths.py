@@ -29,21 +29,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LABELS_GRID_POINTS",
+    "LabelsGrid",
     "PathBase",
     "SeedDraws",
     "crossing_budget",
     "expected_paths",
     "first_crossing",
+    "labels_grid",
     "labels_needed_paths",
     "path_base",
 ]
 
 #: Points of the log-budget grid that labels needed search beyond the last observed budget.
 LABELS_GRID_POINTS = 257
-#: Rows (draw x curve pairs) of one labels-needed block: bounds the memory of the search.
-_BLOCK_ROWS = 8192
-#: Grid points evaluated at a time in the labels-needed search (most draws cross early).
-_BLOCK_POINTS = 32
+#: Grid intervals of one block of the labels-needed search (the grid has 32 blocks).
+_BLOCK_POINTS = 8
+#: Rows (draw x curve pairs) searched at a time: bounds the memory of the search.
+_CHUNK_ROWS = 16384
+#: Largest number of block-end path values (samples x curves x block ends) a fit keeps.
+_CACHE_VALUES = 32_000_000
 #: Seeds whose shocks a :class:`PathBase` keeps.
 _KEPT_SEEDS = 4
 
@@ -105,7 +109,7 @@ class PathBase:
         self.fitted = per_curve(const["fitted"]).astype(bool)
         self.seed_offsets = bool(self.prior.seed_offsets)
         self._seeds: dict[int, SeedDraws] = {}
-        self._gains: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+        self._grids: dict[Any, LabelsGrid] = {}
         self._fit = weakref.ref(fit)  # for the shocks and seed offsets of later seeds
         at_last = palm_curve_log_lambda(
             self.last_budget, self.A_max, self.log_lambda, self.alpha, self.beta, self.b
@@ -302,16 +306,36 @@ def crossing_budget(accuracy: np.ndarray, budgets: np.ndarray, target: Any) -> n
     return np.exp(found)
 
 
-def labels_grid(base: PathBase, max_budget: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Log-budget search grid ``(curve, point)`` and the gain of the median path on it.
+@dataclass
+class LabelsGrid:
+    """The log-budget grid of the labels-needed search of a fit, and what it keeps about it.
 
-    From each curve's last observed budget to ``max_budget`` (default 100x it); kept per
-    ``max_budget``. The gain (median logit PALM minus its value at the last budget) does not
-    depend on the target or the seed.
+    ``log_budgets`` and ``d`` (``log(B / B_last)``) are ``(curve, point)``; the grid is cut
+    into blocks between the ``ends`` points. ``gain`` (median logit PALM minus its value at
+    the last budget, ``(curve, point)``) is filled block by block as the search needs it
+    (``known``: ``(curve, block)``). ``end_logit`` is the logit PALM of every draw at the
+    block ends (``(sample, curve, end)``; None for fits too large to keep it), ``monotone``
+    says per curve that all its draws rise with the budget (``beta > 0``, ``A_max >= 0``),
+    which the block bounds need.
+    """
+
+    log_budgets: np.ndarray
+    d: np.ndarray
+    ends: np.ndarray
+    gain: np.ndarray
+    known: np.ndarray
+    end_logit: np.ndarray | None
+    monotone: np.ndarray
+
+
+def labels_grid(base: PathBase, max_budget: float | None) -> LabelsGrid:
+    """The :class:`LabelsGrid` of ``base`` up to ``max_budget`` (default 100x the last budget).
+
+    Built once per ``max_budget`` and kept: none of it depends on the target or the seed.
     """
     key = None if max_budget is None else float(max_budget)
-    if key in base._gains:
-        return base._gains[key]
+    if key in base._grids:
+        return base._grids[key]
     last = base.last_budget
     horizon = 100.0 * last if max_budget is None else np.full_like(last, float(max_budget))
     grid = np.linspace(0.0, 1.0, LABELS_GRID_POINTS)
@@ -319,27 +343,104 @@ def labels_grid(base: PathBase, max_budget: float | None) -> tuple[np.ndarray, n
     log_budgets = (
         log_last[:, None] + grid[None, :] * (np.log(np.maximum(horizon, last)) - log_last)[:, None]
     )
+    ends = np.unique(np.r_[np.arange(0, LABELS_GRID_POINTS, _BLOCK_POINTS), LABELS_GRID_POINTS - 1])
+    n_curves = base.n_curves
     gain = np.full(log_budgets.shape, np.nan)
-    if not base.prior.is_zero:
-        for part in np.array_split(np.arange(base.n_curves), max(1, base.n_curves // 4)):
-            logit_palm = logit(base.palm(np.exp(log_budgets[part]), part), PATH_CLIP)
-            gain[part] = _median0(logit_palm) - base.at_last[part, None]
-    base._gains[key] = (log_budgets, gain)
-    return log_budgets, gain
+    keep = base.n_samples * n_curves * ends.size <= _CACHE_VALUES
+    end_logit = np.empty((base.n_samples, n_curves, ends.size)) if keep else None
+    for part in np.array_split(np.arange(n_curves), max(1, n_curves // 8)):
+        values = logit(base.palm(np.exp(log_budgets[part][:, ends]), part), PATH_CLIP)
+        gain[part[:, None], ends[None, :]] = _median0(values) - base.at_last[part, None]
+        if keep:
+            end_logit[:, part] = values
+    with np.errstate(invalid="ignore"):
+        rising = (base.beta > 0) & (base.A_max >= 0)
+        params = (base.A_max, base.log_lambda, base.alpha, base.beta)
+        finite = np.all([np.isfinite(x) for x in params], axis=0)
+    monotone = np.all(rising | ~finite, axis=0)
+    made = LabelsGrid(
+        log_budgets=log_budgets,
+        d=np.clip(log_budgets - log_last[:, None], 0.0, None),
+        ends=ends,
+        gain=gain,
+        known=np.zeros((n_curves, ends.size - 1), dtype=bool),
+        end_logit=end_logit,
+        monotone=monotone,
+    )
+    base._grids[key] = made
+    return made
+
+
+def _fill_gain(base: PathBase, grid: LabelsGrid, curves: np.ndarray, block: int) -> None:
+    """Compute the median-path gain of ``block`` for those ``curves`` that lack it.
+
+    The median over all draws at every point of the block. Where all draws of a curve rise
+    with the budget, a draw whose value at the block's end is below the median at its start
+    (or whose value at the start is above the median at its end) stays below (above) the
+    median inside the block: only the draws in between are evaluated there, and the
+    median is their order statistic shifted by the count below (the same value).
+    """
+    need = curves[~grid.known[curves, block]]
+    points = np.arange(grid.ends[block], grid.ends[block + 1] + 1)
+    for c in need:
+        lo, hi = _end_values(base, grid, c, block), _end_values(base, grid, c, block + 1)
+        grid.gain[c, points] = _block_median(base, grid, c, points, lo, hi) - base.at_last[c]
+    grid.known[need, block] = True
+
+
+def _end_values(base: PathBase, grid: LabelsGrid, c: int, end: int) -> np.ndarray:
+    """Logit PALM of every draw of curve ``c`` at block end ``end``: ``(sample,)``."""
+    if grid.end_logit is not None:
+        return grid.end_logit[:, c, end]
+    budget = np.exp(grid.log_budgets[c, grid.ends[end]])
+    return logit(base.palm(np.array([budget]), np.array([c]))[:, 0, 0], PATH_CLIP)
+
+
+def _block_median(base, grid, c, points, lo, hi) -> np.ndarray:
+    """Median over the draws of logit PALM at ``points`` of curve ``c`` (see _fill_gain)."""
+    n = base.n_samples
+    middle = np.array([n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2])
+    if grid.monotone[c] and np.isfinite(lo).all() and np.isfinite(hi).all():
+        # below: under the lower middle value at the start; above: over the upper one at the end
+        below = hi < np.partition(lo, middle[0])[middle[0]]
+        above = lo > np.partition(hi, middle[-1])[middle[-1]]
+        between = np.flatnonzero(~below & ~above)
+        rank = middle - int(below.sum())
+        if rank.min() >= 0 and rank.max() < between.size:
+            values = _logit_palm_at(base, grid, c, points, between)
+            part = np.partition(values, rank, axis=0)[rank]
+            return np.mean(part, axis=0)
+    values = _logit_palm_at(base, grid, c, points, np.arange(n))
+    return _median0(values)
+
+
+def _logit_palm_at(base, grid, c, points, samples) -> np.ndarray:
+    """Logit PALM of the ``samples`` of curve ``c`` at grid ``points``: ``(sample, point)``."""
+    budgets = np.exp(grid.log_budgets[c, points])
+    acc = palm_curve_log_lambda(
+        budgets[None, :],
+        base.A_max[samples, c, None],
+        base.log_lambda[samples, c, None],
+        base.alpha[samples, c, None],
+        base.beta[samples, c, None],
+        base.b[c],
+    )
+    return logit(acc, PATH_CLIP)
 
 
 def labels_needed_paths(
     base: PathBase, target: np.ndarray, max_budget: float | None, seed: int
 ) -> np.ndarray:
-    """Labels needed for a per-curve ``target`` ``(curve,)``: ``(sample, curve)`` draws.
+    """Labels needed for ``target`` ``(sample, curve)``: ``(sample, curve)`` draws.
 
     The closed-form PALM inverse up to the last observed budget (the target shifted against
-    the seed offset); beyond it the first crossing of each draw's forecast path on the
-    log-budget grid of :func:`labels_grid`, searched a block of grid points at a time and only
-    for the draws that need it. Rounded up to whole labels; NaN for curves not fitted.
+    the seed offset); beyond it the first crossing (:func:`first_crossing`) of each draw's
+    forecast path on the log-budget grid of :func:`labels_grid`, searched only for the draws
+    that need it and only in the blocks of the grid where an upper bound of the path reaches
+    the target. Rounded up to whole labels; NaN for curves not fitted.
     """
     shift = base.seed_draws(seed).shift
-    inside = target[None, :] if shift is None else expit(logit(target, PATH_CLIP) - shift)
+    inside = target if shift is None else expit(logit(target, PATH_CLIP) - shift)
     closed = labels_for_accuracy_log_lambda(
         inside, base.A_max, base.log_lambda, base.alpha, base.beta, base.b
     ).clip(min=0.0)
@@ -353,71 +454,122 @@ def labels_needed_paths(
     rows, cols = np.nonzero(search)
     beyond = np.full(closed.shape, np.inf)
     if rows.size:
-        log_budgets, gain = labels_grid(base, max_budget)
+        grid = labels_grid(base, max_budget)
         logit_target = logit(target, PATH_CLIP)
-        for k in range(0, rows.size, _BLOCK_ROWS):
-            r, c = rows[k : k + _BLOCK_ROWS], cols[k : k + _BLOCK_ROWS]
-            beyond[r, c] = _search_rows(base, r, c, log_budgets, gain, logit_target[c], seed)
+        for k in range(0, rows.size, _CHUNK_ROWS):
+            r, c = rows[k : k + _CHUNK_ROWS], cols[k : k + _CHUNK_ROWS]
+            beyond[r, c] = _search(base, grid, r, c, logit_target[r, c], seed)
     with np.errstate(invalid="ignore"):
         out = np.ceil(np.where(closed <= last, closed, beyond))
     return np.where(base.fitted, out, np.nan)
 
 
-def _search_rows(
+class _Rows:
+    """The draw-by-curve pairs of one search: their parameters and prior terms, ``(row, 1)``."""
+
+    def __init__(self, base: PathBase, rows: np.ndarray, cols: np.ndarray, seed: int):
+        s = base.seed_draws(seed)
+        self.cols = cols
+        self.A_max, self.log_lambda, self.alpha, self.beta = (
+            getattr(base, name)[rows, cols][:, None]
+            for name in ("A_max", "log_lambda", "alpha", "beta")
+        )
+        self.slope, self.scale, self.e = (x[rows, cols][:, None] for x in (s.slope, s.scale, s.e))
+        self.shift = None if s.shift is None else s.shift[rows, cols][:, None]
+        self.w_gain, self.power = s.w_gain[rows][:, None], s.power[rows][:, None]
+        self.b = base.b[cols][:, None]
+
+    def path(self, grid: LabelsGrid, at: np.ndarray, points: np.ndarray, logit_palm=None):
+        """Forecast paths (logit) of rows ``at`` at grid ``points``: the arithmetic of widen."""
+        cols = self.cols[at]
+        lb = grid.log_budgets[cols[:, None], points]
+        if logit_palm is None:
+            acc = palm_curve_log_lambda(
+                np.exp(lb), self.A_max[at], self.log_lambda[at], self.alpha[at], self.beta[at],
+                self.b[at],
+            )  # fmt: skip
+            logit_palm = logit(acc, PATH_CLIP)
+        d = grid.d[cols[:, None], points]
+        ahead = d > 0
+        drift = d * self.slope[at] + self.w_gain[at] * grid.gain[cols[:, None], points]
+        drift = np.where(ahead, drift, 0.0)
+        widening = np.where(ahead, self.scale[at] * d ** self.power[at], 0.0)
+        path = logit_palm + drift + widening * self.e[at]
+        return (path if self.shift is None else path + self.shift[at]), lb
+
+
+def _bounds(base, grid, rows, r: _Rows, logit_target) -> np.ndarray:
+    """``(row, block)``: True where the path may reach the target inside the block.
+
+    An upper bound of the path over a block: PALM rises with the budget (its logit is at
+    most its value at the block's end), the drift is linear in ``d`` and the median gain
+    rises too (their extremes are at the block's ends), and ``scale * d ** power * e`` is
+    monotone in ``d``. Rows or curves where PALM need not rise are searched everywhere.
+    """
+    ends, cols = grid.ends, r.cols
+    if grid.end_logit is not None:
+        at_end = grid.end_logit[rows, cols]
+    else:
+        at_end = logit(
+            palm_curve_log_lambda(
+                np.exp(grid.log_budgets[cols[:, None], ends]), r.A_max, r.log_lambda, r.alpha,
+                r.beta, r.b,
+            ),
+            PATH_CLIP,
+        )  # fmt: skip
+    d = grid.d[cols[:, None], ends]
+    g = grid.gain[cols[:, None], ends]
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        line = d * r.slope
+        drift = np.maximum(line[:, :-1], line[:, 1:])
+        gain = r.w_gain * g
+        drift = drift + np.maximum(gain[:, :-1], gain[:, 1:])
+        # a bound needs no exact power: exp(p log d) is many times faster than d ** p
+        wide = r.scale * np.exp(r.power * np.log(d)) * r.e
+        wide = np.maximum(wide[:, :-1], wide[:, 1:])
+        starts_at_zero = d[:, :-1] <= 0  # the discrepancy is 0 at d = 0
+        drift = np.where(starts_at_zero, np.maximum(drift, 0.0), drift)
+        wide = np.where(starts_at_zero, np.maximum(wide, 0.0), wide)
+        upper = at_end[:, 1:] + drift + wide
+        if r.shift is not None:
+            upper = upper + r.shift
+        slack = 1e-9 * (1.0 + np.abs(at_end[:, 1:]) + np.abs(drift) + np.abs(wide))
+        may = ~(upper + slack < logit_target[:, None])  # NaN: may
+    rising = (r.beta[:, 0] > 0) & (r.A_max[:, 0] >= 0) & grid.monotone[cols]
+    return may | ~rising[:, None]
+
+
+def _search(
     base: PathBase,
+    grid: LabelsGrid,
     rows: np.ndarray,
     cols: np.ndarray,
-    log_budgets: np.ndarray,
-    gain: np.ndarray,
     logit_target: np.ndarray,
     seed: int,
 ) -> np.ndarray:
-    """First crossings of the paths of (sample ``rows``, curve ``cols``) pairs, in budgets."""
-    s = base.seed_draws(seed)
-    p = {
-        name: getattr(base, name)[rows, cols][:, None]
-        for name in ("A_max", "log_lambda", "alpha", "beta")
-    }
-    slope, scale, e = (x[rows, cols][:, None] for x in (s.slope, s.scale, s.e))
-    shift = None if s.shift is None else s.shift[rows, cols][:, None]
-    w_gain, power = s.w_gain[rows][:, None], s.power[rows][:, None]
-    b, log_last = base.b[cols][:, None], base.log_last[cols][:, None]
+    """First crossings (in budgets) of the paths of (sample ``rows``, curve ``cols``) pairs.
+
+    Block by block: each row evaluates the first block its bound does not rule out, on all
+    of the block's points (the block's first point, the last one of the previous block, is
+    below the target: ruled out or searched); rows that cross there are done.
+    """
+    r = _Rows(base, rows, cols, seed)
+    may = _bounds(base, grid, rows, r, logit_target)
+    n_blocks = may.shape[1]
     out = np.full(rows.size, np.inf)
-    pending = np.arange(rows.size)
-    previous = None  # each pending row's path and position at the last point searched
-    n = log_budgets.shape[1]
-    for start in range(0, n, _BLOCK_POINTS):
-        take = slice(start, min(start + _BLOCK_POINTS, n))
-        at = cols[pending]
-        lb = log_budgets[at, take]
-        logit_palm = logit(
-            palm_curve_log_lambda(
-                np.exp(lb),
-                p["A_max"][pending],
-                p["log_lambda"][pending],
-                p["alpha"][pending],
-                p["beta"][pending],
-                b[pending],
-            ),
-            PATH_CLIP,
-        )
-        d = np.clip(lb - log_last[pending], 0.0, None)
-        ahead = d > 0
-        drift = d * slope[pending] + w_gain[pending] * gain[at, take]
-        drift = np.where(ahead, drift, 0.0)
-        widening = np.where(ahead, scale[pending] * d ** power[pending], 0.0)
-        path = logit_palm + drift + widening * e[pending]
-        if shift is not None:
-            path = path + shift[pending]
-        if previous is not None:
-            path = np.concatenate([previous[0][:, None], path], axis=1)
-            lb = np.concatenate([previous[1][:, None], lb], axis=1)
-        level = logit_target[pending]
-        found = first_crossing(path, lb, level)
-        done = np.isfinite(found)
-        out[pending[done]] = np.exp(found[done])
-        previous = (path[~done, -1], lb[~done, -1])
-        pending = pending[~done]
-        if not pending.size:
-            break
-    return out
+    nxt = np.where(may.any(axis=1), np.argmax(may, axis=1), n_blocks)
+    while True:
+        active = np.flatnonzero(nxt < n_blocks)
+        if not active.size:
+            return out
+        for block in np.unique(nxt[active]):
+            at = active[nxt[active] == block]
+            _fill_gain(base, grid, np.unique(cols[at]), block)
+            points = np.arange(grid.ends[block], grid.ends[block + 1] + 1)
+            path, lb = r.path(grid, at, points)
+            found = first_crossing(path, lb, logit_target[at])
+            done = np.isfinite(found)
+            out[at[done]] = np.exp(found[done])
+            later = np.c_[may[at, block + 1 :], np.ones((at.size, 1), dtype=bool)]
+            step = np.argmax(later, axis=1) + block + 1  # n_blocks: no block left
+            nxt[at] = np.where(done, n_blocks, step)
