@@ -132,6 +132,33 @@ def baseline(commit: str, fit_path: Path, repeats: int) -> dict[str, dict[str, f
         return json.loads(result.read_text())
 
 
+def markdown_table(report: dict) -> str:
+    """The report's numbers as a Markdown table (seconds; speed-up of the warm call)."""
+    head = (
+        "| query | main, idle (issue) | baseline cold / warm | new cold / warm | "
+        "speed-up warm | target |\n|---|---|---|---|---|---|"
+    )
+
+    def pair(times: dict | None) -> str:
+        return "" if times is None else f"{times['cold_s']:.3g} / {times['warm_s']:.3g}"
+
+    rows = []
+    for name, new in report["new"].items():
+        issue = report["issue_reference_s"].get(name)
+        target = report["targets_s"].get(name)
+        speedup = (report.get("speedup_warm") or {}).get(name)
+        cells = [
+            name,
+            "" if issue is None else f"{issue:g}",
+            pair((report.get("baseline") or {}).get(name)),
+            pair(new),
+            "" if speedup is None else f"{speedup:g}x",
+            "" if target is None else f"<= {target:g}",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join([head, *rows])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Time the queries (and the baseline commit's), write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -140,7 +167,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", help="a commit whose palm_bayes is timed too")
     parser.add_argument("--baseline-repeats", type=int, default=1)
     parser.add_argument("--measure-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--table", action="store_true", help="print the saved results' table")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown_table(json.loads(RESULTS.read_text())))
+        return
     warnings.simplefilter("ignore")
     if args.measure_only is not None:
         args.measure_only.write_text(json.dumps(measure(args.fit, args.repeats)))

@@ -49,7 +49,7 @@ _CHUNK_ROWS = 16384
 #: Largest number of block-end path values (samples x curves x block ends) a fit keeps.
 _CACHE_VALUES = 32_000_000
 #: Seeds whose shocks a :class:`PathBase` keeps.
-_KEPT_SEEDS = 4
+_KEPT_SEEDS = 2
 
 
 @dataclass(frozen=True)
