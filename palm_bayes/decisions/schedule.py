@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from palm_bayes.errors import PalmInputError
+from palm_bayes.queries.paths import crossing_budget
 from palm_bayes.queries.targets import check_target
 
 __all__ = ["SchedulePlan", "schedule", "OBJECTIVES"]
@@ -82,18 +83,13 @@ def _paths(fit: Any, grid: np.ndarray, where: Mapping[str, Any] | None, seed: in
 
 
 def _labels(acc: np.ndarray, grid: np.ndarray, target: float) -> np.ndarray:
-    """First budget where each path ``(..., budget)`` reaches ``target`` (inf if never)."""
-    reached = acc >= target
-    first = np.where(reached.any(-1), reached.argmax(-1), -1)
-    out = np.full(first.shape, np.inf)
-    ok = first > 0
-    i = first[ok]
-    a0 = np.take_along_axis(acc[ok], (i - 1)[:, None], -1)[:, 0]
-    a1 = np.take_along_axis(acc[ok], i[:, None], -1)[:, 0]
-    frac = np.clip((target - a0) / np.maximum(a1 - a0, 1e-12), 0, 1)
-    out[ok] = grid[i - 1] + frac * (grid[i] - grid[i - 1])
-    out[first == 0] = grid[0]
-    return out
+    """First budget where each path ``(..., budget)`` reaches ``target`` (inf if never).
+
+    The search of :meth:`palm_bayes.PalmFit.labels_needed` (logit accuracy interpolated in log
+    budget, :func:`palm_bayes.queries.paths.crossing_budget`), so that a schedule and labels
+    needed agree on the same draws.
+    """
+    return crossing_budget(acc, grid, target)
 
 
 def schedule(

@@ -206,5 +206,6 @@ class PalmPosterior:
             raise PalmInputError(f"{path} is not a readable netCDF fit: {exc}") from exc
         if "posterior" not in idata.groups():
             raise PalmInputError(f"{path} holds no posterior; was it written by PalmFit.to_netcdf?")
-        idata.load() if hasattr(idata, "load") else None
+        for group in idata.groups():  # into memory: lazy variables re-read the file per access
+            getattr(idata, group).load()
         return cls(idata)

@@ -15,10 +15,9 @@ labels needed add the offset at every budget when the curve prior asks for it
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from palm_bayes.data.load import curve_dims, iter_curves
+from palm_bayes.data.load import curve_dims
 from palm_bayes.priors.curve_prior import logit
 
 __all__ = ["seed_offset_anova", "seed_offsets", "offset_shocks"]
@@ -64,22 +63,22 @@ def seed_offsets(curves: xr.Dataset) -> xr.Dataset:
     dims = curve_dims(curves)
     coords = {d: curves[d].to_numpy() for d in dims}
     shape = tuple(len(coords[d]) for d in dims)
+    order = (*dims, "seed", "step")
+    accuracy = curves["accuracy"].broadcast_like(curves["budget"]).transpose(*order).to_numpy()
+    budget = curves["budget"].broadcast_like(curves["accuracy"]).transpose(*order).to_numpy()
+    seeds = curves["seed"].to_numpy()
     tau2, n_seeds = np.full(shape, np.nan), np.zeros(shape)
-    resid: dict[tuple, pd.Series] = {}
-    for labels, sub in iter_curves(curves):
-        index = tuple(int(np.flatnonzero(coords[d] == labels[d])[0]) for d in dims)
-        frame = pd.DataFrame(
-            {
-                "seed": np.repeat(sub["seed"].to_numpy(), sub.sizes["step"]),
-                "budget": sub["budget"].transpose("seed", "step").to_numpy().ravel(),
-                "accuracy": sub["accuracy"].transpose("seed", "step").to_numpy().ravel(),
-            }
-        ).dropna()
-        table = frame.pivot_table(index="seed", columns="budget", values="accuracy")
-        t2, d = seed_offset_anova(logit(table.to_numpy()))
+    resid: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    for index in np.ndindex(*shape):  # the curves with data, in the order of iter_curves
+        keep = np.isfinite(budget[index]) & np.isfinite(accuracy[index])
+        if not keep.any():
+            continue
+        labels, table = _seed_table(seeds, budget[index], accuracy[index], keep)
+        t2, d = seed_offset_anova(logit(table))
         # seeds per budget: the seed mean's offset averages this many seeds' offsets
-        tau2[index], n_seeds[index] = t2, float(np.median(table.notna().sum(axis=0)))
-        resid[index] = pd.Series(d, index=table.index)
+        tau2[index] = t2
+        n_seeds[index] = float(np.median(np.isfinite(table).sum(axis=0)))
+        resid[index] = (labels, d)
     group = dims.index("dataset") if "dataset" in dims else None
     pooled, rho = np.zeros(shape), np.zeros(shape)
     keys = list(resid)
@@ -94,18 +93,40 @@ def seed_offsets(curves: xr.Dataset) -> xr.Dataset:
     return xr.Dataset({"offset_sd": (dims, sd), "offset_rho": (dims, rho)}, coords=coords)
 
 
-def _pooled_correlation(residuals: list[pd.Series]) -> float:
+def _seed_table(
+    seeds: np.ndarray, budget: np.ndarray, accuracy: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeds x budgets table of one curve's accuracies (NaN: no value; repeats averaged).
+
+    Rows: the seeds with a value, in label order; columns: the budgets with a value, sorted.
+    """
+    rows, cols = np.nonzero(keep)
+    levels, col = np.unique(budget[keep], return_inverse=True)
+    present = np.unique(rows)
+    present = present[np.argsort(seeds[present], kind="stable")]
+    row = np.searchsorted(seeds[present], seeds[rows], sorter=None)
+    total = np.zeros((present.size, levels.size))
+    count = np.zeros((present.size, levels.size))
+    np.add.at(total, (row, col), accuracy[keep])
+    np.add.at(count, (row, col), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = np.where(count > 0, total / count, np.nan)
+    return seeds[present], table
+
+
+def _pooled_correlation(residuals: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Correlation of seed offsets between curves, pooled over pairs (seeds matched by label).
 
-    Clipped to [0, 0.99]; 0 when no two curves share two seeds.
+    ``residuals`` holds ``(seed labels, offsets)`` per curve, labels sorted. Clipped to
+    [0, 0.99]; 0 when no two curves share two seeds.
     """
     cross, own = 0.0, 0.0
-    for i, a in enumerate(residuals):
-        for b in residuals[i + 1 :]:
-            shared = a.index.intersection(b.index)
-            if shared.size < 2:
+    for i, (la, a) in enumerate(residuals):
+        for lb, b in residuals[i + 1 :]:
+            _, ia, ib = np.intersect1d(la, lb, assume_unique=True, return_indices=True)
+            if ia.size < 2:
                 continue
-            x, y = a[shared].to_numpy(), b[shared].to_numpy()
+            x, y = a[ia], b[ib]
             cross += float(np.sum(x * y))
             own += 0.5 * float(np.sum(x**2) + np.sum(y**2))
     return float(np.clip(cross / own, 0.0, 0.99)) if own > 0 else 0.0

@@ -3,9 +3,9 @@
 Functions over a :class:`palm_bayes.inference.posterior.PalmPosterior` (any
 :class:`palm_bayes.PalmFit`),
 returning xarray objects with named dims; the methods of :class:`palm_bayes.PalmFit` of the same
-names call them. Every forecast draw beyond the observed budgets goes through
-:func:`extrapolate`, and every predictive draw through
-:func:`palm_bayes.model.likelihood.predictive_draws`.
+names call them. Every forecast draw is computed by the numpy core of
+:mod:`palm_bayes.queries.paths` (on arrays cached once per fit), and every predictive draw goes
+through :func:`palm_bayes.model.likelihood.predictive_draws`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any, Literal, TypeVar
 import arviz as az
 import numpy as np
 import xarray as xr
-from scipy.special import expit
 
 from palm_bayes.errors import PalmInputError
 from palm_bayes.inference.pooled import new_member_posterior
@@ -27,13 +26,13 @@ from palm_bayes.model.curve import palm_curve_log_lambda
 from palm_bayes.model.likelihood import predictive_draws
 from palm_bayes.priors.curve_prior import (
     DATA_FEATURES,
-    PATH_CLIP,
     SLOPE_RATIO,
     logit,
     prefix_features,
 )
 from palm_bayes.priors.seed_offsets import offset_shocks
 from palm_bayes.queries.draws import as_budget, check_prob, summarise_draws
+from palm_bayes.queries.paths import expected_paths, path_base
 
 __all__ = [
     "FORECAST_CHUNK_VALUES",
@@ -41,9 +40,9 @@ __all__ = [
     "bare_curves",
     "curve_features",
     "diagnostics",
-    "extrapolate",
     "forecast",
     "forecast_draws",
+    "forecast_draws_of",
     "group_dim",
     "maybe_population",
     "population",
@@ -92,52 +91,6 @@ def curve_features(fit: PalmPosterior) -> xr.Dataset:
 def group_dim(fit: PalmPosterior) -> str | None:
     """The dim whose curves share the prior's shocks (``dataset``), if the fit has it."""
     return "dataset" if "dataset" in fit.curve_dims else None
-
-
-def extrapolate(
-    fit: PalmPosterior,
-    logit_palm: xr.DataArray,
-    log_budget: xr.DataArray,
-    seed: int,
-    pick: Mapping[str, Any] | None = None,
-) -> xr.DataArray:
-    """The one forecast-draw path beyond the observed budgets (forecasts, labels needed).
-
-    ``logit_palm`` holds logit PALM draws at budgets ``exp(log_budget)``, over the curve
-    dims or, with ``pick`` (``{"curve": positions}``), over those curves of the stacked
-    ``curve`` dim. The discrepancy of :attr:`curve_prior` is added where a budget lies
-    beyond its curve's last observed one; the shocks depend on ``seed`` alone, so every
-    query made with one seed sees the same paths.
-    """
-    prior = fit.curve_prior
-    if prior.is_zero:
-        return logit_palm
-    post, const = fit.idata.posterior, fit.idata.constant_data
-    at_last = logit(
-        palm_curve_log_lambda(
-            const["last_budget"],
-            post["A_max"],
-            post["log_lambda"],
-            post["alpha"],
-            post["beta"],
-            const["b"],
-        ),
-        PATH_CLIP,
-    ).median(("chain", "draw"))
-    e, index = prior.shocks(post["A_max"], group_dim(fit), seed)
-    features = curve_features(fit)
-    log_last = np.log(const["last_budget"])
-    shift = seed_shift(fit, seed)
-    if pick is not None:
-
-        def sub(x):
-            return bare_curves(x.stack(curve=fit.curve_dims).isel(pick))
-
-        at_last, e, features, log_last = sub(at_last), sub(e), sub(features), sub(log_last)
-        shift = None if shift is None else sub(shift)
-    gain = logit_palm.median(("chain", "draw")) - at_last
-    widened = prior.widen(logit_palm, log_budget - log_last, gain, features, e, index)
-    return widened if shift is None else widened + shift
 
 
 def seed_shift(fit: PalmPosterior, seed: int) -> xr.DataArray | None:
@@ -207,20 +160,46 @@ def forecast_draws(
     xarray.DataArray
         Dims ``(chain, draw, *curve_dims, budget)``.
     """
+    return forecast_draws_of(fit, budgets, kind=kind, seed=seed)
+
+
+def forecast_draws_of(
+    fit: PalmPosterior,
+    budgets: Any,
+    *,
+    kind: Literal["expected", "predictive"] = "expected",
+    seed: int = 0,
+    box: Mapping[str, np.ndarray] | None = None,
+) -> xr.DataArray:
+    """:func:`forecast_draws` of a box of curves (``{dim: positions}``; other dims: all).
+
+    The draws of a curve do not depend on which other curves are asked for: the shocks are
+    drawn for all curves of the fit once per seed (:mod:`palm_bayes.queries.paths`).
+    """
     if kind not in ("expected", "predictive"):
         raise PalmInputError(f"kind must be 'expected' or 'predictive', got {kind!r}")
     budget = as_budget(budgets)
-    post, const = fit.idata.posterior, fit.idata.constant_data
-    acc = palm_curve_log_lambda(
-        budget, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
+    base = path_base(fit)
+    # predictive noise is drawn for the whole grid at once: compute all, then cut the box
+    cut = box if kind == "predictive" else None
+    box = None if kind == "predictive" else box
+    curves = base.positions(None if box is None else dict(box))
+    with np.errstate(divide="ignore"):
+        values = expected_paths(base, budget.to_numpy(), seed, curves)
+    template = base.template if box is None else base.template.isel(dict(box))
+    shape = (*template.shape, budget.size)
+    acc = xr.DataArray(
+        values.reshape(shape),
+        dims=(*template.dims, "budget"),
+        coords={**template.coords, "budget": budget["budget"]},
     )
-    rng = np.random.default_rng(seed + 1)
-    widened = expit(extrapolate(fit, logit(acc, PATH_CLIP), np.log(budget), seed))
-    # the discrepancy acts beyond the last budget; a seed offset at every budget
-    beyond = (budget > const["last_budget"]) | fit.curve_prior.seed_offsets
-    acc = xr.where((acc > 0) & beyond, widened, acc)
     if kind == "predictive":
+        post, const = fit.idata.posterior, fit.idata.constant_data
+        acc = acc.transpose(*post["A_max"].dims, "budget")  # the noise's layout of old
+        rng = np.random.default_rng(seed + 1)
         acc = predictive_draws(acc, post["noise"], const["n_test"], fit.noise_floor, rng)
+        if cut is not None:
+            acc = acc.isel(dict(cut))
     return acc.transpose("chain", "draw", *fit.curve_dims, "budget").rename("accuracy")
 
 
@@ -292,7 +271,13 @@ def prob_better(
         return prob_better(population(fit, new, seed=seed), a, b, budget, kind=kind, seed=seed)
     a = fit.check_selection(a, "a")
     b = fit.check_selection(b, "b")
-    draws = forecast_draws(fit, budget, kind=kind, seed=seed)
+    # only the curves of a and b: per dim, the labels either names (all where one does not)
+    post = fit.idata.posterior
+    box = {}
+    for dim in set(a) & set(b):
+        labels = post[dim].to_numpy().tolist()
+        box[dim] = np.array(sorted({labels.index(a[dim]), labels.index(b[dim])}))
+    draws = forecast_draws_of(fit, budget, kind=kind, seed=seed, box=box)
     da, db = draws.sel(a, drop=True), draws.sel(b, drop=True)
     wins = (da > db).astype(float) + 0.5 * (da == db)
     valid = da.notnull() & db.notnull()

@@ -1,8 +1,8 @@
 """Labels needed for a target accuracy: posterior draws and their summary.
 
 Up to a curve's last observed budget the closed-form PALM inverse; beyond it, the first budget
-at which a posterior forecast path (:func:`palm_bayes.queries.forecast.extrapolate`) reaches the
-target.
+at which a posterior forecast path reaches the target (:func:`first_crossing`, the search that
+schedules and advice use too). The arithmetic is :mod:`palm_bayes.queries.paths`.
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ from collections.abc import Iterable
 
 import numpy as np
 import xarray as xr
-from scipy.special import expit
 
 from palm_bayes.errors import PalmInputError
 from palm_bayes.inference.posterior import PalmPosterior
-from palm_bayes.model.curve import labels_for_accuracy_log_lambda, palm_curve_log_lambda
-from palm_bayes.priors.curve_prior import PATH_CLIP, logit
 from palm_bayes.queries.draws import check_prob
-from palm_bayes.queries.forecast import bare_curves, extrapolate, population, seed_shift
+from palm_bayes.queries.forecast import population
+from palm_bayes.queries.paths import first_crossing, labels_needed_paths, path_base
 from palm_bayes.queries.targets import check_target
 
 __all__ = ["first_crossing", "labels_needed", "labels_needed_draws"]
@@ -102,62 +100,20 @@ def labels_needed_draws(
 
     Labels are whole numbers: each draw is rounded up to the next integer.
     """
-    post, const = fit.idata.posterior, fit.idata.constant_data
+    post = fit.idata.posterior
     target = xr.DataArray(target) if not isinstance(target, xr.DataArray) else target
     # a target array may carry labels the fit does not have (e.g. curves without data)
     target = target.reindex({d: post[d] for d in target.dims if d in fit.curve_dims})
-    shift = seed_shift(fit, seed)
-    # a seed offset shifts the whole curve: inside the data, shift the target the other way
-    inside_target = target if shift is None else expit(logit(target, PATH_CLIP) - shift)
-    closed = labels_for_accuracy_log_lambda(
-        inside_target, post["A_max"], post["log_lambda"], post["alpha"], post["beta"], const["b"]
-    ).clip(min=0.0)
-    last = const["last_budget"]
-    horizon = 100.0 * last if max_budget is None else xr.full_like(last, float(max_budget))
-    if fit.curve_prior.is_zero:
-        return np.ceil(xr.where(closed <= horizon, closed, np.inf).where(const["fitted"]))
-    # beyond the last budget: search each draw's forecast path on a log grid, a few
-    # fitted curves at a time (draws x grid x curves can be large)
-    fitted = np.flatnonzero(const["fitted"].stack(curve=fit.curve_dims))
-    grid = xr.DataArray(np.linspace(0.0, 1.0, 257), dims="grid_point")
-    log_last = np.log(last)
-    log_budgets = log_last + grid * (np.log(np.maximum(horizon, last)) - log_last)
-    stacked = {
-        name: value.stack(curve=fit.curve_dims)
-        for name, value in {
-            "A_max": post["A_max"],
-            "log_lambda": post["log_lambda"],
-            "alpha": post["alpha"],
-            "beta": post["beta"],
-            "b": const["b"],
-            "log_budgets": log_budgets,
-            "target": target.broadcast_like(const["b"]),
-        }.items()
-    }
-    chunks = []
-    for k in range(0, fitted.size, 16):
-        pick = {"curve": fitted[k : k + 16]}
-        p = {name: bare_curves(value.isel(pick)) for name, value in stacked.items()}
-        acc = palm_curve_log_lambda(
-            np.exp(p["log_budgets"]), p["A_max"], p["log_lambda"], p["alpha"], p["beta"], p["b"]
-        )
-        path = extrapolate(fit, logit(acc, PATH_CLIP), p["log_budgets"], seed, pick)
-        chunks.append(first_crossing(path, p["log_budgets"], p["target"]))
-    index = const["fitted"].stack(curve=fit.curve_dims)["curve"].isel(curve=fitted)
-    beyond = xr.concat(chunks, "curve").assign_coords(curve=index).unstack("curve")
-    beyond = beyond.reindex({d: post[d] for d in fit.curve_dims})
-    out = np.ceil(xr.where(closed <= last, closed, beyond))
-    return out.where(const["fitted"]).transpose("chain", "draw", *fit.curve_dims)
-
-
-def first_crossing(path: xr.DataArray, log_budgets: xr.DataArray, target: xr.DataArray):
-    """First budget on the grid where a draw's forecast path (logit) reaches the target."""
-    logit_target = logit(target, PATH_CLIP)
-    reached = path >= logit_target
-    i1 = reached.argmax("grid_point").clip(min=1)
-    i0 = i1 - 1
-    l0, l1 = path.isel(grid_point=i0), path.isel(grid_point=i1)
-    b0, b1 = log_budgets.isel(grid_point=i0), log_budgets.isel(grid_point=i1)
-    w = ((logit_target - l0) / (l1 - l0)).clip(0.0, 1.0).fillna(1.0)
-    found = np.exp(b0 + w * (b1 - b0))
-    return xr.where(reached.any("grid_point"), found, np.inf)
+    base = path_base(fit)
+    # a target per curve, or per draw and curve (e.g. one below each draw's A_max)
+    template = base.template if {"chain", "draw"} & set(target.dims) else base.template[0, 0]
+    order = [d for d in base.template.dims if d in template.dims]
+    per_draw = target.broadcast_like(template).transpose(*order).to_numpy()
+    per_draw = np.broadcast_to(per_draw.reshape(-1, base.n_curves), base.A_max.shape)
+    values = labels_needed_paths(base, per_draw, max_budget, seed)
+    out = xr.DataArray(
+        values.reshape(base.template.shape),
+        dims=base.template.dims,
+        coords=base.template.coords,
+    )
+    return out.transpose("chain", "draw", *fit.curve_dims)
