@@ -169,15 +169,21 @@ def sample_curves(
     seed: int,
     cores: int,
     progress: bool,
+    method: str = "nuts",
 ) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
     """Sample one independent PALM per curve (curve ``k`` with ``seed + k``).
+
+    ``method="nuts"`` samples every curve with nutpie; ``"importance"`` samples all curves at
+    once by importance sampling (:mod:`palm_bayes.inference.importance`) and those whose
+    Pareto ``k`` or effective sample size fail with nutpie, as ``"nuts"`` would.
 
     Returns
     -------
     posterior, sample_stats, constant : xarray.Dataset
         Over ``(chain, draw, *curve_dims)`` (NaN where a curve has no data) and, for the
         constants (``x_first, x_mid, first_budget, last_budget, n_test, b, fitted,
-        sampling_seconds``), over the curve dims.
+        sampling_seconds``, and for importance sampling ``pareto_k``, ``importance_ess`` and
+        ``nuts_fallback``, true for the curves sampled with NUTS), over the curve dims.
     """
     dims = curve_dims(curves)
     shape = tuple(curves.sizes[d] for d in dims)
@@ -192,18 +198,47 @@ def sample_curves(
     }
     fitted = np.zeros(shape, dtype=bool)
 
-    items = list(iter_curves(curves))
-    if not items:
+    prepared = _prepare(curves, b, dims, coords)
+    if not prepared:
         raise PalmInputError("no curve has any observed point")
-    for k, (labels, sub) in enumerate(
-        tqdm(items, desc="PALM fits", unit="curve", disable=not progress)
-    ):
-        index = tuple(int(np.flatnonzero(coords[d] == labels[d])[0]) for d in dims)
-        b_k = float(b.sel(labels))
-        n_test = sub["n_test"].broadcast_like(sub["accuracy"]) if "n_test" in sub else np.inf
-        data = model_data(
-            sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), b_k, np.asarray(n_test)
+    for index, data, stats in prepared:
+        const["x_first"][index] = data["x_first"]
+        const["x_mid"][index] = data["x_mid"]
+        for name, value in stats.items():
+            const[name][index] = value
+        fitted[index] = True
+
+    nuts_curves = list(range(len(prepared)))
+    extra = {}
+    if method == "importance":
+        from palm_bayes.inference.importance import importance_sample
+
+        start = time.perf_counter()
+        found = importance_sample(
+            [data for _, data, _ in prepared],
+            priors,
+            chains=chains,
+            draws=draws,
+            seeds=[seed + k for k in range(len(prepared))],
         )
+        each = (time.perf_counter() - start) / len(prepared)
+        extra = {n: np.full(shape, np.nan) for n in ("pareto_k", "importance_ess")}
+        for k, (index, _, _) in enumerate(prepared):
+            extra["pareto_k"][index] = found["pareto_k"][k]
+            extra["importance_ess"][index] = found["ess"][k]
+            seconds[index] = each
+            if found["ok"][k]:
+                for n in names:
+                    post[n][(slice(None), slice(None), *index)] = found[n][k]
+        nuts_curves = [k for k in nuts_curves if not found["ok"][k]]
+        extra["nuts_fallback"] = np.zeros(shape, dtype=bool)
+        for k in nuts_curves:
+            extra["nuts_fallback"][prepared[k][0]] = True
+    elif method != "nuts":
+        raise PalmInputError(f"method must be 'nuts' or 'importance', got {method!r}")
+
+    for k in tqdm(nuts_curves, desc="PALM fits", unit="curve", disable=not progress):
+        index, data, _ = prepared[k]
         draws_k = sample_curve(
             data,
             priors,
@@ -217,23 +252,33 @@ def sample_curves(
         for n in names:
             post[n][(slice(None), slice(None), *index)] = draws_k[n]
         diverging[(slice(None), slice(None), *index)] = draws_k["diverging"]
-        seconds[index] = draws_k["seconds"]
-        budgets = sub["budget"].to_numpy()
-        const["x_first"][index] = data["x_first"]
-        const["x_mid"][index] = data["x_mid"]
-        const["first_budget"][index] = np.nanmin(budgets)
-        const["last_budget"][index] = np.nanmax(budgets)
-        if "n_test" in sub:
-            const["n_test"][index] = float(np.nanmedian(np.asarray(n_test, dtype=float)))
-        fitted[index] = True
+        seconds[index] = draws_k["seconds"] + (0.0 if np.isnan(seconds[index]) else seconds[index])
 
     sample_dims = ("chain", "draw", *dims)
     sample_coords = {"chain": np.arange(chains), "draw": np.arange(draws), **coords}
     posterior = xr.Dataset({n: (sample_dims, v) for n, v in post.items()}, coords=sample_coords)
     sample_stats = xr.Dataset({"diverging": (sample_dims, diverging)}, coords=sample_coords)
     constant = xr.Dataset(
-        {n: (dims, v) for n, v in const.items()}
+        {n: (dims, v) for n, v in (const | extra).items()}
         | {"b": b.transpose(*dims), "fitted": (dims, fitted), "sampling_seconds": (dims, seconds)},
         coords=coords,
     )
     return posterior, sample_stats, constant
+
+
+def _prepare(curves: xr.Dataset, b: xr.DataArray, dims, coords) -> list[tuple]:
+    """Per curve with data: its grid index, model data and summary constants."""
+    prepared = []
+    for labels, sub in iter_curves(curves):
+        index = tuple(int(np.flatnonzero(coords[d] == labels[d])[0]) for d in dims)
+        b_k = float(b.sel(labels))
+        n_test = sub["n_test"].broadcast_like(sub["accuracy"]) if "n_test" in sub else np.inf
+        data = model_data(
+            sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), b_k, np.asarray(n_test)
+        )
+        budgets = sub["budget"].to_numpy()
+        stats = {"first_budget": np.nanmin(budgets), "last_budget": np.nanmax(budgets)}
+        if "n_test" in sub:
+            stats["n_test"] = float(np.nanmedian(np.asarray(n_test, dtype=float)))
+        prepared.append((index, data, stats))
+    return prepared
