@@ -93,6 +93,7 @@ def _template_batch() -> dict[str, np.ndarray]:
 def _compile(priors: Mapping[str, Any]) -> BatchDensity:
     import pytensor
     import pytensor.tensor as pt
+    from pymc.pytensorf import compile as compile_pymc
     from pytensor.graph.replace import graph_replace
 
     model = create_batched_palm_model(_template_batch(), priors)
@@ -116,10 +117,11 @@ def _compile(priors: Mapping[str, Any]) -> BatchDensity:
         constrained.append(col if transform is None else transform.backward(col, *rv.owner.inputs))
     # exact IEEE arithmetic, as for nutpie: the same numbers whether compiled or cached
     flags = {"on_unused_input": "ignore", "numba__fastmath": False}
-    with warnings.catch_warnings(), pytensor.config.change_flags(**flags):
+    with warnings.catch_warnings(), pytensor.config.change_flags(**flags), model:
         warnings.simplefilter("ignore")
-        f_all = pytensor.function([theta, *data_inputs], [lp, grad], mode="NUMBA")
-        f_con = pytensor.function([theta], constrained, mode="NUMBA")
+        # PyMC's compile inside the model (check_bounds=False): no parameter assertions
+        f_all = compile_pymc([theta, *data_inputs], [lp, grad], mode="NUMBA")
+        f_con = compile_pymc([theta], constrained, mode="NUMBA")
     return BatchDensity(
         value_names=tuple(v.name for v in values),
         free_names=tuple(rv.name for rv in free),

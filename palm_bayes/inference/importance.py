@@ -252,7 +252,7 @@ def _log_p(density: BatchDensity, batch: Mapping[str, np.ndarray], x: np.ndarray
         rows = {k: np.repeat(v[start:stop], m, axis=0) for k, v in batch.items()}
         with np.errstate(all="ignore"):
             out[start * m : stop * m] = density.logp(flat[start * m : stop * m], rows)
-    return out.reshape(n, m)
+    return np.where(np.isfinite(out), out, -np.inf).reshape(n, m)
 
 
 def _weighted_moments(x, log_w, mode, cov):

@@ -94,7 +94,9 @@ def create_batched_palm_model(batch: Mapping[str, np.ndarray], priors: Mapping |
     """
     p = merge_priors(priors)
     n = len(batch["x_first"])
-    with pm.Model(coords={"curve": np.arange(n)}) as model:
+    # no parameter checks: a proposal far out gives a log density of -inf or NaN (weight 0),
+    # not an exception
+    with pm.Model(coords={"curve": np.arange(n)}, check_bounds=False) as model:
         data = {name: pm.Data(name, batch[name]) for name in BATCH_DATA}
         z_mid, z_head, log_slope, eta, noise = (
             sampled_variable(name, p[name], dims="curve") for name in SAMPLED_PRIORS
