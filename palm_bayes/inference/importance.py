@@ -36,15 +36,15 @@ PARETO_K_MAX = 0.7
 #: ... and so are those whose weights have fewer effective draws than this.
 MIN_ESS = 200
 #: Proposal draws per curve and stage.
-PROPOSAL_DRAWS = 1500
+PROPOSAL_DRAWS = 1000
 #: Degrees of freedom of the Student-t proposals.
 PROPOSAL_DF = 4.0
 #: Adaptive stages (each draws ``PROPOSAL_DRAWS`` per curve).
-STAGES = 3
+STAGES = 5
 #: Proposal scales are the fitted ones times this factor (wider than the target).
-SCALE_INFLATION = 1.2
+SCALE_INFLATION = 1.5
 #: Rows per call of the compiled density when weighting draws.
-CHUNK_ROWS = 200_000
+CHUNK_ROWS = 100_000
 
 
 def importance_sample(
@@ -94,11 +94,19 @@ def importance_sample(
     means, scales = [mode], [scale * SCALE_INFLATION**2]
     proposals = np.empty((n, 0, p))
     log_p = np.empty((n, 0))
+    components = np.empty((0, n, 0))  # log density of each proposal component at each draw
     for stage in range(STAGES):
         new = _draw_t(rngs, means[-1], scales[-1], proposal_draws)
+        # the older components at the new draws, then the newest component at all draws
+        old = [_log_t(new, m, c) for m, c in zip(means[:-1], scales[:-1], strict=True)]
+        old_at_new = np.stack(old) if old else np.empty((0, n, proposal_draws))
+        components = np.concatenate([components, old_at_new], axis=2)
         proposals = np.concatenate([proposals, new], axis=1)
+        components = np.concatenate(
+            [components, _log_t(proposals, means[-1], scales[-1])[None]], axis=0
+        )
         log_p = np.concatenate([log_p, _log_p(density, batch, new)], axis=1)
-        log_q = _log_mixture(proposals, means, scales)
+        log_q = np.logaddexp.reduce(components, axis=0) - np.log(len(means))
         log_w = log_p - log_q
         if stage < STAGES - 1:
             mean, cov = _weighted_moments(proposals, log_w, means[-1], scales[-1])
@@ -226,19 +234,13 @@ def _log_t(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
 
     p = mean.shape[1]
     chol = np.linalg.cholesky(cov)
-    diff = x - mean[:, None, :]
-    sol = np.linalg.solve(chol[:, None], diff[..., None])[..., 0]
+    inv_chol = np.linalg.inv(chol)
+    sol = np.matmul(x - mean[:, None, :], np.swapaxes(inv_chol, 1, 2))
     maha = np.sum(sol**2, axis=-1)
     log_det = np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
     nu = PROPOSAL_DF
     const = gammaln((nu + p) / 2) - gammaln(nu / 2) - 0.5 * p * np.log(nu * np.pi)
     return const - log_det[:, None] - 0.5 * (nu + p) * np.log1p(maha / nu)
-
-
-def _log_mixture(x, means, scales) -> np.ndarray:
-    """Log density of the equal mixture of the Student-t proposals at ``x``."""
-    parts = np.stack([_log_t(x, m, c) for m, c in zip(means, scales, strict=True)])
-    return np.logaddexp.reduce(parts, axis=0) - np.log(len(means))
 
 
 def _log_p(density: BatchDensity, batch: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
