@@ -129,15 +129,18 @@ def fallback_share(fit: pb.PalmFit) -> float:
     return float(const["nuts_fallback"].sum() / const["fitted"].sum())
 
 
-def run(sizes: list[int], nuts_curves: int) -> dict:
-    results: dict = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average at start "
-        f"{os.getloadavg()[0]:.1f}",
-        "sampler": SAMPLER,
-        "importance": {},
-        "nuts": {},
-    }
-    first = True
+def run(sizes: list[int], nuts_curves: int, out: Path) -> dict:
+    """Measure, writing ``out`` after every part (a later run with other sizes adds to it)."""
+    results: dict = json.loads(out.read_text()) if out.exists() else {}
+    results["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load average at start "
+        f"{os.getloadavg()[0]:.1f} (shared machine: compare CPU seconds)"
+    )
+    results["sampler"] = SAMPLER
+    results.setdefault("importance", {})
+    first = "cold_seconds_per_curve" not in results["importance"]
+    if not first:  # cold already measured: compile on two curves before timing
+        timed_fit(simulated(2, rng=99), method="importance")
     for n in sizes:
         curves = simulated(n, rng=n)
         fit, seconds = timed_fit(curves, method="importance")
@@ -154,6 +157,9 @@ def run(sizes: list[int], nuts_curves: int) -> dict:
         entry["curves_per_minute"] = 60 * n / entry["seconds"]
         results["importance"][f"simulated_{n}"] = entry
         print(n, "curves, importance:", json.dumps(entry), flush=True)
+        write_json(results, out)
+    if nuts_curves <= 0:
+        return results
 
     subset = simulated(nuts_curves, rng=1)
     fast, fast_s = timed_fit(subset, method="importance")
@@ -173,6 +179,7 @@ def run(sizes: list[int], nuts_curves: int) -> dict:
     }
     print("nuts:", json.dumps(results["nuts"]), flush=True)
     print("agreement (simulated):", json.dumps(results["agreement_simulated"]), flush=True)
+    write_json(results, out)
 
     pilots = lcdb_pilots()
     fast, fast_s = timed_fit(pilots, method="importance")
@@ -203,10 +210,12 @@ def write_json(results: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--nuts-curves", type=int, default=12)
+    parser.add_argument(
+        "--nuts-curves", type=int, default=12, help="NUTS comparison curves (0: importance only)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    results = run(args.sizes, args.nuts_curves)
+    results = run(args.sizes, args.nuts_curves, args.out)
     write_json(results, args.out)
     print("written to", args.out)
 

@@ -104,6 +104,7 @@ def fit(
     >>> fit = pb.fit(curves, seed=0)  # doctest: +SKIP
     >>> fit.forecast([1000, 5000]).median  # doctest: +SKIP
     """
+    method = _method(method, hierarchy)
     curves = load_curves(curves, min_budgets=4 if hierarchy is None else 2)
     falling = decreasing_curves(curves)
     if falling:
@@ -134,7 +135,6 @@ def fit(
         "seed": seed,
     }
     curve_prior = resolve_prior(prior, priors)
-    method = _method(method, hierarchy)
     if hierarchy is not None:
         short = (curves["budget"].max("seed").notnull().sum("step") < 4) & curves[
             "accuracy"
