@@ -3,3 +3,7 @@
 
 class PalmInputError(ValueError):
     """Curves, queries or settings that palm_bayes cannot use as given."""
+
+
+class SamplingWarning(UserWarning):
+    """A fit whose draws may not be trusted as they are (divergences, r_hat, Pareto k)."""

@@ -22,7 +22,8 @@ import xarray as xr
 
 from palm_bayes.data.load import curve_dims, decreasing_curves, load_curves
 from palm_bayes.data.load import labels_per_round as _labels_per_round
-from palm_bayes.errors import PalmInputError
+from palm_bayes.errors import PalmInputError, SamplingWarning
+from palm_bayes.inference.health import sampling_problems
 from palm_bayes.inference.pooled import HIERARCHICAL_PRIORS, check_hierarchy, sample_hierarchical
 from palm_bayes.inference.posterior import FORMAT, PalmPosterior, resolve_prior
 from palm_bayes.inference.sampling import FREE_VARS, sample_curves
@@ -48,6 +49,7 @@ def fit(
     target_accept: float | None = None,
     cores: int | None = None,
     progress: bool = True,
+    method: Literal["importance", "nuts"] | None = None,
 ) -> PalmFit:
     """Fit PALM to every curve: independently, or pooled across groups of curves.
 
@@ -84,6 +86,12 @@ def fit(
         per second matters more there); ``cores`` to ``min(chains, os.cpu_count())``.
     progress : bool
         Show a progress bar over curves.
+    method : {"importance", "nuts"}, optional
+        How independent curves are sampled. ``"importance"`` (the default for independent
+        fits): all curves at once, by importance sampling from a Laplace approximation with
+        Pareto-smoothed weights, and with NUTS the curves where that fails (Pareto ``k`` above
+        0.7); see :mod:`palm_bayes.inference.importance`. ``"nuts"``: every curve with NUTS
+        (nutpie), as before version 0.9 of this option. Pooled fits always use NUTS.
 
     Returns
     -------
@@ -96,6 +104,7 @@ def fit(
     >>> fit = pb.fit(curves, seed=0)  # doctest: +SKIP
     >>> fit.forecast([1000, 5000]).median  # doctest: +SKIP
     """
+    method = _method(method, hierarchy)
     curves = load_curves(curves, min_budgets=4 if hierarchy is None else 2)
     falling = decreasing_curves(curves)
     if falling:
@@ -142,14 +151,46 @@ def fit(
             curves, check_hierarchy(curves, hierarchy), priors, b, sampler, cores, progress
         )
         pooled.idata.posterior.attrs["curve_prior"] = curve_prior.to_json()
+        _warn_problems(pooled, pooled=True, **sampler)
         return pooled
     merged = merge_priors(priors)
     posterior, sample_stats, constant = sample_curves(
-        curves, b, merged, cores=cores, progress=progress, **sampler
+        curves, b, merged, cores=cores, progress=progress, method=method, **sampler
     )
     attrs = _attrs(merged, dims, sampler, [], FREE_VARS)
+    if method != "nuts":
+        attrs["sampler"] = json.dumps({"name": "nutpie", "method": method} | sampler)
     attrs["curve_prior"] = curve_prior.to_json()
-    return _palm_fit(posterior, sample_stats, constant, curves, attrs)
+    result = _palm_fit(posterior, sample_stats, constant, curves, attrs)
+    _warn_problems(result, pooled=False, **sampler)
+    return result
+
+
+def _warn_problems(result: PalmFit, *, pooled: bool, **sampler: Any) -> None:
+    """Warn (``SamplingWarning``, in plain words) when sampling went wrong."""
+    idata = result.idata
+    for line in sampling_problems(
+        idata.posterior,
+        idata.sample_stats,
+        idata.constant_data,
+        json.loads(idata.posterior.attrs["free_vars"]),
+        pooled=pooled,
+        target_accept=sampler["target_accept"],
+        draws=sampler["draws"],
+        tune=sampler["tune"],
+    ):
+        warnings.warn(line, SamplingWarning, stacklevel=3)
+
+
+def _method(method: str | None, hierarchy) -> str:
+    """The sampling method: importance sampling for independent fits, NUTS for pooled ones."""
+    if method is None:
+        return "nuts" if hierarchy is not None else "importance"
+    if method not in ("importance", "nuts"):
+        raise PalmInputError(f"method must be 'importance' or 'nuts', got {method!r}")
+    if method == "importance" and hierarchy is not None:
+        raise PalmInputError("method='importance' is for independent fits; pooled fits use NUTS")
+    return method
 
 
 #: Pooled fits of fewer curves than this sample with ``target_accept=0.98``, larger ones 0.95.

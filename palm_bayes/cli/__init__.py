@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         "it when the fit reports divergent transitions",
     )
     p.add_argument(
+        "--method",
+        choices=("importance", "nuts"),
+        default=None,
+        help="how independent curves are sampled: importance (default: all curves at once, "
+        "NUTS where the Pareto k check fails) or nuts (every curve); pooled fits use NUTS",
+    )
+    p.add_argument(
         "--labels-per-round",
         type=_positive_float,
         default=None,

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from palm_bayes.errors import PalmInputError
+from palm_bayes.errors import PalmInputError, SamplingWarning
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,16 +146,25 @@ def _fit_table(fit) -> pd.DataFrame:
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
-    """``palm fit``: fit PALM to curves and save the posterior folder."""
-    import palm_bayes as pb
-    from palm_bayes.data.files import atomic_folder, check_writable_folder
-    from palm_bayes.report.figures import plot_fit
+    """``palm fit``: fit PALM to curves and save the posterior folder (one writer per --out)."""
+    from palm_bayes.data.files import check_writable_folder
+    from palm_bayes.data.outlock import exclusive_output
 
     out = Path(args.out)
     try:
         check_writable_folder(out, FIT_FILE)
     except ValueError as err:
         raise PalmInputError(f"--out: {err}") from None
+    with exclusive_output(out):
+        _fit_into(args, out)
+
+
+def _fit_into(args: argparse.Namespace, out: Path) -> None:
+    """The body of ``palm fit`` (run while holding the lock of ``out``)."""
+    import palm_bayes as pb
+    from palm_bayes.data.files import atomic_folder
+    from palm_bayes.report.figures import plot_fit
+
     lsq_init = _parse_pairs(args.lsq_init, "--lsq-init")
     lsq_bounds = _parse_bounds(args.lsq_bounds)
     for name in [*lsq_init, *lsq_bounds]:
@@ -163,18 +173,21 @@ def cmd_fit(args: argparse.Namespace) -> None:
     curves = pb.load_curves(
         args.curves, labels_per_round=args.labels_per_round, percent=args.percent
     )
-    fit = pb.fit(
-        curves,
-        hierarchy=args.hierarchy,
-        priors=_parse_priors(args.prior),
-        prior=args.prior_file,
-        seed=args.seed,
-        draws=args.draws,
-        tune=args.tune,
-        chains=args.chains,
-        target_accept=args.target_accept,
-        progress=not args.quiet,
-    )
+    with warnings.catch_warnings():  # the same advice is printed below the table
+        warnings.simplefilter("ignore", SamplingWarning)
+        fit = pb.fit(
+            curves,
+            hierarchy=args.hierarchy,
+            priors=_parse_priors(args.prior),
+            prior=args.prior_file,
+            seed=args.seed,
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            target_accept=args.target_accept,
+            progress=not args.quiet,
+            method=getattr(args, "method", None),
+        )
     lsq = pb.fit_least_squares(
         curves,
         init=_parse_pairs(args.lsq_init, "--lsq-init"),

@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
@@ -169,43 +170,54 @@ def sample_curves(
     seed: int,
     cores: int,
     progress: bool,
+    method: str = "nuts",
 ) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
     """Sample one independent PALM per curve (curve ``k`` with ``seed + k``).
+
+    ``method="nuts"`` samples every curve with nutpie; ``"importance"`` samples all curves at
+    once by importance sampling (:mod:`palm_bayes.inference.importance`) and those whose
+    Pareto ``k`` or effective sample size fail with nutpie, as ``"nuts"`` would.
 
     Returns
     -------
     posterior, sample_stats, constant : xarray.Dataset
         Over ``(chain, draw, *curve_dims)`` (NaN where a curve has no data) and, for the
         constants (``x_first, x_mid, first_budget, last_budget, n_test, b, fitted,
-        sampling_seconds``), over the curve dims.
+        sampling_seconds``, and for importance sampling ``pareto_k``, ``importance_ess`` and
+        ``nuts_fallback``, true for the curves sampled with NUTS), over the curve dims.
     """
     dims = curve_dims(curves)
-    shape = tuple(curves.sizes[d] for d in dims)
     coords = {d: curves[d].to_numpy() for d in dims}
     names = FREE_VARS + PALM_VARS
-    post = {n: np.full((chains, draws, *shape), np.nan) for n in names}
-    diverging = np.zeros((chains, draws, *shape), dtype=bool)
-    seconds = np.full(shape, np.nan)
-    const = {
-        n: np.full(shape, np.nan)
-        for n in ("x_first", "x_mid", "first_budget", "last_budget", "n_test")
-    }
-    fitted = np.zeros(shape, dtype=bool)
+    stats, datas = prepare_curves(curves, b)
+    n = len(datas)
+    post = {name: np.full((chains, draws, n), np.nan) for name in names}
+    diverging = np.zeros((chains, draws, n), dtype=bool)
+    seconds = np.full(n, np.nan)
+    extra: dict[str, np.ndarray] = {}
+    nuts_curves = list(range(n))
+    if method == "importance":
+        from palm_bayes.inference.importance import importance_sample
 
-    items = list(iter_curves(curves))
-    if not items:
-        raise PalmInputError("no curve has any observed point")
-    for k, (labels, sub) in enumerate(
-        tqdm(items, desc="PALM fits", unit="curve", disable=not progress)
-    ):
-        index = tuple(int(np.flatnonzero(coords[d] == labels[d])[0]) for d in dims)
-        b_k = float(b.sel(labels))
-        n_test = sub["n_test"].broadcast_like(sub["accuracy"]) if "n_test" in sub else np.inf
-        data = model_data(
-            sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), b_k, np.asarray(n_test)
+        start = time.perf_counter()
+        found = importance_sample(
+            datas, priors, chains=chains, draws=draws, seeds=[seed + k for k in range(n)]
         )
+        seconds[:] = (time.perf_counter() - start) / n
+        for name in names:
+            post[name][..., found["ok"]] = np.moveaxis(found[name][found["ok"]], 0, -1)
+        nuts_curves = [k for k in nuts_curves if not found["ok"][k]]
+        extra = {
+            "pareto_k": found["pareto_k"],
+            "importance_ess": found["ess"],
+            "nuts_fallback": ~found["ok"],
+        }
+    elif method != "nuts":
+        raise PalmInputError(f"method must be 'nuts' or 'importance', got {method!r}")
+
+    for k in tqdm(nuts_curves, desc="PALM fits", unit="curve", disable=not progress):
         draws_k = sample_curve(
-            data,
+            datas[k],
             priors,
             chains=chains,
             draws=draws,
@@ -214,26 +226,70 @@ def sample_curves(
             seed=seed + k,
             cores=cores,
         )
-        for n in names:
-            post[n][(slice(None), slice(None), *index)] = draws_k[n]
-        diverging[(slice(None), slice(None), *index)] = draws_k["diverging"]
-        seconds[index] = draws_k["seconds"]
-        budgets = sub["budget"].to_numpy()
-        const["x_first"][index] = data["x_first"]
-        const["x_mid"][index] = data["x_mid"]
-        const["first_budget"][index] = np.nanmin(budgets)
-        const["last_budget"][index] = np.nanmax(budgets)
-        if "n_test" in sub:
-            const["n_test"][index] = float(np.nanmedian(np.asarray(n_test, dtype=float)))
-        fitted[index] = True
+        for name in names:
+            post[name][..., k] = draws_k[name]
+        diverging[..., k] = draws_k["diverging"]
+        seconds[k] = draws_k["seconds"] + (0.0 if np.isnan(seconds[k]) else seconds[k])
 
-    sample_dims = ("chain", "draw", *dims)
-    sample_coords = {"chain": np.arange(chains), "draw": np.arange(draws), **coords}
-    posterior = xr.Dataset({n: (sample_dims, v) for n, v in post.items()}, coords=sample_coords)
-    sample_stats = xr.Dataset({"diverging": (sample_dims, diverging)}, coords=sample_coords)
-    constant = xr.Dataset(
-        {n: (dims, v) for n, v in const.items()}
-        | {"b": b.transpose(*dims), "fitted": (dims, fitted), "sampling_seconds": (dims, seconds)},
-        coords=coords,
+    sample_dims = ("chain", "draw", "curve")
+    posterior = xr.Dataset({name: (sample_dims, v) for name, v in post.items()})
+    sample_stats = xr.Dataset({"diverging": (sample_dims, diverging)})
+    constant = stats.assign(
+        {name: ("curve", v) for name, v in extra.items()}
+        | {"fitted": ("curve", np.ones(n, dtype=bool)), "sampling_seconds": ("curve", seconds)}
     )
-    return posterior, sample_stats, constant
+    chain_draw = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    posterior = assemble(posterior.assign_coords(stats.coords), coords).assign_coords(chain_draw)
+    sample_stats = assemble(sample_stats.assign_coords(stats.coords), coords)
+    constant = assemble(constant, coords)
+    constant["b"] = b.transpose(*dims)
+    return posterior, sample_stats.assign_coords(chain_draw), constant
+
+
+#: Fill values of the curve grid where a curve has no data (NaN for the rest).
+_FILL = {"diverging": False, "fitted": False, "nuts_fallback": False}
+
+
+def assemble(stacked: xr.Dataset, coords: dict[str, np.ndarray]) -> xr.Dataset:
+    """Per-curve values over a stacked ``curve`` dim onto the full curve grid (``coords``).
+
+    Curves without data get NaN (``False`` for flags); dims come out as ``(..., *coords)``.
+    """
+    fill = {name: _FILL.get(name, np.nan) for name in stacked.data_vars}
+    grid = stacked.unstack("curve", fill_value=fill).reindex(coords, fill_value=fill)
+    other = [d for d in stacked.dims if d != "curve"]
+    return grid.transpose(*other, *coords)
+
+
+def prepare_curves(curves: xr.Dataset, b: xr.DataArray) -> tuple[xr.Dataset, list[dict]]:
+    """Prepare every curve with data once: constants over a stacked ``curve`` dim, model data.
+
+    The constants (``x_first, x_mid, first_budget, last_budget, n_test``) carry the labels of
+    the curve dims as a MultiIndex; the model data are :func:`model_data` per curve, in order.
+    """
+    dims = curve_dims(curves)
+    labels, datas = [], []
+    const = {n: [] for n in ("x_first", "x_mid", "first_budget", "last_budget", "n_test")}
+    for label, sub in iter_curves(curves):
+        b_k = float(b.sel(label))
+        n_test = sub["n_test"].broadcast_like(sub["accuracy"]) if "n_test" in sub else np.inf
+        data = model_data(
+            sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), b_k, np.asarray(n_test)
+        )
+        budgets = sub["budget"].to_numpy()
+        const["x_first"].append(data["x_first"])
+        const["x_mid"].append(data["x_mid"])
+        const["first_budget"].append(np.nanmin(budgets))
+        const["last_budget"].append(np.nanmax(budgets))
+        has_n = "n_test" in sub
+        const["n_test"].append(
+            float(np.nanmedian(np.asarray(n_test, dtype=float))) if has_n else np.nan
+        )
+        labels.append(tuple(label[d] for d in dims))
+        datas.append(data)
+    if not datas:
+        raise PalmInputError("no curve has any observed point")
+    index = pd.MultiIndex.from_tuples(labels, names=list(dims))
+    curve = xr.Coordinates.from_pandas_multiindex(index, "curve")
+    stats = xr.Dataset({n: ("curve", np.asarray(v, dtype=float)) for n, v in const.items()})
+    return stats.assign_coords(curve), datas

@@ -24,6 +24,7 @@ __all__ = [
     "seed_variance",
     "likelihood_terms",
     "palm_likelihood",
+    "masked_log_likelihood",
     "log_likelihood",
     "predictive_draws",
 ]
@@ -71,6 +72,24 @@ def palm_likelihood(mu, noise, y, n_seeds, inv_n, rep_index, rep_sq_dev, floor) 
         observed=rep_sq_dev,
         shape=rep_index.shape,
     )
+
+
+def masked_log_likelihood(
+    mu, noise, y, n_seeds, inv_n, sq_dev, budget_mask, rep_mask, floor
+):  # fmt: skip
+    """Per-curve log-likelihood of padded ``(curve, budget)`` statistics (PyTensor).
+
+    The same two observed distributions as :func:`palm_likelihood` (seed mean Normal, sum of
+    squares Gamma), element by element, summed over the budgets where ``budget_mask`` (seed
+    means) and ``rep_mask`` (replicated budgets) are 1. Masked slots must hold finite values.
+    """
+    import pytensor.tensor as pt
+
+    seed_var = seed_variance(mu, noise, inv_n, floor)
+    mean_ll = pm.logp(pm.Normal.dist(mu=mu, sigma=pt.sqrt(seed_var / n_seeds)), y)
+    shape = pt.switch(rep_mask > 0, (n_seeds - 1) / 2, 1.0)
+    spread_ll = pm.logp(pm.Gamma.dist(alpha=shape, beta=1 / (2 * seed_var)), sq_dev)
+    return (budget_mask * mean_ll + rep_mask * spread_ll).sum(axis=-1)
 
 
 def log_likelihood(

@@ -49,6 +49,7 @@ __all__ = [
     "priors_to_json",
     "is_prior_object",
     "SAMPLED_PRIORS",
+    "sampled_variable",
     "create_palm_model",
     "model_data",
     "palm_mean",
@@ -174,11 +175,20 @@ def priors_to_json(priors: Mapping[str, Any]) -> str:
 
 def _sampled(name: str, spec: Mapping[str, Any]):
     """The model variable ``name``: the user's ``Prior`` or the default family."""
+    return sampled_variable(name, spec)
+
+
+def sampled_variable(name: str, spec: Mapping[str, Any], dims: str | None = None):
+    """The model variable ``name`` (over ``dims``): the user's ``Prior`` or the default family."""
     if "prior" in spec:
-        return spec["prior"].create_variable(name)
+        prior = spec["prior"]
+        if dims is not None:
+            prior = prior.deepcopy()
+            prior.dims = (dims,)
+        return prior.create_variable(name)
     if name == "noise":
-        return pm.HalfNormal(name, sigma=spec["sigma"])
-    return pm.Normal(name, mu=spec["mu"], sigma=spec["sigma"])
+        return pm.HalfNormal(name, sigma=spec["sigma"], dims=dims)
+    return pm.Normal(name, mu=spec["mu"], sigma=spec["sigma"], dims=dims)
 
 
 def model_data(budget: np.ndarray, accuracy: np.ndarray, b: float, n_test: np.ndarray | float):

@@ -317,7 +317,8 @@ def summary(fit: PalmPosterior, *, hdi_prob: float = 0.9) -> xr.Dataset:
 def diagnostics(fit: PalmPosterior) -> xr.Dataset:
     """Per-curve sampler health.
 
-    Worst r_hat and bulk ESS of the sampled variables, divergent transitions, seconds.
+    Worst r_hat and bulk ESS of the sampled variables, divergent transitions, seconds; for
+    curves drawn by importance sampling, the ESS of their weights and their Pareto ``k``.
     """
     post = fit.idata.posterior[list(fit.free_vars)]
     fitted = fit.idata.constant_data["fitted"]
@@ -331,6 +332,11 @@ def diagnostics(fit: PalmPosterior) -> xr.Dataset:
             "seconds": fit.idata.constant_data["sampling_seconds"],
         }
     )
+    const = fit.idata.constant_data
+    if "nuts_fallback" in const:  # importance-sampled curves: the ESS of their weights, and k
+        weighted = ~const["nuts_fallback"]
+        out["ess_bulk_min"] = out["ess_bulk_min"].where(~weighted, const["importance_ess"])
+        out["pareto_k"] = const["pareto_k"].where(weighted)
     return out.where(fitted)
 
 
