@@ -26,6 +26,7 @@ from palm_bayes.errors import PalmInputError
 from palm_bayes.inference.pooled import HIERARCHICAL_PRIORS, check_hierarchy, sample_hierarchical
 from palm_bayes.inference.posterior import FORMAT, PalmPosterior, resolve_prior
 from palm_bayes.inference.sampling import FREE_VARS, sample_curves
+from palm_bayes.inference.self_calibration import fit_attrs
 from palm_bayes.model.single import merge_priors, priors_to_json
 from palm_bayes.priors.curve_prior import CurvePrior
 from palm_bayes.queries import forecast as queries
@@ -48,6 +49,7 @@ def fit(
     target_accept: float | None = None,
     cores: int | None = None,
     progress: bool = True,
+    calibrate: bool = True,
 ) -> PalmFit:
     """Fit PALM to every curve: independently, or pooled across groups of curves.
 
@@ -84,6 +86,12 @@ def fit(
         per second matters more there); ``cores`` to ``min(chains, os.cpu_count())``.
     progress : bool
         Show a progress bar over curves.
+    calibrate : bool
+        Self-calibration (default on): backtest the pilot's own forecasts and update the curve
+        prior's discrepancy (scale, drift, correlation between curves) with what they show
+        (:mod:`palm_bayes.inference.self_calibration`); a pilot too short to backtest keeps
+        the prior as it is, and says so in :meth:`PalmFit.describe`. ``False``: the prior as
+        given.
 
     Returns
     -------
@@ -141,14 +149,16 @@ def fit(
         pooled = _fit_hierarchical(
             curves, check_hierarchy(curves, hierarchy), priors, b, sampler, cores, progress
         )
-        pooled.idata.posterior.attrs["curve_prior"] = curve_prior.to_json()
+        pooled.idata.posterior.attrs.update(
+            fit_attrs(curves, curve_prior, calibrate=calibrate, b=b, seed=seed)
+        )
         return pooled
     merged = merge_priors(priors)
     posterior, sample_stats, constant = sample_curves(
         curves, b, merged, cores=cores, progress=progress, **sampler
     )
     attrs = _attrs(merged, dims, sampler, [], FREE_VARS)
-    attrs["curve_prior"] = curve_prior.to_json()
+    attrs |= fit_attrs(curves, curve_prior, calibrate=calibrate, b=b, seed=seed)
     return _palm_fit(posterior, sample_stats, constant, curves, attrs)
 
 
