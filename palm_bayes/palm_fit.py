@@ -373,6 +373,15 @@ class PalmFit(PalmPosterior):
 
         return aubc(self, budget_range, **kwargs)
 
+    def decided_up_to(self, **kwargs: Any) -> xr.DataArray:
+        """Per pair, the largest budget up to which P(row beats column) is decided.
+
+        See :func:`palm_bayes.queries.rankings.decided_up_to`.
+        """
+        from palm_bayes.queries.rankings import decided_up_to
+
+        return decided_up_to(self, **kwargs)
+
     def win_matrix(self, budgets: Any, **kwargs: Any) -> xr.DataArray:
         """Pairwise P(row beats column): see :func:`palm_bayes.queries.rankings.win_matrix`."""
         from palm_bayes.queries.rankings import win_matrix

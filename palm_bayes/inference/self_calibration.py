@@ -39,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.optimize import least_squares
 from scipy.special import logsumexp
 
 from palm_bayes.data.load import curve_dims, iter_curves
@@ -60,6 +61,7 @@ __all__ = [
     "calibrate_prior",
     "pairs_changed_order",
     "self_calibrate",
+    "update_prior",
 ]
 
 #: Distinct budgets a curve needs for a backtest: 4 to refit PALM on, at least 1 to check.
@@ -165,11 +167,11 @@ def grid_least_squares(
 ) -> tuple[float, float, float, float]:
     """Weighted least-squares PALM fit by grid search, with ``A_max`` solved in closed form.
 
-    ``x`` are budgets over ``b``, ``y`` seed means, ``weight`` their seed counts. A grid of
-    ``(alpha, beta, log lambda)`` and a finer grid around its best point; for each,
-    ``A_max`` in ``[0, 1]`` minimises the squared error exactly. Deterministic and about a
-    millisecond per fit (``scipy``'s ``curve_fit`` from several starts takes ~0.3 s), which is
-    what backtests at several origins of every curve need.
+    ``x`` are budgets over ``b``, ``y`` seed means, ``weight`` their seed counts. On a grid of
+    ``(alpha, beta, log lambda)`` ``A_max`` in ``[0, 1]`` minimises the squared error exactly;
+    the best grid point is polished by one bounded least-squares run. Deterministic and a few
+    milliseconds per fit (``curve_fit`` from several starts took ~0.3 s), which is what
+    backtests at several origins of every curve need.
 
     Returns
     -------
@@ -177,11 +179,52 @@ def grid_least_squares(
         ``(A_max, log_lambda, alpha, beta)``.
     """
     x, y, w = (np.asarray(v, dtype=float) for v in (x, y, weight))
-    best = _grid_pass(x, y, w, _ALPHA * x.min(), _BETA, _LOG_LAM)
-    _, _, alpha, beta = best
-    fine_beta = beta * np.exp(np.linspace(-0.07, 0.07, 9))
-    fine_lam = best[1] + np.linspace(-0.25, 0.25, 11)
-    return _grid_pass(x, y, w, np.array([alpha]), fine_beta, fine_lam)
+    start = np.array(_grid_pass(x, y, w, _ALPHA * x.min(), _BETA, _LOG_LAM))
+    # polish the grid's best point: Levenberg-Marquardt (MINPACK) on unbounded transforms
+    a_max, log_lam, alpha, beta = start
+    low = -x.min()
+    theta0 = np.array([
+        np.log(np.clip(a_max, 1e-4, 1 - 1e-4) / (1 - np.clip(a_max, 1e-4, 1 - 1e-4))),
+        log_lam, np.log(max(alpha - low, 1e-6)), np.log(beta),
+    ])  # fmt: skip
+    sqrt_w = np.sqrt(w)
+
+    def natural(theta: np.ndarray) -> tuple[float, float, float, float]:
+        return (
+            float(1 / (1 + np.exp(-theta[0]))), float(theta[1]),
+            float(low + np.exp(theta[2])), float(np.exp(theta[3])),
+        )  # fmt: skip
+
+    def parts(theta: np.ndarray):
+        a, alpha, beta = 1 / (1 + np.exp(-theta[0])), low + np.exp(theta[2]), np.exp(theta[3])
+        log_s = np.log(np.maximum(x + alpha, 1e-300))
+        z = np.exp(np.minimum(theta[1] + beta * log_s, 50.0))
+        return a, alpha, beta, log_s, z, -np.expm1(-z)
+
+    def resid(theta: np.ndarray) -> np.ndarray:
+        a, *_, cover = parts(theta)
+        return sqrt_w * (a * cover - y)
+
+    def jac(theta: np.ndarray) -> np.ndarray:
+        a, alpha, beta, log_s, z, cover = parts(theta)
+        slope = a * np.exp(-z) * z  # d f / d (log z)
+        columns = [
+            a * (1 - a) * cover, slope, slope * beta / (x + alpha) * (alpha - low),
+            slope * log_s * beta,
+        ]  # fmt: skip
+        return sqrt_w[:, None] * np.stack(columns, axis=1)
+
+    sse0 = float(np.sum((sqrt_w * (palm_curve_log_lambda(x, *start) - y)) ** 2))
+    with np.errstate(all="ignore"):
+        try:
+            polished = least_squares(resid, theta0, jac=jac, method="lm", max_nfev=200)
+        except ValueError:
+            return tuple(map(float, start))
+    if np.all(np.isfinite(polished.x)) and np.sum(polished.fun**2) <= sse0:
+        result = natural(polished.x)
+        if result[3] < 10.0:
+            return result
+    return tuple(map(float, start))
 
 
 def _grid_pass(x, y, w, alphas, betas, log_lams):
@@ -455,6 +498,39 @@ def calibrate_prior(
                 "is used as it is"
             ),
         )
+    updated, posterior = update_prior(cases, prior, design=design, seed=seed, n_draws=n_draws)
+    near2 = cases.loc[(cases["d"] - np.log(2.0)).abs().groupby(cases["curve"]).idxmin()]
+    summary = SelfCalibration(
+        "calibrated",
+        design,
+        n_curves=int(cases["curve"].nunique()),
+        n_backtests=len(cases),
+        n_pairs=int(
+            sum(n * (n - 1) // 2 for n in cases.groupby(["group", "origin"]).size().to_numpy())
+        ),
+        ratio=float(np.exp(near2["d"].median())),
+        mae=float((near2["forecast"] - near2["observed"]).abs().mean()),
+        pairs_total=total,
+        pairs_changed=changed,
+        posterior=posterior,
+    )
+    return updated, summary
+
+
+def update_prior(
+    cases: pd.DataFrame,
+    prior: CurvePrior,
+    *,
+    design: Literal["grid", "stack"] = "grid",
+    seed: int = 0,
+    n_draws: int = 1000,
+) -> tuple[CurvePrior, dict[str, Any]]:
+    """The curve prior updated by backtest residuals (the table of :func:`backtest_pilot`).
+
+    Returns the updated prior (its draws follow the posterior over ``(m, rho, g)``, or over
+    the stacked priors) and a summary of that posterior: mean and 90% interval of ``m``,
+    ``rho`` and ``g`` (grid), or the weight of each stacked prior.
+    """
     if design == "grid":
         mm, rr, gg, log_prior = _grid_points(prior)
     else:
@@ -491,22 +567,7 @@ def calibrate_prior(
         }
     else:
         posterior = {k: float(w) for k, w in zip(_stack_candidates(prior), weights, strict=True)}
-    near2 = cases.loc[(cases["d"] - np.log(2.0)).abs().groupby(cases["curve"]).idxmin()]
-    summary = SelfCalibration(
-        "calibrated",
-        design,
-        n_curves=int(cases["curve"].nunique()),
-        n_backtests=len(cases),
-        n_pairs=int(
-            sum(n * (n - 1) // 2 for n in cases.groupby(["group", "origin"]).size().to_numpy())
-        ),
-        ratio=float(np.exp(near2["d"].median())),
-        mae=float((near2["forecast"] - near2["observed"]).abs().mean()),
-        pairs_total=total,
-        pairs_changed=changed,
-        posterior=posterior,
-    )
-    return updated, summary
+    return updated, posterior
 
 
 def _summary(values: np.ndarray, weights: np.ndarray) -> dict[str, float]:
