@@ -1,4 +1,3 @@
-# Stays ~400 lines: one argparse parser and thin handler per subcommand (run, sweep, embed...).
 """The ``al-runner`` command: run AL experiments and list what is available. Thin: it parses."""
 
 from __future__ import annotations

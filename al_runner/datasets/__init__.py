@@ -1,4 +1,3 @@
-# Stays long: one short loader per on-disk format (IDX, CIFAR, SVHN, ...) behind one registry.
 """Datasets for the AL loop, read from local files only (nothing is downloaded at run time).
 
 Every loader returns an :class:`ALDataset`: a train split (the unlabelled pool) and a test split.
@@ -28,12 +27,19 @@ import functools
 import gzip
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from al_runner.datasets.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ALDataset,
+    Split,
+    require_root,
+)
 from al_runner.errors import ALRunnerError
 
 __all__ = [
@@ -52,64 +58,6 @@ _FMNIST_FILES = {
 }
 _SPLIT_SEED = 0  # fixed: the test set must not move between runs or seeds
 IMAGENET_SIZE = 224  # crop size of ImageNet subsets (resized to 256/224 of it first)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # channel statistics that normalise ImageNet subsets
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass
-class Split:
-    """One split: inputs ``x`` and integer labels ``y`` (``0 .. n_classes-1``).
-
-    ``x`` is a ``uint8`` image array ``(N, C, H, W)``, a ``float32`` feature matrix ``(N, D)``,
-    or a torch ``Dataset`` yielding ``(tensor, label)`` (images on disk).
-    """
-
-    x: Any
-    y: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    @property
-    def in_memory(self) -> bool:
-        """Whether ``x`` is an array (as opposed to a lazy on-disk dataset)."""
-        return isinstance(self.x, np.ndarray)
-
-
-@dataclass
-class ALDataset:
-    """A pool (``train``) and a held-out ``test`` split with provenance.
-
-    Attributes
-    ----------
-    name : str
-        Registry name.
-    kind : {"image", "features"}
-        Images (CNN/ResNet learners; flattened pixels for fixed-feature learners) or features.
-    train_augmented : Split, optional
-        For on-disk image datasets: the pool with training-time transforms.
-    """
-
-    name: str
-    kind: str
-    train: Split
-    test: Split
-    n_classes: int
-    classes: list[str] = field(default_factory=list)
-    train_augmented: Split | None = None
-    source: str = ""
-
-    @property
-    def n_pool(self) -> int:
-        """Number of pool (train) samples."""
-        return len(self.train)
-
-    @property
-    def image_shape(self) -> tuple[int, ...] | None:
-        """``(C, H, W)`` of in-memory images, else None."""
-        if self.kind == "image" and self.train.in_memory:
-            return tuple(self.train.x.shape[1:])
-        return None
 
 
 # --------------------------------------------------------------------------- loaders
@@ -198,7 +146,7 @@ def _load_fashion_mnist(root: str | os.PathLike | None = None, **_: Any) -> ALDa
 
 
 def _load_mnist(root: str | os.PathLike | None = None, **_: Any) -> ALDataset:
-    path = _require_root("mnist", root)
+    path = require_root("mnist", root)
     raw = path / "MNIST" / "raw"  # torchvision's layout
     folder = raw if raw.is_dir() else path
     splits = _read_idx_splits("MNIST", folder, False)
@@ -239,19 +187,8 @@ def _read_idx_splits(name: str, folder: Path, debian: bool) -> dict[str, Split]:
     return splits
 
 
-def _require_root(name: str, root: str | os.PathLike | None) -> Path:
-    if root is None:
-        raise ALRunnerError(
-            f"dataset {name!r} needs --data-root (a local path; nothing is downloaded)"
-        )
-    path = Path(root)
-    if not path.exists():
-        raise ALRunnerError(f"dataset {name!r}: no such path {path}")
-    return path
-
-
 def _load_cifar(name: str, root: str | os.PathLike | None = None, **_: Any) -> ALDataset:
-    path = _require_root(name, root)
+    path = require_root(name, root)
     try:
         from torchvision import datasets as tvd
     except ImportError as exc:
@@ -365,7 +302,7 @@ def _load_imbalanced_cifar(
 
 
 def _load_svhn(root: str | os.PathLike | None = None, **_: Any) -> ALDataset:
-    path = _require_root("svhn", root)
+    path = require_root("svhn", root)
     try:
         from scipy.io import loadmat
     except ImportError as exc:  # pragma: no cover - scipy comes with scikit-learn
@@ -434,7 +371,7 @@ def _load_imagenet(
     class_list: str | os.PathLike | None = None,
     **_: Any,
 ) -> ALDataset:
-    path = _require_root(name, root)
+    path = require_root(name, root)
     expected = int(name.removeprefix("imagenet"))
     if class_list is None:
         default = path / f"{name}_classes.txt"
@@ -504,7 +441,7 @@ def _load_features(
     labels: str | os.PathLike | None = None,
     **_: Any,
 ) -> ALDataset:
-    path = _require_root(name, root)
+    path = require_root(name, root)
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from al_runner.datasets import IMAGENET_MEAN, IMAGENET_STD, ALDataset, Split, _require_root
+from al_runner.datasets.base import IMAGENET_MEAN, IMAGENET_STD, ALDataset, Split, require_root
 from al_runner.errors import ALRunnerError
 
 __all__ = ["DEFAULT_IMAGE_SIZE", "ImageList", "load_imagefolder", "load_tinyimagenet"]
@@ -192,7 +192,7 @@ def load_imagefolder(
     ALDataset
         Named ``imagefolder-<root folder name>`` (keys embedding caches apart).
     """
-    path = _require_root("imagefolder", root)
+    path = require_root("imagefolder", root)
     size = DEFAULT_IMAGE_SIZE if image_size is None else int(image_size)
     if size < 8:
         raise ALRunnerError(f"imagefolder: --image-size must be >= 8, got {size}")
@@ -242,7 +242,7 @@ def load_tinyimagenet(root: str | os.PathLike | None = None, **_: Any) -> ALData
     -------
     ALDataset
     """
-    path = _require_root("tinyimagenet", root)
+    path = require_root("tinyimagenet", root)
     base = path / "tiny-imagenet-200" if (path / "tiny-imagenet-200").is_dir() else path
     annotations = base / "val" / "val_annotations.txt"
     if not (base / "train").is_dir() or not annotations.exists():

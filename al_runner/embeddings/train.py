@@ -1,4 +1,3 @@
-# Stays long: SSL training, feature extraction and the cache share one checkpoint format.
 """Training loop (resumable, atomic checkpoints), feature extraction and the feature cache."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# Stays long (~440 lines): one short handler per ``palm`` sub-command (11 of them).
 """The ``palm`` command's handlers: each reads its parsed arguments, queries and prints.
 
 :mod:`palm_bayes.cli` builds the parser and dispatches here. Heavy modules (PyMC, ArviZ,

@@ -1,4 +1,3 @@
-# Stays long (~450 lines): every reader and the one validation of the curves contract.
 """One entry point for learning curves: every input becomes the canonical curves Dataset.
 
 The canonical Dataset (the contract shared with ``al_runner``) has dims

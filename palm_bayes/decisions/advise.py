@@ -1,4 +1,3 @@
-# Stays long (~480 lines): the advisor's two rules (cheapest, ALDA) share draws and verdicts.
 """Decisions from a PALM posterior: which strategy to continue with, when to switch, summaries.
 
 The reference PALM advisor (ALDA) answers from least-squares point estimates: is the target

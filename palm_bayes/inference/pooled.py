@@ -1,4 +1,3 @@
-# Stays long (~470 lines): data, model, start, sampling share one parametrisation (PARAMS).
 """Hierarchical PALM: partial pooling of curve parameters across datasets, strategies, ...
 
 Every curve ``c`` (one combination of the id dims; seeds are replicates) has four unconstrained

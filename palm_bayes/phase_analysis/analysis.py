@@ -1,4 +1,3 @@
-# Stays long (~620 lines): one model whose parts share the segment layout and proxies.
 """Phases of active learning: where the mechanism behind a dataset's risk curve changes.
 
 The mechanism-driven theory of AL phase transitions (Machnio, Nielsen & Mehdipour Ghazi, 2026)
