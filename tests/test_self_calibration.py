@@ -167,3 +167,21 @@ def test_palm_fit_calibrates_by_default_and_says_so(two_strategy_fit_dir):
     )
     assert library.meta.get("self_calibrated") is None
     assert fit.curve_prior.meta["self_calibrated"] == "grid"
+
+
+@pytest.mark.slow
+def test_palm_compare_marks_undecided_and_decided_up_to(two_strategy_fit_dir, capsys):
+    import json
+
+    from palm_bayes.cli import main
+
+    args = ["compare", str(two_strategy_fit_dir), "--a", "strategy=good", "--b", "strategy=poor"]
+    assert main([*args, "--budget", "400", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["prob_better"] > 0.9 and row["undecided"] is False
+    fit = pb.PalmFit.from_netcdf(two_strategy_fit_dir / "fit.nc")
+    span = fit.decided_up_to().sel(strategy="good", opponent="poor").squeeze()
+    assert row["decided_up_to"] == pytest.approx(float(span))
+    assert main([*args, "--budget", "400"]) == 0
+    out = capsys.readouterr().out
+    assert "decided_up_to" in out and "undecided: True: P lies in [0.2, 0.8]" in out

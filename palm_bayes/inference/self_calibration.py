@@ -429,11 +429,13 @@ def _loglik(
     return total
 
 
-def _grid_points(prior: CurvePrior) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _grid_points(
+    prior: CurvePrior, library_mass: float = LIBRARY_RHO_MASS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The ``(m, rho, g)`` grid with its log prior; ``rho = -1`` marks the library's draws."""
     rho_values = np.concatenate([RHO_GRID, [-1.0]])
     rho_prior = np.concatenate(
-        [np.full(RHO_GRID.size, (1 - LIBRARY_RHO_MASS) / RHO_GRID.size), [LIBRARY_RHO_MASS]]
+        [np.full(RHO_GRID.size, (1 - library_mass) / RHO_GRID.size), [library_mass]]
     )
     m_prior = np.exp(-0.5 * (np.log(M_GRID) / M_PRIOR_SD) ** 2)
     m_prior /= m_prior.sum()
@@ -455,6 +457,7 @@ def calibrate_prior(
     b: xr.DataArray | None = None,
     seed: int = 0,
     n_draws: int = 1000,
+    library_mass: float = LIBRARY_RHO_MASS,
 ) -> tuple[CurvePrior, SelfCalibration]:
     """The curve prior updated by backtests inside the pilot ``curves`` (see module docstring).
 
@@ -472,6 +475,8 @@ def calibrate_prior(
         Seed of the draws of the updated prior.
     n_draws : int
         Draws of the updated prior.
+    library_mass : float
+        Grid design: the prior mass on the library's ``rho`` (see :func:`update_prior`).
 
     Returns
     -------
@@ -498,7 +503,9 @@ def calibrate_prior(
                 "is used as it is"
             ),
         )
-    updated, posterior = update_prior(cases, prior, design=design, seed=seed, n_draws=n_draws)
+    updated, posterior = update_prior(
+        cases, prior, design=design, seed=seed, n_draws=n_draws, library_mass=library_mass
+    )
     near2 = cases.loc[(cases["d"] - np.log(2.0)).abs().groupby(cases["curve"]).idxmin()]
     summary = SelfCalibration(
         "calibrated",
@@ -524,15 +531,19 @@ def update_prior(
     design: Literal["grid", "stack"] = "grid",
     seed: int = 0,
     n_draws: int = 1000,
+    library_mass: float = LIBRARY_RHO_MASS,
 ) -> tuple[CurvePrior, dict[str, Any]]:
     """The curve prior updated by backtest residuals (the table of :func:`backtest_pilot`).
 
     Returns the updated prior (its draws follow the posterior over ``(m, rho, g)``, or over
     the stacked priors) and a summary of that posterior: mean and 90% interval of ``m``,
-    ``rho`` and ``g`` (grid), or the weight of each stacked prior.
+    ``rho`` and ``g`` (grid), or the weight of each stacked prior. ``library_mass``: the
+    grid prior's mass on the library's ``rho`` (the rest is spread evenly over lower values).
     """
+    if not 0 < library_mass < 1:
+        raise PalmInputError(f"library_mass must lie in (0, 1), got {library_mass!r}")
     if design == "grid":
-        mm, rr, gg, log_prior = _grid_points(prior)
+        mm, rr, gg, log_prior = _grid_points(prior, library_mass)
     else:
         candidates = _stack_candidates(prior)
         mm, rr, gg = (np.array(v) for v in zip(*candidates.values(), strict=True))
