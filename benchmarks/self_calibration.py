@@ -292,7 +292,11 @@ def main() -> None:
         beds = simulate_late_crossing(args.simulate, args.seed)
     for k, curves in enumerate(beds):
         start = time.perf_counter()
-        c, p = evaluate(curves, args.bed, args)
+        try:
+            c, p = evaluate(curves, args.bed, args)
+        except pb.PalmInputError as err:  # e.g. a pilot with fewer than 4 budgets
+            print(f"{k + 1}/{len(beds)} skipped: {err}", flush=True)
+            continue
         append_csv(c, Path(f"{args.out}_curves.csv"))  # remove old CSVs before re-scoring
         append_csv(p, Path(f"{args.out}_pairs.csv"))
         print(f"{k + 1}/{len(beds)} {time.perf_counter() - start:.0f} s", flush=True)
