@@ -27,6 +27,7 @@ from palm_bayes.inference.health import sampling_problems
 from palm_bayes.inference.pooled import HIERARCHICAL_PRIORS, check_hierarchy, sample_hierarchical
 from palm_bayes.inference.posterior import FORMAT, PalmPosterior, resolve_prior
 from palm_bayes.inference.sampling import FREE_VARS, sample_curves
+from palm_bayes.inference.self_calibration import fit_attrs
 from palm_bayes.model.single import merge_priors, priors_to_json
 from palm_bayes.priors.curve_prior import CurvePrior
 from palm_bayes.queries import forecast as queries
@@ -50,6 +51,7 @@ def fit(
     cores: int | None = None,
     progress: bool = True,
     method: Literal["importance", "nuts"] | None = None,
+    calibrate: bool = True,
 ) -> PalmFit:
     """Fit PALM to every curve: independently, or pooled across groups of curves.
 
@@ -92,6 +94,12 @@ def fit(
         Pareto-smoothed weights, and with NUTS the curves where that fails (Pareto ``k`` above
         0.7); see :mod:`palm_bayes.inference.importance`. ``"nuts"``: every curve with NUTS
         (nutpie), as before version 0.9 of this option. Pooled fits always use NUTS.
+    calibrate : bool
+        Self-calibration (default on): backtest the pilot's own forecasts and update the curve
+        prior's discrepancy (scale, drift, correlation between curves) with what they show
+        (:mod:`palm_bayes.inference.self_calibration`); a pilot too short to backtest keeps
+        the prior as it is, and says so in :meth:`PalmFit.describe`. ``False``: the prior as
+        given.
 
     Returns
     -------
@@ -150,7 +158,9 @@ def fit(
         pooled = _fit_hierarchical(
             curves, check_hierarchy(curves, hierarchy), priors, b, sampler, cores, progress
         )
-        pooled.idata.posterior.attrs["curve_prior"] = curve_prior.to_json()
+        pooled.idata.posterior.attrs.update(
+            fit_attrs(curves, curve_prior, calibrate=calibrate, b=b, seed=seed)
+        )
         _warn_problems(pooled, pooled=True, **sampler)
         return pooled
     merged = merge_priors(priors)
@@ -160,7 +170,7 @@ def fit(
     attrs = _attrs(merged, dims, sampler, [], FREE_VARS)
     if method != "nuts":
         attrs["sampler"] = json.dumps({"name": "nutpie", "method": method} | sampler)
-    attrs["curve_prior"] = curve_prior.to_json()
+    attrs |= fit_attrs(curves, curve_prior, calibrate=calibrate, b=b, seed=seed)
     result = _palm_fit(posterior, sample_stats, constant, curves, attrs)
     _warn_problems(result, pooled=False, **sampler)
     return result
@@ -425,6 +435,15 @@ class PalmFit(PalmPosterior):
         from palm_bayes.queries.speedup import speedup
 
         return speedup(self, reference, **kwargs)
+
+    def decided_up_to(self, **kwargs: Any) -> xr.DataArray:
+        """Per pair, the largest budget up to which P(row beats column) is decided.
+
+        See :func:`palm_bayes.queries.rankings.decided_up_to`.
+        """
+        from palm_bayes.queries.rankings import decided_up_to
+
+        return decided_up_to(self, **kwargs)
 
     def win_matrix(self, budgets: Any, **kwargs: Any) -> xr.DataArray:
         """Pairwise P(row beats column): see :func:`palm_bayes.queries.rankings.win_matrix`."""

@@ -213,6 +213,9 @@ def _fit_into(args: argparse.Namespace, out: Path) -> None:
 
     for line in sampling_advice(table, fit):
         print(f"warning: {line}", file=sys.stderr)
+    if not args.json:
+        calibration = fit.self_calibration
+        print("self-calibration: " + ("off" if calibration is None else calibration.describe()))
 
 
 def cmd_learn_prior(args: argparse.Namespace) -> None:
@@ -255,7 +258,23 @@ def cmd_compare(args: argparse.Namespace) -> None:
     a, b = _parse_selection(args.a, fit), _parse_selection(args.b, fit)
     p = fit.prob_better(a, b, args.budget, new=args.new)
     frame = p.to_dataframe().reset_index().dropna(subset=["prob_better"])
+    frame = _with_decided_span(fit, frame, a, b, args.new)
     _emit(frame, args.json, f"P({args.a} beats {args.b}){_on_new(args)}")
+
+
+def _with_decided_span(fit, frame: pd.DataFrame, a: dict, b: dict, new) -> pd.DataFrame:
+    """Add ``decided_up_to`` when ``a`` and ``b`` pick labels of one and the same dim."""
+    if new is not None or len(a) != 1 or a.keys() != b.keys():
+        return frame
+    (dim,) = a
+    if fit.idata.posterior.sizes.get(dim, 0) < 2:
+        return frame
+    span = fit.decided_up_to(dim=dim).sel({dim: a[dim], "opponent": b[dim]}, drop=True)
+    others = [d for d in span.dims if d in frame.columns]
+    values = span.to_dataframe().reset_index()
+    if not others:
+        return frame.assign(decided_up_to=float(span))
+    return frame.merge(values[[*others, "decided_up_to"]], on=others, how="left")
 
 
 def cmd_labels_needed(args: argparse.Namespace) -> None:

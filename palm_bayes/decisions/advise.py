@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from palm_bayes.errors import PalmInputError
+from palm_bayes.queries.decided import is_undecided
 from palm_bayes.queries.draws import check_prob as _check_prob
 from palm_bayes.queries.speedup import labels_ratio, summarise_ratio
 from palm_bayes.queries.targets import check_target
@@ -229,10 +230,10 @@ def advise(
         )
         table = xr.merge([table, alda]).where(fitted)
         table.attrs.update(attrs)
-        return Advice(table, _recommend_alda(table, dim, target, threshold))
+        return Advice(table, mark_leans(_recommend_alda(table, dim, target, threshold)))
     table = table.where(fitted)
     table.attrs.update(attrs)
-    return Advice(table, _recommend(table, dim, target, threshold, cost_tolerance))
+    return Advice(table, mark_leans(_recommend(table, dim, target, threshold, cost_tolerance)))
 
 
 def _alda(
@@ -443,6 +444,21 @@ def _recommend_alda(table: xr.Dataset, dim: str, target: float, threshold: float
             where | {"verdict": verdict, dim: best, "probability": p_best, "reason": reason}
         )
     return pd.DataFrame(rows)
+
+
+def mark_leans(recommendation: pd.DataFrame) -> pd.DataFrame:
+    """Add ``undecided`` (probability in [0.2, 0.8]) and say so in the reason of a recommendation.
+
+    A recommendation with P = 0.75 clears the default threshold but is, by the package's
+    band, not a decision: its reason says it is a lean.
+    """
+    out = recommendation.copy()
+    out["undecided"] = [bool(is_undecided(p)) for p in out["probability"]]
+    lean = out["undecided"] & (out["verdict"] == "recommend")
+    out.loc[lean, "reason"] = out.loc[lean, "reason"] + (
+        " P lies in the undecided band [0.2, 0.8]: a lean, not a decision."
+    )
+    return out
 
 
 def _recommend(

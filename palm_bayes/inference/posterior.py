@@ -20,6 +20,7 @@ import xarray as xr
 from palm_bayes.data.contract import atomic_write
 from palm_bayes.errors import PalmInputError
 from palm_bayes.inference.sampling import FREE_VARS
+from palm_bayes.inference.self_calibration import SelfCalibration
 from palm_bayes.model.single import DEFAULT_PRIORS
 from palm_bayes.priors.curve_prior import CurvePrior, load_prior
 from palm_bayes.priors.seed_offsets import seed_offsets
@@ -97,7 +98,15 @@ class PalmPosterior:
         idata = self.idata.copy()
         idata.posterior = idata.posterior.copy()
         idata.posterior.attrs["curve_prior"] = resolve_prior(prior, None).to_json()
+        for stale in ("self_calibration", "library_prior"):  # the prior is now the one given
+            idata.posterior.attrs.pop(stale, None)
         return type(self)(idata)
+
+    @property
+    def self_calibration(self) -> SelfCalibration | None:
+        """What the backtests inside the pilot showed (None: fitted with ``calibrate=False``)."""
+        text = self.idata.posterior.attrs.get("self_calibration")
+        return None if text is None else SelfCalibration.from_json(text)
 
     @property
     def noise_floor(self) -> float:
@@ -111,7 +120,7 @@ class PalmPosterior:
         return f"{type(self).__name__}({n} curves over {list(self.curve_dims)}{pooled}, {sizes})"
 
     def describe(self) -> str:
-        """One sentence in plain words: what was fitted, how, and how it was sampled."""
+        """In plain words: what was fitted, how, how it was sampled, and its self-calibration."""
         sizes = self.idata.posterior.sizes
         n = int(self.idata.constant_data["fitted"].sum())
 
@@ -125,10 +134,14 @@ class PalmPosterior:
         ]
         seeds = self.curves.sizes.get("seed", 0)
         how = f"pooled over {' and '.join(self.hierarchy)}" if self.hierarchy else "independently"
-        return (
+        text = (
             f"{n} curve{'s' * (n != 1)} ({', '.join(parts)}; up to {seeds} seeds each), "
             f"fitted {how}; {sizes['chain']} chains x {sizes['draw']} draws"
         )
+        calibration = self.self_calibration
+        if calibration is None:
+            return text + ". Self-calibration: off (the curve prior as given)"
+        return text + ". Self-calibration: " + calibration.describe()
 
     # ------------------------------------------------------------------ data access
     @property

@@ -31,6 +31,7 @@ from palm_bayes.priors.curve_prior import (
     prefix_features,
 )
 from palm_bayes.priors.seed_offsets import offset_shocks
+from palm_bayes.queries.decided import mark_undecided
 from palm_bayes.queries.draws import as_budget, check_prob, summarise_draws
 from palm_bayes.queries.paths import expected_paths, path_base
 
@@ -261,7 +262,9 @@ def prob_better(
     ``a`` and ``b`` select curves by label, e.g. ``{"strategy": "typiclust"}``; the
     probability is computed for every combination of the remaining dims. With ``new``
     (hierarchical fits, e.g. ``new="dataset"``) it is the probability on a new member of
-    the population: how likely ``a`` beats ``b`` on an unseen dataset like these.
+    the population: how likely ``a`` beats ``b`` on an unseen dataset like these. The boolean
+    coordinate ``undecided`` marks probabilities in [0.2, 0.8]: answers there are not
+    decisions (:mod:`palm_bayes.queries.decided`).
 
     Examples
     --------
@@ -284,7 +287,7 @@ def prob_better(
     p = wins.where(valid).mean(("chain", "draw"))
     if np.ndim(budget) == 0:
         p = p.squeeze("budget", drop=True)
-    return p.rename("prob_better")
+    return mark_undecided(p.rename("prob_better"))
 
 
 # ------------------------------------------------------------------ diagnostics

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from palm_bayes.errors import PalmInputError
+from palm_bayes.queries.decided import mark_undecided
 from palm_bayes.queries.draws import as_budget as _as_budget
 from palm_bayes.queries.draws import check_prob as _check_prob
 from palm_bayes.queries.draws import summarise_draws
@@ -20,7 +21,7 @@ from palm_bayes.queries.draws import summarise_draws
 if TYPE_CHECKING:
     from palm_bayes.palm_fit import PalmFit
 
-__all__ = ["check_strategy_dim", "crossover", "aubc", "win_matrix"]
+__all__ = ["check_strategy_dim", "crossover", "aubc", "decided_up_to", "win_matrix"]
 
 _SAMPLES = ("chain", "draw")
 
@@ -130,6 +131,9 @@ def aubc(
 def win_matrix(fit: PalmFit, budgets: Any, *, dim: str = "strategy", seed: int = 0) -> xr.DataArray:
     """Pairwise P(row beats column) at ``budgets``, observed or extrapolated.
 
+    The coordinate ``undecided`` marks probabilities in [0.2, 0.8]
+    (:mod:`palm_bayes.queries.decided`).
+
     The posterior counterpart of the BADGE paper's penalty matrix (built there from t-tests at
     observed budgets only). Dims ``(dim, "opponent", *other id dims, "budget")``; the diagonal is
     NaN.
@@ -145,4 +149,42 @@ def win_matrix(fit: PalmFit, budgets: Any, *, dim: str = "strategy", seed: int =
         coords={dim: paths[dim].to_numpy(), "opponent": paths[dim].to_numpy()},
     )
     others = [d for d in p.dims if d not in (dim, "opponent", "budget")]
-    return p.where(~same).transpose(dim, "opponent", *others, "budget").rename("prob_better")
+    p = p.where(~same).transpose(dim, "opponent", *others, "budget").rename("prob_better")
+    return mark_undecided(p)
+
+
+#: ``decided_up_to`` searches budgets from the pilot's last one to this many times it.
+DECIDED_HORIZON = 10.0
+
+
+def decided_up_to(
+    fit: PalmFit,
+    *,
+    dim: str = "strategy",
+    horizon: float = DECIDED_HORIZON,
+    points: int = 25,
+    seed: int = 0,
+) -> xr.DataArray:
+    """For each pair, the largest budget up to which P(row beats column) is decided.
+
+    P is evaluated on ``points`` budgets spaced evenly in log from the fit's last observed
+    budget (the smallest over its curves) to ``horizon`` times it; a comparison is undecided
+    where P lies in [0.2, 0.8] (:data:`palm_bayes.queries.decided.UNDECIDED_BAND`). NaN: already
+    undecided at the pilot's last budget; the horizon (``attrs["horizon"]``): decided all the way.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(dim, "opponent", *other id dims)``; the diagonal is NaN.
+
+    Examples
+    --------
+    >>> fit.decided_up_to().sel(strategy="margin", opponent="random")  # doctest: +SKIP
+    """
+    from palm_bayes.queries.decided import decided_span
+
+    last = float(fit.idata.constant_data["last_budget"].min())
+    grid = last * np.geomspace(1.0, horizon, points)
+    span = decided_span(win_matrix(fit, grid, dim=dim, seed=seed).drop_vars("undecided"))
+    same = np.equal.outer(span[dim].to_numpy(), span["opponent"].to_numpy())
+    return span.where(~xr.DataArray(same, dims=(dim, "opponent")))

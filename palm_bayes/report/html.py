@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from palm_bayes.data.contract import atomic_write
 from palm_bayes.errors import PalmInputError
 from palm_bayes.palm_fit import PalmFit
+from palm_bayes.queries.decided import is_undecided
 from palm_bayes.report.figures import log_budget_axis, new_figure, plot_fit, plot_prob_better
 from palm_bayes.report.tables import column_notes, sampling_advice, tidy
 
@@ -65,6 +66,25 @@ def _text_colour(rgba: Sequence[float]) -> str:
     return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.18 else "white"
 
 
+def _decided_html(fit: PalmFit, dim: str) -> str:
+    """Per pair, the largest budget up to which it is decided, and the self-calibration."""
+    span = fit.decided_up_to(dim=dim)
+    frame = span.to_dataframe().reset_index().dropna(subset=[dim])
+    frame = frame[frame[dim].astype(str) < frame["opponent"].astype(str)]
+    horizon = span.attrs["horizon"]
+    frame["decided_up_to"] = [
+        "undecided at the pilot's end" if not np.isfinite(v)
+        else (f">= {v:,.0f} (the horizon)" if v >= horizon else f"{v:,.0f}")
+        for v in frame["decided_up_to"]
+    ]  # fmt: skip
+    calibration = fit.self_calibration
+    text = "off" if calibration is None else calibration.describe()
+    return (
+        f"<p>A comparison is undecided where P lies in [0.2, 0.8]. Self-calibration: "
+        f"{html.escape(text)}.</p>" + _table_html(frame)
+    )
+
+
 def _win_matrix_figure(fit: PalmFit, budgets: Sequence[float], dim: str) -> str:
     wins = fit.win_matrix(budgets)
     cmap = matplotlib.colormaps["RdBu_r"]
@@ -83,8 +103,9 @@ def _win_matrix_figure(fit: PalmFit, budgets: Sequence[float], dim: str) -> str:
             for i in range(len(names)):
                 for j in range(len(names)):
                     if np.isfinite(m[i, j]):
+                        mark = "*" if is_undecided(m[i, j]) else ""
                         ax.text(
-                            j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                            j, i, f"{m[i, j]:.2f}{mark}", ha="center", va="center", fontsize=8,
                             color=_text_colour(cmap(m[i, j])),
                         )  # fmt: skip
             ax.set_title(f"at {budget:,.0f} labels", fontsize=9)
@@ -92,7 +113,9 @@ def _win_matrix_figure(fit: PalmFit, budgets: Sequence[float], dim: str) -> str:
             ax.set_ylabel(f"row {dim}", fontsize=8)
             fig.colorbar(image, ax=ax, shrink=0.8, label="P(row beats column)")
         fig.suptitle(
-            "P(row beats column)" + "".join(f", {k} {v}" for k, v in _shown(fit, where).items()),
+            "P(row beats column)"
+            + "".join(f", {k} {v}" for k, v in _shown(fit, where).items())
+            + " (* undecided: P in [0.2, 0.8])",
             fontsize=10,
         )
         parts.append(_png(fig))
@@ -244,6 +267,10 @@ def write_report(
             f"<ul>{reasons}</ul>" + _table_html(table),
         )
         sections["win-matrix"] = ("Who beats whom", _win_matrix_figure(fit, budgets, dim))
+        sections["decided"] = (
+            "Up to which budget each comparison is decided",
+            _decided_html(fit, dim),
+        )
         ref = reference if reference in labels else labels[0]
         grid = np.geomspace(float(const["first_budget"].min()), 4 * last, 60)
         figures = [

@@ -40,6 +40,10 @@ COLUMN_NOTES = {
     "speedup_lower": "speed-up factor, 5% quantile",
     "speedup_upper": "speed-up factor, 95% quantile (inf: may never match the reference)",
     "prob_better": "probability that a beats b at that budget (0.5: cannot tell apart)",
+    "undecided": "True: P lies in [0.2, 0.8], not a decision (on curves whose rankings change "
+    "after the pilot such answers were right little more often than a coin)",
+    "decided_up_to": "largest budget up to which the comparison stays decided (P outside "
+    "[0.2, 0.8]); empty: undecided already at the pilot's end",
     "r_hat_max": "worst R-hat of the curve's parameters (at most 1.01: chains agree)",
     "divergences": "divergent transitions of the sampler (0: no sign of a biased posterior)",
     "warning": "PSIS-LOO is approximate for this fit: some observations have Pareto k > 0.7",

@@ -11,6 +11,7 @@ from scipy.optimize import brentq
 
 import palm_bayes as pb
 from palm_bayes.cli import main
+from palm_bayes.priors.shipped import default_prior
 
 pytestmark = pytest.mark.slow
 BUDGETS = np.arange(1, 11) * 50.0
@@ -55,7 +56,8 @@ def test_indistinguishable_strategies_are_not_enough_evidence():
     # strategies get the same discrepancy, whose shared part cancels: they stay as undecided
     # as their posteriors alone say (with the raw end slope of 3 noisy seeds it split them
     # 0.29 / 0.71 here); the independent random walk only pulls them towards 0.5
-    learned_advice = fit.advise(0.85, reference="worse")
+    # (the shipped prior as it is: self-calibration, on by default, replaces it in fit)
+    learned_advice = fit.with_prior(default_prior()).advise(0.85, reference="worse")
     learned = learned_advice.table.squeeze(["dataset", "embedding"])
     walk = fit.with_prior("brownian").advise(0.85, reference="worse").table
     walk = walk.squeeze(["dataset", "embedding"])
@@ -68,6 +70,10 @@ def test_indistinguishable_strategies_are_not_enough_evidence():
         assert 0.3 < p < 0.7 and abs(p - p_alone) < 0.05
         assert abs(p_walk - 0.5) <= abs(p_alone - 0.5) + 0.01
     assert learned_advice.recommendation.iloc[0]["verdict"] == "not enough evidence yet"
+    # the self-calibrated default does not decide between identical strategies either
+    assert fit.advise(0.85, reference="worse").recommendation.iloc[0]["verdict"] == (
+        "not enough evidence yet"
+    )
     advice = fit.with_prior("brownian").advise(0.85, reference="worse")
     row = advice.recommendation.iloc[0]
     assert row["verdict"] == "not enough evidence yet"
