@@ -55,7 +55,7 @@ def _hard(a: float, b: float) -> float:
 
 
 def chunk_rows(
-    fit: Any,
+    fit: Any | None,
     priors: dict[str, Any],
     truths: pd.DataFrame,
     pilot_frame: pd.DataFrame,
@@ -69,17 +69,26 @@ def chunk_rows(
     ``strategy``, ``embedding``, ``cut``, ``budget``, ``truth``) as built by
     ``decision_calibration.run``; ``pilot_frame`` the pilot's points (long format, its
     ``dataset`` the pilot label); ``lsq`` the package's least-squares fit of the chunk.
+    ``fit=None`` (no PALM posterior) scores the families and the point methods only.
     """
     curve_rows, pair_rows = [], []
-    const = fit.idata.constant_data
     for pilot_ds, group in truths.groupby("pilot_dataset"):
         embedding = group["embedding"].iloc[0]
-        here = const.sel(dataset=pilot_ds, embedding=embedding)
-        strategies = [s for s in group["strategy"].unique() if bool(here["fitted"].sel(strategy=s))]
+        pilot = pilot_frame[
+            (pilot_frame["dataset"] == pilot_ds) & (pilot_frame["embedding"] == embedding)
+        ]
+        seen = pilot.groupby("strategy")["budget"].max()
+        if fit is not None:
+            here = fit.idata.constant_data.sel(dataset=pilot_ds, embedding=embedding)
+            fitted = [s for s in group["strategy"].unique() if bool(here["fitted"].sel(strategy=s))]
+            last = {s: float(here["last_budget"].sel(strategy=s)) for s in fitted}
+        else:  # no PALM fit: the families and points only
+            fitted = [s for s in group["strategy"].unique() if s in seen.index]
+            last = {s: float(seen[s]) for s in fitted}
+        strategies = fitted
         if not strategies:
             continue
         sub = {s: group[group["strategy"] == s].sort_values("budget") for s in strategies}
-        last = {s: float(here["last_budget"].sel(strategy=s)) for s in strategies}
         final = {s: float(sub[s]["budget"].max()) for s in strategies}
         hz = {s: horizons(last[s], final[s]) for s in strategies}
         base, common_final = min(last.values()), min(final.values())
@@ -88,15 +97,12 @@ def chunk_rows(
         values = np.unique([v for h in hz.values() for v in h.values()] + list(pair_at.values()))
         index = {float(v): k for k, v in enumerate(values)}
         truth = {s: _truth_at(sub[s], values) for s in strategies}
-        pilot = pilot_frame[
-            (pilot_frame["dataset"] == pilot_ds) & (pilot_frame["embedding"] == embedding)
-        ]
         meta = {"dataset": group["dataset"].iloc[0], "cut": float(group["cut"].iloc[0])}
 
         # every method's prediction on `values`: ("draws", array[n, budgets]),
         # ("gauss", (mean, sd)) or ("point", array[budgets])
         preds: dict[str, dict[str, tuple[str, Any]]] = {}
-        for name, prior in priors.items():
+        for name, prior in priors.items() if fit is not None else ():
             view = fit.with_prior(prior).select({"dataset": pilot_ds, "strategy": strategies})
             draws = view.forecast_draws(values, seed=seed).sel(
                 dataset=pilot_ds, embedding=embedding
@@ -109,8 +115,9 @@ def chunk_rows(
         for s in strategies:
             p = lsq.sel(dataset=pilot_ds, strategy=s, embedding=embedding)
             args = {k: float(p[k]) for k in ("A_max", "delta", "alpha", "beta")}
-            point = np.asarray(pb.palm_curve(values, b=float(p["b"]), **args), float)
-            preds["least_squares"][s] = ("point", point)
+            if all(np.isfinite(list(args.values()))):
+                point = np.asarray(pb.palm_curve(values, b=float(p["b"]), **args), float)
+                preds["least_squares"][s] = ("point", point)
             mine = pilot[pilot["strategy"] == s].groupby("budget")["accuracy"].mean()
             preds["last_value"][s] = ("point", np.full(values.size, float(mine.iloc[-1])))
             for family in families:

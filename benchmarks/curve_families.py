@@ -26,6 +26,9 @@ from scipy.optimize import least_squares
 
 __all__ = ["FAMILIES", "Family", "FamilyFit", "fit_family"]
 
+#: Function evaluations per start (a bound on the cost of a fit that will not converge).
+MAX_NFEV = 200
+
 
 def _pow3(x, a, b, c):
     return a - b * x ** (-c)
@@ -248,7 +251,7 @@ def fit_family(name: str, x, y) -> FamilyFit:
             try:
                 res = least_squares(
                     lambda q: family.func(x, *q) - y, s, bounds=(lower, upper),
-                    x_scale="jac", max_nfev=2000,
+                    x_scale="jac", max_nfev=MAX_NFEV,
                 )  # fmt: skip
             except ValueError:
                 continue

@@ -230,8 +230,15 @@ def run(
     ):
         part = pilots.sel(dataset=names[start : start + args.chunk])
         part = load_curves(part.where(part["accuracy"].notnull()))
+        rows = truths[truths["pilot_dataset"].isin(part["dataset"].to_numpy().tolist())]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            lsq = pb.fit_least_squares(part)
+            if getattr(args, "no_palm", False):  # the baselines only
+                bc, bp = baselines.chunk_rows(None, priors, rows, pilot_frame, lsq, args.seed)
+                baseline_rows[0].extend(bc)
+                baseline_rows[1].extend(bp)
+                continue
             fit = pb.fit(
                 part,
                 prior=prior,
@@ -240,8 +247,6 @@ def run(
                 draws=args.draws,
                 tune=args.draws,
             )
-            lsq = pb.fit_least_squares(part)
-        rows = truths[truths["pilot_dataset"].isin(part["dataset"].to_numpy().tolist())]
         c, p = evaluate_chunk(fit, priors, rows, lsq, args.seed)
         if baseline_rows is not None:
             bc, bp = baselines.chunk_rows(fit, priors, rows, pilot_frame, lsq, args.seed)
@@ -393,6 +398,9 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="with --baselines: write the scores here")
     parser.add_argument("--bed", default="bed", help="the key of this run in --json")
     parser.add_argument("--prior-name", default="learned", help="label of the main prior")
+    parser.add_argument(
+        "--no-palm", action="store_true", help="with --baselines: skip the PALM fits (fast)"
+    )
     parser.add_argument("--chunk", type=int, default=20)
     parser.add_argument("--draws", type=int, default=1000, help="draws (and tuning) per chain")
     parser.add_argument("--seed", type=int, default=0)
@@ -438,7 +446,12 @@ def main() -> None:
         if args.save_prior:
             prior.save(args.save_prior)
     extra = ([], []) if args.baselines else None
+    if args.no_palm and extra is None:
+        raise SystemExit("--no-palm needs --baselines")
     curves, pairs = run(test_curves, prior, args, extra)
+    if args.no_palm:
+        write_baselines(extra, args, time.perf_counter() - start)
+        return
     curves.to_csv(f"{args.out}_curves.csv", index=False)
     pairs.to_csv(f"{args.out}_pairs.csv", index=False)
     scores = score_curves(curves)

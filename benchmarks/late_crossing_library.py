@@ -12,7 +12,8 @@ a fixed pool (``--pool`` points) and a fixed test set (up to ``--test`` points);
 
 Queries do not depend on the evaluated model, so one labelling trajectory per query rule
 (random, margin by LR, margin by SVM) is scored by several models. The strategies of a
-dataset are ``random-<model>`` and ``margin_<query>-<model>``: eight curves, 28 pairs.
+dataset are ``random-<model>`` and ``margin_<query>-<model>``: seven curves, 21 pairs (the
+forest, the costly model, only scores the LR-margin trajectory).
 Accuracy is recorded at every budget up to 40 labels and every ``--every`` labels after
 (the AL rounds themselves stay at one label each).
 
@@ -48,7 +49,7 @@ MODELS = {
 }
 #: Query rule -> the models that evaluate its trajectory.
 TRAJECTORIES = {
-    "random": ("lr", "svm", "rf"),
+    "random": ("lr", "svm"),
     "margin_lr": ("lr", "svm", "rf"),
     "margin_svm": ("svm", "lr"),
 }
@@ -138,16 +139,27 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=8, help="record every k labels after 40")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--only", nargs="+", default=None, help="these datasets only")
+    parser.add_argument(
+        "--parts", default=None, help="keep each dataset's curves here and reuse them (resume)"
+    )
     args = parser.parse_args()
     begin = time.perf_counter()
     problems = datasets()
     names = args.only or list(problems)
     final = int(args.labelled * args.pool)
     frames = []
+    parts = Path(args.parts) if args.parts else None
     for name in names:
+        part = parts / f"{name}.pkl" if parts else None
+        if part is not None and part.is_file():
+            frames.append(pd.read_pickle(part))
+            continue
         problem = split_problem(*problems[name], args.pool, args.test)
         jobs = [delayed(run_seed)(problem, s, final, args.every) for s in range(args.seeds)]
         frame = pd.concat(Parallel(n_jobs=args.jobs)(jobs), ignore_index=True)
+        if part is not None:
+            part.parent.mkdir(parents=True, exist_ok=True)
+            frame.assign(dataset=name, embedding="raw").to_pickle(part)
         frames.append(frame.assign(dataset=name, embedding="raw"))
         means = frame[frame["budget"] == final].groupby("strategy")["accuracy"].mean()
         print(
