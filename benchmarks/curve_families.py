@@ -214,7 +214,9 @@ class FamilyFit:
         return mean, np.maximum(sd, 1e-4)
 
 
-def fit_family(name: str, x, y) -> FamilyFit:
+def fit_family(
+    name: str, x, y, *, max_nfev: int = MAX_NFEV, starts: int | None = None
+) -> FamilyFit:
     """Fit family ``name`` to points ``(x, y)`` by bounded multi-start least squares.
 
     Parameters
@@ -224,6 +226,10 @@ def fit_family(name: str, x, y) -> FamilyFit:
     x, y : array-like
         Budgets (> 0) and accuracies of one curve (e.g. its seed means), at least as many points
         as the family has parameters.
+    max_nfev : int
+        Function evaluations per start.
+    starts : int, optional
+        Use only the first ``starts`` starting points (all by default).
 
     Returns
     -------
@@ -245,13 +251,13 @@ def fit_family(name: str, x, y) -> FamilyFit:
     if name == "palm4":  # x + alpha must stay positive
         lower[2] = -0.99 * float(np.min(x))
     best = None
-    for start in family.starts(x, y):
+    for start in family.starts(x, y)[:starts]:
         s = np.clip(np.array(start, float), lower + 1e-9, np.minimum(upper - 1e-9, 1e12))
         with np.errstate(all="ignore"):
             try:
                 res = least_squares(
                     lambda q: family.func(x, *q) - y, s, bounds=(lower, upper),
-                    x_scale="jac", max_nfev=MAX_NFEV,
+                    x_scale="jac", max_nfev=max_nfev,
                 )  # fmt: skip
             except ValueError:
                 continue
