@@ -6,8 +6,8 @@ Run: python examples/make_lcdb_examples.py [--csv PATH]  (default: palm_bayes.da
 import argparse
 from pathlib import Path
 
+from palm_bayes.data.contract import save_curves
 from palm_bayes.data.lcdb import lcdb_curves
-from palm_bayes.data.load import save_curves
 
 DATASETS = [3, 44, 60]  # kr-vs-kp, spambase, waveform-5000 (OpenML ids)
 LEARNERS = ["LogisticRegression", "SVC_rbf", "RandomForestClassifier"]

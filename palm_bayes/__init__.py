@@ -31,7 +31,7 @@ _EXPORTS = {
     "learn_prior": "palm_bayes.learn.prior",
     "load_curves": "palm_bayes.data.load",
     "load_prior": "palm_bayes.priors.curve_prior",
-    "save_curves": "palm_bayes.data.load",
+    "save_curves": "palm_bayes.data.contract",
     "labels_for_accuracy": "palm_bayes.model.curve",
     "palm_curve": "palm_bayes.model.curve",
     "phases": "palm_bayes.phase_analysis.analysis",
@@ -71,7 +71,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from palm_bayes.data.load import load_curves, save_curves
+    from palm_bayes.data.contract import save_curves
+    from palm_bayes.data.load import load_curves
     from palm_bayes.decisions.advise import Advice, advise
     from palm_bayes.decisions.schedule import schedule
     from palm_bayes.errors import PalmInputError

@@ -31,7 +31,7 @@ from palm_bayes.priors.curve_prior import CurvePrior
 from palm_bayes.queries import forecast as queries
 from palm_bayes.queries import labels_needed as labels
 
-__all__ = ["fit", "PalmFit", "resolve_prior"]
+__all__ = ["fit", "PalmFit"]
 
 
 def fit(

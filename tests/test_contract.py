@@ -65,19 +65,6 @@ def test_check_structure_names_the_problem():
         contract.check_structure(ds.expand_dims(model=["a"]))
 
 
-def test_old_homes_re_export_the_contract():
-    import importlib
-
-    data, io_utils, phases = (
-        importlib.import_module(f"palm_bayes.{m}") for m in ("data", "io_utils", "phases")
-    )
-
-    assert io_utils.atomic_write is contract.atomic_write
-    assert phases.PROXIES is contract.PROXIES
-    assert data.read_netcdf is contract.read_netcdf
-    assert data.ID_DIMS == contract.ID_DIMS
-
-
 def test_al_runner_imports_only_the_contract_of_palm_bayes():
     found = set()
     for file in (ROOT / "al_runner").rglob("*.py"):

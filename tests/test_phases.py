@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from palm_bayes.cli import main
+from palm_bayes.data.contract import PROXIES
 from palm_bayes.errors import PalmInputError
 from palm_bayes.model.simulate import simulate_phase_records
-from palm_bayes.phase_analysis.analysis import PROXIES, dp_bic_phases, phase_table, phases
+from palm_bayes.phase_analysis.analysis import dp_bic_phases, phase_table, phases
 
 
 @pytest.fixture(scope="module")

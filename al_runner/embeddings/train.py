@@ -241,57 +241,21 @@ def train_encoder(
     gen = torch.Generator().manual_seed(config.seed)
     path = checkpoint_path(out_dir, config.dataset, config.method)
     key = {k: v for k, v in asdict(config).items() if k != "epochs"}
-    start_epoch = 0
-    if resume and path.exists():
-        ckpt = _read_checkpoint(path, dev)
-        if ckpt.get("key") != key:
-            raise ALRunnerError(
-                f"{path} was trained with other settings ({ckpt.get('key')}); use another "
-                "--out or --overwrite"
-            )
-        method.load_state_dict(ckpt["method"])
-        opt.load_state_dict(ckpt["optimizer"])
-        gen.set_state(ckpt["generator"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        start_epoch = int(ckpt["epoch"])
+    start_epoch = _resume(path, dev, key, method, opt, gen) if resume and path.exists() else 0
     aug = Augment(flip=not any(config.dataset.startswith(p) for p in _NO_FLIP))
     n = len(pool)
     bs = min(config.batch_size, n)
     steps = n // bs
     if config.max_steps_per_epoch:
         steps = min(steps, config.max_steps_per_epoch)
-    total = config.epochs * steps
     mean_d, std_d = mean.to(dev), std.to(dev)
     losses: list[float] = []
     t0 = time.perf_counter()
     stopped = False
     for epoch in range(start_epoch, config.epochs):
-        method.train()
-        perm = torch.randperm(n, generator=gen)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=steps, desc=f"{config.method} {epoch + 1}/{config.epochs}",
-                       unit="step", dynamic_ncols=True, leave=False)  # fmt: skip
-        for step, batch in enumerate(pool.batches(perm[: steps * bs], bs)):
-            xb = batch.to(dev, non_blocking=True).float() / 255.0
-            v1 = (aug(xb, gen) - mean_d) / std_d
-            v2 = (aug(xb, gen) - mean_d) / std_d
-            loss = method.loss(v1, v2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            method.momentum_update((epoch * steps + step + 1) / total)
-            losses.append(float(loss.detach()))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if time_budget is not None and time.perf_counter() - t0 > time_budget:
-                stopped = True
-                break
-        if bar is not None:
-            bar.close()
+        deadline = None if time_budget is None else t0 + time_budget
+        stopped = _train_epoch(method, opt, pool, aug, gen, (mean_d, std_d), epoch, steps, bs,
+                               config, losses, progress, deadline)  # fmt: skip
         if stopped:  # partial epoch: not counted as finished, so a resume redoes it
             break
         _save(path, _payload(method, opt, gen, epoch + 1, key, config, mean, std, shape))
@@ -299,6 +263,70 @@ def train_encoder(
         done = start_epoch if not path.exists() else int(_read_checkpoint(path)["epoch"])
         _save(path, _payload(method, opt, gen, done, key, config, mean, std, shape))
     return path, losses
+
+
+def _resume(path: Path, dev: Any, key: dict, method: SSLMethod, opt: Any, gen: Any) -> int:
+    """Load the checkpoint at ``path`` into the training state; the epoch it had finished."""
+    ckpt = _read_checkpoint(path, dev)
+    if ckpt.get("key") != key:
+        raise ALRunnerError(
+            f"{path} was trained with other settings ({ckpt.get('key')}); use another "
+            "--out or --overwrite"
+        )
+    method.load_state_dict(ckpt["method"])
+    opt.load_state_dict(ckpt["optimizer"])
+    gen.set_state(ckpt["generator"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    return int(ckpt["epoch"])
+
+
+def _train_epoch(
+    method: SSLMethod,
+    opt: Any,
+    pool: Any,
+    aug: Augment,
+    gen: Any,
+    norm: tuple[Any, Any],
+    epoch: int,
+    steps: int,
+    bs: int,
+    config: EmbedConfig,
+    losses: list[float],
+    progress: bool,
+    deadline: float | None,
+) -> bool:
+    """One epoch of ``steps`` minibatches (losses appended); True when stopped by ``deadline``."""
+    mean_d, std_d = norm
+    total = config.epochs * steps
+    dev = mean_d.device
+    method.train()
+    perm = torch.randperm(len(pool), generator=gen)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc=f"{config.method} {epoch + 1}/{config.epochs}",
+                   unit="step", dynamic_ncols=True, leave=False)  # fmt: skip
+    stopped = False
+    for step, batch in enumerate(pool.batches(perm[: steps * bs], bs)):
+        xb = batch.to(dev, non_blocking=True).float() / 255.0
+        v1 = (aug(xb, gen) - mean_d) / std_d
+        v2 = (aug(xb, gen) - mean_d) / std_d
+        loss = method.loss(v1, v2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        method.momentum_update((epoch * steps + step + 1) / total)
+        losses.append(float(loss.detach()))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if deadline is not None and time.perf_counter() > deadline:
+            stopped = True
+            break
+    if bar is not None:
+        bar.close()
+    return stopped
 
 
 def _payload(

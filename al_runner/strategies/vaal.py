@@ -158,10 +158,15 @@ def vaal_scores(
         loss_d.backward()
         opt_d.step()
 
+    return _labelled_probability(torch, vae, disc, xt[unl])
+
+
+def _labelled_probability(torch: Any, vae: Any, disc: Any, x: Any) -> np.ndarray:
+    """The discriminator's P(labelled) of each row of ``x`` (through the VAE's mean), in chunks."""
     with torch.no_grad():
         out = []
-        for start in range(0, unl.numel(), 8192):
-            xb = xt[unl[start : start + 8192]]
+        for start in range(0, x.shape[0], 8192):
+            xb = x[start : start + 8192]
             out.append(torch.sigmoid(disc(vae.mu(torch.relu(vae.enc(xb))))).squeeze(1))
         return torch.cat(out).double().cpu().numpy()
 

@@ -10,7 +10,6 @@ import math
 import sys
 from collections.abc import Sequence
 
-from palm_bayes.cli.commands import FIT_FILE as FIT_FILE  # re-exported
 from palm_bayes.cli.commands import (
     cmd_advise,
     cmd_compare,

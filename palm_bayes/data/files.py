@@ -14,9 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from palm_bayes.data.contract import atomic_write  # the contract's; re-exported here
-
-__all__ = ["atomic_write", "atomic_folder", "check_writable_folder"]
+__all__ = ["atomic_folder", "check_writable_folder"]
 
 _PARTIAL = ".partial-"
 

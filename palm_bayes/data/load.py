@@ -23,26 +23,18 @@ import xarray as xr
 from palm_bayes.data.contract import (
     CURVE_DIMS,
     ID_DIMS,
-    MAX_NETCDF_BYTES,
     check_structure,
     read_netcdf,
-    save_curves,
 )
 from palm_bayes.errors import PalmInputError
 
 __all__ = [
-    "ID_DIMS",
-    "CURVE_DIMS",
     "load_curves",
-    "validate_curves",
     "curve_dims",
     "curves_to_frame",
     "labels_per_round",
     "iter_curves",
-    "save_curves",
     "decreasing_curves",
-    "read_netcdf",
-    "MAX_NETCDF_BYTES",
 ]
 
 _DEFAULTS = {"dataset": "default", "strategy": "default", "embedding": "default", "seed": 0}
@@ -128,11 +120,6 @@ def load_curves(
         )
     frame = _validate_frame(frame.rename(columns=_REFERENCE_CSV), percent, min_budgets)
     return _frame_to_dataset(frame, attrs)
-
-
-def validate_curves(curves: xr.Dataset, *, percent: bool | None = None) -> xr.Dataset:
-    """Check an in-memory curves Dataset and return it in canonical form."""
-    return load_curves(curves, percent=percent)
 
 
 def curve_dims(curves: xr.Dataset) -> tuple[str, ...]:
@@ -434,7 +421,7 @@ def _frame_to_dataset(frame: pd.DataFrame, attrs: dict) -> xr.Dataset:
     ds = indexed[["budget", "accuracy"]].to_xarray()
     if "n_test" in frame:
         n_test = frame.groupby(list(ID_DIMS))["n_test"].median().to_xarray()
-        ds["n_test"] = n_test if n_test.notnull().any() else n_test
+        ds["n_test"] = n_test
     ds = ds.transpose(*ID_DIMS, "step")
     ds = ds.assign_coords({d: ds[d].to_numpy().astype(str) for d in CURVE_DIMS})
     # provenance attrs survive as plain str/int/float (netCDF readers give numpy scalars)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from palm_bayes.data.files import atomic_write
+from palm_bayes.data.contract import atomic_write
 from palm_bayes.errors import PalmInputError
 
 __all__ = [

@@ -21,7 +21,6 @@ import xarray as xr
 
 from palm_bayes.errors import PalmInputError
 from palm_bayes.queries.draws import check_prob as _check_prob
-from palm_bayes.queries.rankings import aubc, crossover, win_matrix  # re-exported here
 
 if TYPE_CHECKING:
     from palm_bayes.palm_fit import PalmFit
@@ -31,10 +30,7 @@ __all__ = [
     "advise",
     "alda_least_squares",
     "alda_pick",
-    "crossover",
-    "aubc",
     "resolve_cost_tolerance",
-    "win_matrix",
 ]
 
 _SAMPLES = ("chain", "draw")

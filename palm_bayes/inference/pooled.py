@@ -50,13 +50,13 @@ from tqdm.auto import tqdm
 from palm_bayes.data.load import curve_dims, iter_curves
 from palm_bayes.errors import PalmInputError
 from palm_bayes.inference.sampling import compile_model, run_nutpie
+from palm_bayes.model.likelihood import palm_likelihood
 from palm_bayes.model.single import (
     DEFAULT_PRIORS,
     PARAMS,
     model_data,
     palm_from_identified,
     palm_from_theta,
-    palm_likelihood,
     palm_mean,
 )
 

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from palm_bayes.data.load import CURVE_DIMS, load_curves
+from palm_bayes.data.contract import CURVE_DIMS
+from palm_bayes.data.load import load_curves
 from palm_bayes.errors import PalmInputError
 from palm_bayes.learn.correlation import mean_discrepancy
 from palm_bayes.learn.prior import library_cases

@@ -40,7 +40,7 @@ import xarray as xr
 
 from palm_bayes.errors import PalmInputError
 from palm_bayes.model.curve import backend
-from palm_bayes.model.likelihood import palm_likelihood, seed_variance  # re-exported here
+from palm_bayes.model.likelihood import palm_likelihood
 
 __all__ = [
     "DEFAULT_PRIORS",
@@ -52,8 +52,6 @@ __all__ = [
     "create_palm_model",
     "model_data",
     "palm_mean",
-    "palm_likelihood",
-    "seed_variance",
 ]
 
 #: Default priors, each a Normal on the unconstrained scale named in the key (``noise`` is the

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from palm_bayes.data.contract import PROXIES  # the contract's; re-exported here
+from palm_bayes.data.contract import PROXIES
 from palm_bayes.errors import PalmInputError
 
 __all__ = [

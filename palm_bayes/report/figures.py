@@ -76,54 +76,8 @@ def plot_fit(
             end = max(end, float(truth.sel(labels)["budget"].max()))
         grid = np.asarray(budgets) if budgets is not None else np.geomspace(first, end, 60)
         fc = fit.select(labels).forecast(grid, hdi_prob=hdi_prob).sel(labels).squeeze()
-        if truth is not None:
-            full = truth.sel(labels)
-            ax.plot(
-                full["budget"].max("seed"),
-                full["accuracy"].mean("seed"),
-                "o",
-                mfc="none",
-                color="0.35",
-                ms=4,
-                label="held out (seed mean)",
-            )
-        ax.plot(
-            sub["budget"].values.ravel(),
-            sub["accuracy"].values.ravel(),
-            ".",
-            color="tab:blue",
-            alpha=0.12,
-            ms=3,
-        )
-        ax.plot(
-            sub["budget"].max("seed"),
-            sub["accuracy"].mean("seed"),
-            "o",
-            color="tab:blue",
-            ms=4,
-            label="observed (seed mean)",
-        )
-        ax.fill_between(
-            grid,
-            fc["lower"],
-            fc["upper"],
-            color="tab:orange",
-            alpha=0.3,
-            label=f"{hdi_prob:.0%} HDI",
-        )
-        ax.plot(grid, fc["median"], color="tab:orange", label="posterior median")
-        if lsq is not None:
-            p = lsq.sel(labels)
-            if bool(p["success"]):
-                curve = palm_curve(
-                    grid,
-                    float(p["A_max"]),
-                    float(p["delta"]),
-                    float(p["alpha"]),
-                    float(p["beta"]),
-                    float(p["b"]),
-                )
-                ax.plot(grid, curve, "--", color="tab:green", label="least squares")
+        _draw_observed(ax, sub, None if truth is None else truth.sel(labels))
+        _draw_forecast(ax, grid, fc, hdi_prob, None if lsq is None else lsq.sel(labels))
         ax.axvline(last, color="0.5", ls=":", lw=1)
         log_budget_axis(ax)
         ax.set_title(
@@ -137,6 +91,49 @@ def plot_fit(
     axes.ravel()[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def _draw_observed(ax: Any, sub: xr.Dataset, full: xr.Dataset | None) -> None:
+    """The seeds and their mean of one curve, and its held-out rest when given."""
+    if full is not None:
+        ax.plot(
+            full["budget"].max("seed"),
+            full["accuracy"].mean("seed"),
+            "o",
+            mfc="none",
+            color="0.35",
+            ms=4,
+            label="held out (seed mean)",
+        )
+    ax.plot(
+        sub["budget"].values.ravel(),
+        sub["accuracy"].values.ravel(),
+        ".",
+        color="tab:blue",
+        alpha=0.12,
+        ms=3,
+    )
+    ax.plot(
+        sub["budget"].max("seed"),
+        sub["accuracy"].mean("seed"),
+        "o",
+        color="tab:blue",
+        ms=4,
+        label="observed (seed mean)",
+    )
+
+
+def _draw_forecast(
+    ax: Any, grid: np.ndarray, fc: xr.Dataset, hdi_prob: float, lsq: xr.Dataset | None
+) -> None:
+    """The posterior median and HDI band on ``grid``, and the least-squares curve when given."""
+    ax.fill_between(
+        grid, fc["lower"], fc["upper"], color="tab:orange", alpha=0.3, label=f"{hdi_prob:.0%} HDI"
+    )
+    ax.plot(grid, fc["median"], color="tab:orange", label="posterior median")
+    if lsq is not None and bool(lsq["success"]):
+        params = [float(lsq[k]) for k in ("A_max", "delta", "alpha", "beta", "b")]
+        ax.plot(grid, palm_curve(grid, *params), "--", color="tab:green", label="least squares")
 
 
 def plot_prob_better(

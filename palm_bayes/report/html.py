@@ -15,7 +15,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from palm_bayes.data.files import atomic_write
+from palm_bayes.data.contract import atomic_write
 from palm_bayes.errors import PalmInputError
 from palm_bayes.palm_fit import PalmFit
 from palm_bayes.report.figures import log_budget_axis, new_figure, plot_fit, plot_prob_better
