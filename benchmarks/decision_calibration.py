@@ -14,7 +14,9 @@ last budget (truth: where the seed-mean curve first reaches it, interpolated in 
 rising ones, at least 0.01 above the pilot's last level); and for every pair
 of curves on a dataset the Brier score of P(A beats B) at 1x, 2x, 5x the pilot's last budget and
 at the final budget, with a reliability table. ``--curves FILE`` evaluates on other curves
-(e.g. al_runner output) instead of held-out LCDB datasets.
+(e.g. al_runner output) instead of held-out LCDB datasets. ``--baselines`` adds the
+least-squares curve families of the literature and proper scores (CRPS, log density) for every
+method at 1x/2x/5x/final (``baselines.py``), written to ``--json`` under ``--bed``.
 
     python benchmarks/decision_calibration.py --learn-datasets 60 --test-datasets 40
 """
@@ -27,6 +29,7 @@ import time
 import warnings
 from pathlib import Path
 
+import baselines
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -34,8 +37,9 @@ from _common import covers, print_table
 from tqdm.auto import tqdm
 
 import palm_bayes as pb
+from palm_bayes.data.contract import atomic_write
 from palm_bayes.data.lcdb import lcdb_curves
-from palm_bayes.data.load import load_curves
+from palm_bayes.data.load import curves_to_frame, load_curves
 from palm_bayes.learn.prior import prefix_cases
 from palm_bayes.model.curve import labels_for_accuracy
 
@@ -189,10 +193,15 @@ def evaluate_chunk(fit, priors: dict, truths: pd.DataFrame, lsq, seed: int) -> t
     return curve_rows, pair_rows
 
 
-def run(curves: xr.Dataset, prior: pb.CurvePrior, args) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fit the held-out pilots and query them with both priors."""
+def run(
+    curves: xr.Dataset, prior: pb.CurvePrior, args, baseline_rows: tuple[list, list] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit the held-out pilots and query them with both priors.
+
+    With ``baseline_rows``, every method's rows of ``baselines.chunk_rows`` are appended to it.
+    """
     pilots, truths = prefix_cases(curves, args.cuts, args.pilot_seeds)
-    full = pb.data.curves_to_frame(curves).dropna(subset=["accuracy"])
+    full = curves_to_frame(curves).dropna(subset=["accuracy"])
     mean = full.groupby(["dataset", "strategy", "embedding", "budget"], as_index=False)[
         "accuracy"
     ].mean()
@@ -200,14 +209,17 @@ def run(curves: xr.Dataset, prior: pb.CurvePrior, args) -> tuple[pd.DataFrame, p
     truths = truths.merge(
         mean.rename(columns={"accuracy": "truth"}), on=["dataset", "strategy", "embedding"]
     )
-    pilot_frame = pb.data.curves_to_frame(pilots).dropna(subset=["accuracy"])
+    pilot_frame = curves_to_frame(pilots).dropna(subset=["accuracy"])
     last_value = (
         pilot_frame.groupby(["dataset", "strategy", "embedding", "budget"])["accuracy"].mean()
         .groupby(level=[0, 1, 2]).last().rename("last_value").reset_index()
         .rename(columns={"dataset": "pilot_dataset"})
     )  # fmt: skip
     truths = truths.merge(last_value, on=["pilot_dataset", "strategy", "embedding"])
-    priors = {"learned": prior, "brownian": pb.CurvePrior.brownian(0.3)}
+    priors = {
+        getattr(args, "prior_name", "learned"): prior,
+        "brownian": pb.CurvePrior.brownian(0.3),
+    }
     for item in args.also_prior or []:
         name, _, path = item.partition("=")
         priors[name] = pb.load_prior(path)
@@ -218,8 +230,15 @@ def run(curves: xr.Dataset, prior: pb.CurvePrior, args) -> tuple[pd.DataFrame, p
     ):
         part = pilots.sel(dataset=names[start : start + args.chunk])
         part = load_curves(part.where(part["accuracy"].notnull()))
+        rows = truths[truths["pilot_dataset"].isin(part["dataset"].to_numpy().tolist())]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            lsq = pb.fit_least_squares(part)
+            if getattr(args, "no_palm", False):  # the baselines only
+                bc, bp = baselines.chunk_rows(None, priors, rows, pilot_frame, lsq, args.seed)
+                baseline_rows[0].extend(bc)
+                baseline_rows[1].extend(bp)
+                continue
             fit = pb.fit(
                 part,
                 prior=prior,
@@ -228,9 +247,11 @@ def run(curves: xr.Dataset, prior: pb.CurvePrior, args) -> tuple[pd.DataFrame, p
                 draws=args.draws,
                 tune=args.draws,
             )
-            lsq = pb.fit_least_squares(part)
-        rows = truths[truths["pilot_dataset"].isin(part["dataset"].to_numpy().tolist())]
         c, p = evaluate_chunk(fit, priors, rows, lsq, args.seed)
+        if baseline_rows is not None:
+            bc, bp = baselines.chunk_rows(fit, priors, rows, pilot_frame, lsq, args.seed)
+            baseline_rows[0].extend(bc)
+            baseline_rows[1].extend(bp)
         curve_rows += c
         pair_rows += p
     return pd.DataFrame(curve_rows), pd.DataFrame(pair_rows)
@@ -321,6 +342,30 @@ def plot_reliability(pairs: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def write_baselines(rows: tuple[list, list], args, seconds: float) -> None:
+    """Score every method (``baselines.score``), print it, write CSVs and merge into --json."""
+    curves, pairs = pd.DataFrame(rows[0]), pd.DataFrame(rows[1])
+    curves.to_csv(f"{args.out}_baseline_curves.csv", index=False)
+    pairs.to_csv(f"{args.out}_baseline_pairs.csv", index=False)
+    table = baselines.score(curves, pairs)
+    print("\nEvery method: forecasts (MAE, 90% coverage, CRPS, log density) and pairs (Brier)")
+    print_table(table, index=False)
+    if not args.json:
+        return
+    path = Path(args.json)
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results[args.bed] = {
+        "curves": args.curves,
+        "cuts": args.cuts,
+        "pilot_seeds": args.pilot_seeds,
+        "draws_per_chain": args.draws,
+        "seconds": round(seconds, 1),
+        "scores": json.loads(table.to_json(orient="records")),
+    }
+    text = json.dumps(results, indent=1)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -347,6 +392,15 @@ def main() -> None:
     parser.add_argument(
         "--curves", nargs="+", default=None, help="evaluate on these curve files instead"
     )
+    parser.add_argument(
+        "--baselines", action="store_true", help="score the curve families and every method"
+    )
+    parser.add_argument("--json", default=None, help="with --baselines: write the scores here")
+    parser.add_argument("--bed", default="bed", help="the key of this run in --json")
+    parser.add_argument("--prior-name", default="learned", help="label of the main prior")
+    parser.add_argument(
+        "--no-palm", action="store_true", help="with --baselines: skip the PALM fits (fast)"
+    )
     parser.add_argument("--chunk", type=int, default=20)
     parser.add_argument("--draws", type=int, default=1000, help="draws (and tuning) per chain")
     parser.add_argument("--seed", type=int, default=0)
@@ -355,11 +409,14 @@ def main() -> None:
     args.pilot_seeds = args.pilot_seeds or None
     start = time.perf_counter()
     if args.curves:
-        # each file is one "dataset" (its stem), its strategies the contenders
-        frames = [
-            pb.data.curves_to_frame(load_curves(f)).assign(dataset=Path(f).stem)
-            for f in args.curves
-        ]
+        # a file of one dataset is one "dataset" (its stem), its strategies the contenders;
+        # a file of several keeps their labels
+        frames = []
+        for f in args.curves:
+            frame = curves_to_frame(load_curves(f))
+            if frame["dataset"].nunique() == 1:
+                frame = frame.assign(dataset=Path(f).stem)
+            frames.append(frame)
         test_curves = load_curves(pd.concat(frames, ignore_index=True))
         lcdb = lcdb_curves(min_budgets=10) if not args.prior_file else None
         learn = sorted(lcdb["dataset"].to_numpy().tolist()) if lcdb is not None else []
@@ -388,7 +445,13 @@ def main() -> None:
         print(prior.summary().round(3).to_string())
         if args.save_prior:
             prior.save(args.save_prior)
-    curves, pairs = run(test_curves, prior, args)
+    extra = ([], []) if args.baselines else None
+    if args.no_palm and extra is None:
+        raise SystemExit("--no-palm needs --baselines")
+    curves, pairs = run(test_curves, prior, args, extra)
+    if args.no_palm:
+        write_baselines(extra, args, time.perf_counter() - start)
+        return
     curves.to_csv(f"{args.out}_curves.csv", index=False)
     pairs.to_csv(f"{args.out}_pairs.csv", index=False)
     scores = score_curves(curves)
@@ -400,6 +463,8 @@ def main() -> None:
     print("\nReliability (bins of stated P)")
     print_table(rel)
     plot_reliability(pairs, Path(f"{args.out}_reliability.png"))
+    if extra is not None:
+        write_baselines(extra, args, time.perf_counter() - start)
     summary = {"seconds": time.perf_counter() - start, "prior": prior.meta}
     Path(f"{args.out}_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print(f"\n{time.perf_counter() - start:.0f} s; files {args.out}_*")
