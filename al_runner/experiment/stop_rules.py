@@ -321,7 +321,7 @@ STOP_RULES: dict[str, type[StopRule]] = {
 }
 
 #: Rules of other packages, by short name: imported only when a run asks for them.
-PLUGINS: dict[str, str] = {"palm": "palm_bayes.stop_rule:PalmStopRule"}
+PLUGINS: dict[str, str] = {"palm": "palm_bayes.stopping.live_rule:PalmStopRule"}
 
 
 def apply_rule(rule: StopRule, view: RoundView) -> tuple[dict[str, float], bool]:

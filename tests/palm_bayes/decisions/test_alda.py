@@ -22,7 +22,7 @@ from palm_bayes.decisions.advise import alda_least_squares
 
 pytestmark = pytest.mark.slow
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 BUDGETS = np.arange(1, 31) * 10.0
 SAMPLER = dict(draws=300, tune=300, chains=2, progress=False)

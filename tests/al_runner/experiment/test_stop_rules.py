@@ -225,7 +225,7 @@ def _palm_view(step: int, accuracy: np.ndarray, budget: np.ndarray) -> RoundView
 
 
 def test_the_palm_rule_is_found_by_name_and_waits_for_four_rounds():
-    from palm_bayes.stop_rule import PalmStopRule
+    from palm_bayes.stopping.live_rule import PalmStopRule
 
     rule = get_stop_rule("palm:0.9,cost_per_label=1,value_per_point=50,every=2,rounds_ahead=1/3")
     assert isinstance(rule, PalmStopRule) and rule.target == 0.9 and rule.rounds_ahead == (1, 3)
