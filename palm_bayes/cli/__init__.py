@@ -9,6 +9,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from palm_bayes.cli.commands import (
     cmd_advise,
@@ -48,6 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    _fit_parser(sub)
+    _export_palm_parser(sub)
+    _learn_prior_parser(sub)
+    _forecast_parser(sub)
+    _compare_parser(sub)
+    _labels_needed_parser(sub)
+    _speedup_parser(sub)
+    _compare_models_parser(sub)
+    _advise_parser(sub)
+    _report_parser(sub)
+    _plot_parser(sub)
+    _phases_parser(sub)
+    _schedule_parser(sub)
+    _stop_parser(sub)
+    return parser
+
+
+def _fit_parser(sub: Any) -> None:
+    """``palm fit``."""
     p = sub.add_parser("fit", help="fit PALM to curves and save the posterior")
     p.add_argument("curves", help="curves: .csv, .nc or a PALM run folder")
     p.add_argument("--out", required=True, help="output folder")
@@ -140,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the table as JSON records")
     p.set_defaults(func=cmd_fit)
 
+
+def _export_palm_parser(sub: Any) -> None:
+    """``palm export-palm``."""
     p = sub.add_parser("export-palm", help="write a fit as the reference PALM.py's output folders")
     p.add_argument("dir", help="a fit folder written by `palm fit`")
     p.add_argument("out", help="folder to write one PALM.py output folder per curve into")
@@ -158,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="the reference's `model` field")
     p.set_defaults(func=cmd_export_palm)
 
+
+def _learn_prior_parser(sub: Any) -> None:
+    """``palm learn-prior``."""
     p = sub.add_parser(
         "learn-prior", help="learn how curves leave the PALM form from fully observed curves"
     )
@@ -177,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_learn_prior)
 
+
+def _forecast_parser(sub: Any) -> None:
+    """``palm forecast``."""
     p = sub.add_parser("forecast", help="accuracy at budgets, with an HDI")
     p.add_argument("dir", help="a fit folder written by `palm fit`")
     p.add_argument("--budget", type=float, nargs="+", required=True, help="label budgets")
@@ -188,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=cmd_forecast)
 
+
+def _compare_parser(sub: Any) -> None:
+    """``palm compare``."""
     p = sub.add_parser("compare", help="P(a beats b) at budgets")
     p.add_argument("dir", help="a fit folder written by `palm fit`")
     p.add_argument("--a", required=True, help="e.g. strategy=typiclust")
@@ -199,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=cmd_compare)
 
+
+def _labels_needed_parser(sub: Any) -> None:
+    """``palm labels-needed``."""
     p = sub.add_parser("labels-needed", help="labels to reach a target accuracy")
     p.add_argument("dir", help="a fit folder written by `palm fit`")
     p.add_argument("--target", type=float, required=True, help="target accuracy")
@@ -215,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=cmd_labels_needed)
 
+
+def _speedup_parser(sub: Any) -> None:
+    """``palm speedup``."""
     p = sub.add_parser(
         "speedup", help="speed-up factor: the fraction of the reference's labels each needs"
     )
@@ -239,11 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=cmd_speedup)
 
+
+def _compare_models_parser(sub: Any) -> None:
+    """``palm compare-models``."""
     p = sub.add_parser("compare-models", help="rank fits of the same curves by PSIS-LOO")
     p.add_argument("dirs", nargs="+", help="fit folders (e.g. independent and pooled)")
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=cmd_compare_models)
 
+
+def _advise_parser(sub: Any) -> None:
+    """``palm advise``."""
     p = sub.add_parser("advise", help="which strategy to continue with, with probabilities")
     p.add_argument("source", help="a fit folder, or curves (.csv/.nc/run folder) to fit")
     p.add_argument(
@@ -295,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=cmd_advise)
 
+
+def _report_parser(sub: Any) -> None:
+    """``palm report``."""
     p = sub.add_parser("report", help="one self-contained HTML report of a fit")
     p.add_argument("dir", help="a fit folder written by `palm fit`")
     p.add_argument("--out", default=None, help="default DIR/report.html")
@@ -305,11 +352,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default="random", help="strategy to compare against")
     p.set_defaults(func=cmd_report)
 
+
+def _plot_parser(sub: Any) -> None:
+    """``palm plot``."""
     p = sub.add_parser("plot", help="data, posterior band and least squares as a PNG")
     p.add_argument("dir", help="a fit folder written by `palm fit`")
     p.add_argument("--out", default=None, help="PNG to write (default DIR/fit.png)")
     p.set_defaults(func=cmd_plot)
 
+
+def _phases_parser(sub: Any) -> None:
+    """``palm phases``."""
     p = sub.add_parser("phases", help="phase boundaries of AL curves from their recorded proxies")
     p.add_argument(
         "curves",
@@ -345,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_phases)
 
+
+def _schedule_parser(sub: Any) -> None:
+    """``palm schedule``."""
     p = sub.add_parser(
         "schedule", help="switch budgets of a strategy schedule, from a fit's posterior curves"
     )
@@ -388,8 +444,6 @@ def build_parser() -> argparse.ArgumentParser:
         "mechanistic-hard-switch-v1 JSON (al-runner run --strategies @FILE runs it)",
     )
     p.set_defaults(func=cmd_schedule)
-    _stop_parser(sub)
-    return parser
 
 
 def _stop_parser(sub) -> None:
