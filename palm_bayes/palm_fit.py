@@ -89,11 +89,10 @@ def fit(
     progress : bool
         Show a progress bar over curves.
     method : {"importance", "nuts"}, optional
-        How independent curves are sampled. ``"importance"`` (the default for independent
-        fits): all curves at once, by importance sampling from a Laplace approximation with
-        Pareto-smoothed weights, and with NUTS the curves where that fails (Pareto ``k`` above
-        0.7); see :mod:`palm_bayes.inference.importance`. ``"nuts"``: every curve with NUTS
-        (nutpie), as before version 0.9 of this option. Pooled fits always use NUTS.
+        ``"importance"`` (default for independent fits): all curves at once, importance
+        sampling with Pareto-smoothed weights, NUTS where that fails (Pareto ``k`` > 0.7; see
+        :mod:`palm_bayes.inference.importance`). ``"nuts"``: every curve with NUTS (nutpie).
+        Pooled fits always use NUTS.
     calibrate : bool
         Self-calibration (default on): backtest the pilot's own forecasts and update the curve
         prior's discrepancy (scale, drift, correlation between curves) with what they show
@@ -114,47 +113,17 @@ def fit(
     """
     method = _method(method, hierarchy)
     curves = load_curves(curves, min_budgets=4 if hierarchy is None else 2)
-    falling = decreasing_curves(curves)
-    if falling:
-        warnings.warn(
-            f"{len(falling)} curve(s) fall as labels are added ({', '.join(falling[:3])}); PALM "
-            "describes rising curves and will extrapolate them upward: check these curves "
-            "(accuracy vs. error rate, a broken learner) before trusting their forecasts",
-            UserWarning,
-            stacklevel=2,
-        )
-    dims = curve_dims(curves)
+    _warn_falling(curves)
     b = (
         _labels_per_round(curves)
         if labels_per_round is None
         else _constant_b(curves, labels_per_round)
     )
     cores = cores or min(chains, os.cpu_count() or 1)
-    if target_accept is None:
-        target_accept = 0.99 if hierarchy is None else _pooled_target_accept(curves)
-    default_draws = 1000 if hierarchy is None else 2000
-    draws = default_draws if draws is None else draws
-    tune = default_draws if tune is None else tune
-    sampler = {
-        "chains": chains,
-        "draws": draws,
-        "tune": tune,
-        "target_accept": target_accept,
-        "seed": seed,
-    }
+    sampler = _sampler_settings(curves, hierarchy, chains, draws, tune, target_accept, seed)
     curve_prior = resolve_prior(prior, priors)
     if hierarchy is not None:
-        short = (curves["budget"].max("seed").notnull().sum("step") < 4) & curves[
-            "accuracy"
-        ].notnull().any(("seed", "step"))
-        if bool(short.any()):
-            warnings.warn(
-                f"{int(short.sum())} curve(s) have fewer than 4 budgets: their four PALM "
-                "parameters come mostly from the pooling, and the sampler may mix slowly "
-                "(check fit.diagnostics(); more rounds per curve help most)",
-                UserWarning,
-                stacklevel=2,
-            )
+        _warn_short(curves)
         pooled = _fit_hierarchical(
             curves, check_hierarchy(curves, hierarchy), priors, b, sampler, cores, progress
         )
@@ -163,17 +132,82 @@ def fit(
         )
         _warn_problems(pooled, pooled=True, **sampler)
         return pooled
+    prior_attrs = fit_attrs(curves, curve_prior, calibrate=calibrate, b=b, seed=seed)
+    result = _fit_independent(curves, b, priors, sampler, cores, progress, method, prior_attrs)
+    _warn_problems(result, pooled=False, **sampler)
+    return result
+
+
+def _fit_independent(
+    curves: xr.Dataset,
+    b: xr.DataArray,
+    priors: Mapping[str, Any] | None,
+    sampler: dict[str, Any],
+    cores: int,
+    progress: bool,
+    method: str,
+    prior_attrs: dict[str, str],
+) -> PalmFit:
+    """Sample every curve on its own (importance sampling or NUTS) into a PalmFit."""
     merged = merge_priors(priors)
     posterior, sample_stats, constant = sample_curves(
         curves, b, merged, cores=cores, progress=progress, method=method, **sampler
     )
-    attrs = _attrs(merged, dims, sampler, [], FREE_VARS)
+    attrs = _attrs(merged, curve_dims(curves), sampler, [], FREE_VARS)
     if method != "nuts":
         attrs["sampler"] = json.dumps({"name": "nutpie", "method": method} | sampler)
-    attrs |= fit_attrs(curves, curve_prior, calibrate=calibrate, b=b, seed=seed)
-    result = _palm_fit(posterior, sample_stats, constant, curves, attrs)
-    _warn_problems(result, pooled=False, **sampler)
-    return result
+    attrs |= prior_attrs
+    return _palm_fit(posterior, sample_stats, constant, curves, attrs)
+
+
+def _warn_falling(curves: xr.Dataset) -> None:
+    """Warn about curves that fall as labels are added (PALM extrapolates them upward)."""
+    falling = decreasing_curves(curves)
+    if falling:
+        warnings.warn(
+            f"{len(falling)} curve(s) fall as labels are added ({', '.join(falling[:3])}); PALM "
+            "describes rising curves and will extrapolate them upward: check these curves "
+            "(accuracy vs. error rate, a broken learner) before trusting their forecasts",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _warn_short(curves: xr.Dataset) -> None:
+    """Warn about curves of fewer than 4 budgets in a pooled fit."""
+    short = (curves["budget"].max("seed").notnull().sum("step") < 4) & curves[
+        "accuracy"
+    ].notnull().any(("seed", "step"))
+    if bool(short.any()):
+        warnings.warn(
+            f"{int(short.sum())} curve(s) have fewer than 4 budgets: their four PALM "
+            "parameters come mostly from the pooling, and the sampler may mix slowly "
+            "(check fit.diagnostics(); more rounds per curve help most)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _sampler_settings(
+    curves: xr.Dataset,
+    hierarchy: Any,
+    chains: int,
+    draws: int | None,
+    tune: int | None,
+    target_accept: float | None,
+    seed: int,
+) -> dict[str, Any]:
+    """The sampler keywords, with the defaults of independent and pooled fits filled in."""
+    if target_accept is None:
+        target_accept = 0.99 if hierarchy is None else _pooled_target_accept(curves)
+    default_draws = 1000 if hierarchy is None else 2000
+    return {
+        "chains": chains,
+        "draws": default_draws if draws is None else draws,
+        "tune": default_draws if tune is None else tune,
+        "target_accept": target_accept,
+        "seed": seed,
+    }
 
 
 def _warn_problems(result: PalmFit, *, pooled: bool, **sampler: Any) -> None:

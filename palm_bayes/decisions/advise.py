@@ -154,6 +154,52 @@ def advise(
     >>> advice = pb.advise(fit, target=0.85)  # doctest: +SKIP
     >>> print(advice)  # doctest: +SKIP
     """
+    target, target_tolerance, cost_tolerance = _checked_settings(
+        fit, rule, dim, target, target_tolerance, cost_tolerance, eta, threshold
+    )
+    fitted = fit.idata.constant_data["fitted"]
+    draws = {
+        name: fit.labels_needed_draws(tau, max_budget=max_budget, seed=seed)
+        for name, tau in (
+            ("need", target),
+            ("low", target - target_tolerance),
+            ("high", target + target_tolerance),
+        )
+    }
+    table = _cheapest_table(fit, draws, dim, cost_tolerance, reference)
+    attrs = {
+        "rule": rule,
+        "target": target,
+        "target_tolerance": target_tolerance,
+        "cost_tolerance": cost_tolerance,
+        "eta": cost_tolerance,  # the name before cost_tolerance (kept for readers of attrs)
+        "threshold": threshold,
+    }
+    if rule == "alda":
+        extra = ["expected_saved", "speedup_median", "speedup_lower", "speedup_upper"]
+        table = table[["p_reachable"] + [c for c in extra if c in table]]
+        alda = _alda(
+            fit, draws["need"], target, target_tolerance, cost_tolerance, max_budget, dim, seed
+        )
+        table = xr.merge([table, alda]).where(fitted)
+        table.attrs.update(attrs)
+        return Advice(table, mark_leans(_recommend_alda(table, dim, target, threshold)))
+    table = table.where(fitted)
+    table.attrs.update(attrs)
+    return Advice(table, mark_leans(_recommend(table, dim, target, threshold, cost_tolerance)))
+
+
+def _checked_settings(
+    fit: PalmFit,
+    rule: str,
+    dim: str,
+    target: float,
+    target_tolerance: float | None,
+    cost_tolerance: float | None,
+    eta: float | None,
+    threshold: float,
+) -> tuple[float, float, float]:
+    """The advisor's settings checked, with the rule's defaults: target and both tolerances."""
     if rule not in RULES:
         raise PalmInputError(f"unknown rule {rule!r}; use one of {sorted(RULES)}")
     if dim not in fit.curve_dims:
@@ -177,15 +223,18 @@ def advise(
         )
     if cost_tolerance < 0:
         raise PalmInputError(f"cost_tolerance must be >= 0, got {cost_tolerance!r}")
+    return target, target_tolerance, cost_tolerance
+
+
+def _cheapest_table(
+    fit: PalmFit,
+    draws: dict[str, xr.DataArray],
+    dim: str,
+    cost_tolerance: float,
+    reference: str | None,
+) -> xr.Dataset:
+    """Per strategy: P(reachable), labels needed, window, P(cheapest), and vs ``reference``."""
     fitted = fit.idata.constant_data["fitted"]
-    draws = {
-        name: fit.labels_needed_draws(tau, max_budget=max_budget, seed=seed)
-        for name, tau in (
-            ("need", target),
-            ("low", target - target_tolerance),
-            ("high", target + target_tolerance),
-        )
-    }
     need = draws["need"].where(fitted.broadcast_like(draws["need"]), np.inf)
     reachable = np.isfinite(need)
     window = (draws["high"] - draws["low"]).where(np.isfinite(draws["high"]))
@@ -214,26 +263,7 @@ def advise(
         # the speed-up factor at the target (Kath et al. 2026): need / the reference's need
         factor = summarise_ratio(labels_ratio(need, dim, reference))
         table = table.assign({f"speedup_{k}": v for k, v in factor.items()})
-    attrs = {
-        "rule": rule,
-        "target": target,
-        "target_tolerance": target_tolerance,
-        "cost_tolerance": cost_tolerance,
-        "eta": cost_tolerance,  # the name before cost_tolerance (kept for readers of attrs)
-        "threshold": threshold,
-    }
-    if rule == "alda":
-        extra = ["expected_saved", "speedup_median", "speedup_lower", "speedup_upper"]
-        table = table[["p_reachable"] + [c for c in extra if c in table]]
-        alda = _alda(
-            fit, draws["need"], target, target_tolerance, cost_tolerance, max_budget, dim, seed
-        )
-        table = xr.merge([table, alda]).where(fitted)
-        table.attrs.update(attrs)
-        return Advice(table, mark_leans(_recommend_alda(table, dim, target, threshold)))
-    table = table.where(fitted)
-    table.attrs.update(attrs)
-    return Advice(table, mark_leans(_recommend(table, dim, target, threshold, cost_tolerance)))
+    return table
 
 
 def _alda(

@@ -82,6 +82,92 @@ def _paths(fit: Any, grid: np.ndarray, where: Mapping[str, Any] | None, seed: in
     return draws.transpose("strategy", "sample", "budget")
 
 
+def _checked_plan(
+    fit: Any, candidates: Sequence[str], objective: str, target: float | None
+) -> tuple[float | None, list[str]]:
+    """The objective, target and candidates checked against the fit."""
+    if objective not in OBJECTIVES:
+        raise PalmInputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if objective == "labels_to_target" and target is None:
+        raise PalmInputError("objective 'labels_to_target' needs a target accuracy")
+    if target is not None:
+        target = check_target(fit, target)
+    candidates = list(candidates)
+    if len(candidates) < 2 or len(set(candidates)) != len(candidates):
+        raise PalmInputError(f"give at least two distinct candidates, got {candidates}")
+    known = list(np.asarray(fit.curves["strategy"].to_numpy()).astype(str))
+    missing = [c for c in candidates if c not in known]
+    if missing:
+        raise PalmInputError(f"no strategy {missing[0]!r} in the fit; it has {known}")
+    return target, candidates
+
+
+def _best_by_aubc(
+    lo: float,
+    hi: float,
+    grid: np.ndarray,
+    cand: np.ndarray,
+    acc: np.ndarray,
+    index: dict[str, int],
+    combos: list[tuple[int, ...]],
+    all_strategies: list[str],
+) -> tuple[tuple[int, ...], str, np.ndarray, list[dict]]:
+    """The switch positions with the highest mean AUBC, and the best single strategy."""
+    n = grid.size
+    dx = np.diff(grid)
+    seg = 0.5 * (cand[..., 1:] + cand[..., :-1]) * dx  # (stage, sample, interval)
+    cum = np.concatenate([np.zeros(seg.shape[:2] + (1,)), np.cumsum(seg, -1)], -1)
+    span = hi - lo
+
+    def value(combo):
+        edges = (0, *combo, n - 1)
+        total = sum(cum[j, :, edges[j + 1]] - cum[j, :, edges[j]] for j in range(len(edges) - 1))
+        return total / span
+
+    scores = {c: value(c) for c in combos}
+    best = max(scores, key=lambda c: scores[c].mean())
+    singles = {s: (np.trapezoid(acc[index[s]], grid, axis=-1) / span) for s in all_strategies}
+    best_single = max(singles, key=lambda s: singles[s].mean())
+    diff = scores[best] - singles[best_single]
+    rows = [{"plan": "schedule", "median": np.median(scores[best]), "mean": scores[best].mean()}]
+    rows += [{"plan": s, "median": np.median(v), "mean": v.mean()} for s, v in singles.items()]
+    return best, best_single, diff, rows
+
+
+def _best_by_labels(
+    lo: float,
+    hi: float,
+    grid: np.ndarray,
+    cand: np.ndarray,
+    acc: np.ndarray,
+    index: dict[str, int],
+    combos: list[tuple[int, ...]],
+    all_strategies: list[str],
+    target: float,
+) -> tuple[tuple[int, ...], str, np.ndarray, list[dict]]:
+    """The switch positions that reach ``target`` with the fewest median labels."""
+    n = grid.size
+
+    def path(combo):
+        stage = np.searchsorted(np.asarray(combo), np.arange(n), side="right")
+        return cand[stage, :, np.arange(n)].T  # (sample, budget)
+
+    scores = {c: _labels(path(c), grid, target) for c in combos}
+    # fewest median labels; ties: most often reached
+    best = min(scores, key=lambda c: (np.median(scores[c]), -np.isfinite(scores[c]).mean()))
+    singles = {s: _labels(acc[index[s]], grid, target) for s in all_strategies}
+    best_single = min(singles, key=lambda s: np.median(singles[s]))
+    a, b = scores[best], singles[best_single]
+    with np.errstate(invalid="ignore"):
+        diff = np.where(np.isinf(a) & np.isinf(b), 0.0, b - a)  # labels saved
+    rows = [{"plan": "schedule", "median": np.median(a), "p_reached": np.isfinite(a).mean()}]
+    rows += [
+        {"plan": s, "median": np.median(v), "p_reached": np.isfinite(v).mean()}
+        for s, v in singles.items()
+    ]
+    return best, best_single, diff, rows
+
+
 def _labels(acc: np.ndarray, grid: np.ndarray, target: float) -> np.ndarray:
     """First budget where each path ``(..., budget)`` reaches ``target`` (inf if never).
 
@@ -137,19 +223,7 @@ def schedule(
     -------
     SchedulePlan
     """
-    if objective not in OBJECTIVES:
-        raise PalmInputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if objective == "labels_to_target" and target is None:
-        raise PalmInputError("objective 'labels_to_target' needs a target accuracy")
-    if target is not None:
-        target = check_target(fit, target)
-    candidates = list(candidates)
-    if len(candidates) < 2 or len(set(candidates)) != len(candidates):
-        raise PalmInputError(f"give at least two distinct candidates, got {candidates}")
-    known = list(np.asarray(fit.curves["strategy"].to_numpy()).astype(str))
-    missing = [c for c in candidates if c not in known]
-    if missing:
-        raise PalmInputError(f"no strategy {missing[0]!r} in the fit; it has {known}")
+    target, candidates = _checked_plan(fit, candidates, objective, target)
     const = fit.idata.constant_data
     lo, hi = budget_range or (float(const["first_budget"].min()), float(const["last_budget"].max()))
     if not hi > lo > 0:
@@ -175,49 +249,12 @@ def schedule(
         combos = [tuple(int(np.searchsorted(grid, b)) for b in switches)]
     else:
         combos = list(itertools.combinations_with_replacement(range(n), len(candidates) - 1))
+    search = (lo, hi, grid, cand, acc, index, combos, all_strategies)
     if objective == "aubc":
-        dx = np.diff(grid)
-        seg = 0.5 * (cand[..., 1:] + cand[..., :-1]) * dx  # (stage, sample, interval)
-        cum = np.concatenate([np.zeros(seg.shape[:2] + (1,)), np.cumsum(seg, -1)], -1)
-        span = hi - lo
-
-        def value(combo):
-            edges = (0, *combo, n - 1)
-            total = sum(
-                cum[j, :, edges[j + 1]] - cum[j, :, edges[j]] for j in range(len(edges) - 1)
-            )
-            return total / span
-
-        scores = {c: value(c) for c in combos}
-        best = max(scores, key=lambda c: scores[c].mean())
-        singles = {s: (np.trapezoid(acc[index[s]], grid, axis=-1) / span) for s in all_strategies}
-        best_single = max(singles, key=lambda s: singles[s].mean())
-        diff = scores[best] - singles[best_single]
-        p_beats = float(np.mean(diff > 0) + 0.5 * np.mean(diff == 0))
-        rows = [
-            {"plan": "schedule", "median": np.median(scores[best]), "mean": scores[best].mean()}
-        ]
-        rows += [{"plan": s, "median": np.median(v), "mean": v.mean()} for s, v in singles.items()]
+        best, best_single, diff, rows = _best_by_aubc(*search)
     else:
-
-        def path(combo):
-            stage = np.searchsorted(np.asarray(combo), np.arange(n), side="right")
-            return cand[stage, :, np.arange(n)].T  # (sample, budget)
-
-        scores = {c: _labels(path(c), grid, float(target)) for c in combos}
-        # fewest median labels; ties: most often reached
-        best = min(scores, key=lambda c: (np.median(scores[c]), -np.isfinite(scores[c]).mean()))
-        singles = {s: _labels(acc[index[s]], grid, float(target)) for s in all_strategies}
-        best_single = min(singles, key=lambda s: np.median(singles[s]))
-        a, b = scores[best], singles[best_single]
-        with np.errstate(invalid="ignore"):
-            diff = np.where(np.isinf(a) & np.isinf(b), 0.0, b - a)  # labels saved
-        p_beats = float(np.mean(diff > 0) + 0.5 * np.mean(diff == 0))
-        rows = [{"plan": "schedule", "median": np.median(a), "p_reached": np.isfinite(a).mean()}]
-        rows += [
-            {"plan": s, "median": np.median(v), "p_reached": np.isfinite(v).mean()}
-            for s, v in singles.items()
-        ]
+        best, best_single, diff, rows = _best_by_labels(*search, float(target))
+    p_beats = float(np.mean(diff > 0) + 0.5 * np.mean(diff == 0))
     finite = diff[np.isfinite(diff)]
     gain = {
         "median": float(np.median(finite)) if finite.size else float("nan"),

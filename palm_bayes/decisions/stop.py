@@ -142,10 +142,7 @@ def stop(
     b = const["b"].where(fitted)
     horizon = xr.DataArray(rounds, dims="rounds_ahead", coords={"rounds_ahead": rounds})
     ahead = (last + horizon * b).where(fitted)
-    grid = np.unique(np.concatenate([last.to_numpy().ravel(), ahead.to_numpy().ravel()]))
-    grid = grid[np.isfinite(grid)]
-    if grid.size == 0:
-        raise PalmInputError("the fit holds no fitted curve")
+    grid = _budget_grid(last, ahead)
     draws = forecast_draws(fit, grid, kind=kind, seed=seed)
     safe_last = last.fillna(grid[0])
     now = draws.sel(budget=safe_last).drop_vars("budget")
@@ -159,37 +156,67 @@ def stop(
 
     names = fit.idata.posterior[dim].to_numpy()
     own = draws.sel(budget=ahead.fillna(grid[0])).drop_vars("budget") - now
-    q = (1 - hdi_prob) / 2
-    out = xr.Dataset(
-        {
-            "budget_now": last,
-            "accuracy_now": now.mean(_SAMPLES).where(fitted),
-            "gain_mean": own.mean(_SAMPLES),
-            "gain_lower": own.quantile(q, _SAMPLES).drop_vars("quantile"),
-            "gain_upper": own.quantile(1 - q, _SAMPLES).drop_vars("quantile"),
-            "p_gain": (own >= epsilon).mean(_SAMPLES),
-            "utility": utility(own, labels).mean(_SAMPLES),
-        }
-    )
-    out = out.where(fitted)
+    out = _gains(own, now, last, utility(own, labels), epsilon, hdi_prob).where(fitted)
     verdicts = [_verdict_of(s, draws, now, ahead, labels, utility, names, dim, fitted, grid)
                 for s in names]  # fmt: skip
     parts = xr.concat(verdicts, dim=dim).assign_coords({dim: names})
     out = xr.merge([out, parts])
     if target is not None:
         out = _with_target(fit, out, now, target, threshold, budget, last, ahead)
-    out.attrs.update(
+    out.attrs.update(_settings(cost_per_label, value_per_point, epsilon, hdi_prob, target))
+    return out
+
+
+def _budget_grid(last: xr.DataArray, ahead: xr.DataArray) -> np.ndarray:
+    """The budgets the verdict reads: every curve's last one and those a few rounds ahead."""
+    grid = np.unique(np.concatenate([last.to_numpy().ravel(), ahead.to_numpy().ravel()]))
+    grid = grid[np.isfinite(grid)]
+    if grid.size == 0:
+        raise PalmInputError("the fit holds no fitted curve")
+    return grid
+
+
+def _gains(
+    own: xr.DataArray,
+    now: xr.DataArray,
+    last: xr.DataArray,
+    utility: xr.DataArray,
+    epsilon: float,
+    hdi_prob: float,
+) -> xr.Dataset:
+    """Gain of continuing with each strategy: mean, interval, P(gain >= epsilon), utility."""
+    q = (1 - hdi_prob) / 2
+    return xr.Dataset(
         {
-            "cost_model": int(cost_model),
-            "cost_per_label": np.nan if cost_per_label is None else float(cost_per_label),
-            "value_per_point": np.nan if value_per_point is None else float(value_per_point),
-            "epsilon": float(epsilon),
-            "utility_unit": "currency" if cost_model else "accuracy",
-            "hdi_prob": float(hdi_prob),
-            "target": np.nan if target is None else float(target),
+            "budget_now": last,
+            "accuracy_now": now.mean(_SAMPLES),
+            "gain_mean": own.mean(_SAMPLES),
+            "gain_lower": own.quantile(q, _SAMPLES).drop_vars("quantile"),
+            "gain_upper": own.quantile(1 - q, _SAMPLES).drop_vars("quantile"),
+            "p_gain": (own >= epsilon).mean(_SAMPLES),
+            "utility": utility.mean(_SAMPLES),
         }
     )
-    return out
+
+
+def _settings(
+    cost_per_label: float | None,
+    value_per_point: float | None,
+    epsilon: float,
+    hdi_prob: float,
+    target: float | None,
+) -> dict[str, float | int | str]:
+    """The verdict's settings as attrs (NaN where not given)."""
+    cost_model = cost_per_label is not None
+    return {
+        "cost_model": int(cost_model),
+        "cost_per_label": np.nan if cost_per_label is None else float(cost_per_label),
+        "value_per_point": np.nan if value_per_point is None else float(value_per_point),
+        "epsilon": float(epsilon),
+        "utility_unit": "currency" if cost_model else "accuracy",
+        "hdi_prob": float(hdi_prob),
+        "target": np.nan if target is None else float(target),
+    }
 
 
 def _verdict_of(s, draws, now, ahead, labels, utility, names, dim, fitted, grid) -> xr.Dataset:

@@ -615,7 +615,6 @@ def phases(
     -------
     PhaseAnalysis
     """
-    import arviz as az
     from tqdm.auto import tqdm
 
     if not (isinstance(max_boundaries, int | np.integer) and max_boundaries >= 0):
@@ -631,8 +630,7 @@ def phases(
             f"phases need at least {2 * min_points} pooled records (strategy x budget) with "
             f"every proxy recorded; got {len(budgets)}"
         )
-    raw = table[proxies].to_numpy(float)
-    z = _standardise(raw) if standardise else raw
+    z = (_standardise if standardise else np.asarray)(table[proxies].to_numpy(float))
     risk = table["risk"].to_numpy(float)
     prior = _Prior(float(risk.mean()), float(prior_scale))
     baseline = dp_bic_phases(
@@ -656,7 +654,20 @@ def phases(
             )
             break
         fits[k] = _to_idata(out, risk, budgets, starts, proxies)
+    loo = _compare_counts(fits)
+    chosen = int(loo.index[0])
+    if loo.get("warning", pd.Series(False)).any():
+        notes.append("PSIS-LOO flagged high Pareto k for some counts: compare them with care")
+    return PhaseAnalysis(
+        table, proxies, fits, loo, chosen, baseline, hdi_prob, notes, standardised=standardise
+    )
+
+
+def _compare_counts(fits: dict[int, Any]) -> pd.DataFrame:
+    """PSIS-LOO over the numbers of boundaries (index ``boundaries``), with log evidences."""
     import warnings
+
+    import arviz as az
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pareto-k warnings: reported in the table
@@ -664,9 +675,4 @@ def phases(
     loo.index = loo.index.astype(int)
     loo.index.name = "boundaries"
     loo["log_evidence"] = [fits[k].posterior.attrs["log_evidence"] for k in loo.index]
-    chosen = int(loo.index[0])
-    if loo.get("warning", pd.Series(False)).any():
-        notes.append("PSIS-LOO flagged high Pareto k for some counts: compare them with care")
-    return PhaseAnalysis(
-        table, proxies, fits, loo, chosen, baseline, hdi_prob, notes, standardised=standardise
-    )
+    return loo

@@ -174,21 +174,24 @@ def write_palm_outputs(
                     value += shift
                 meta[key] = value
         out = folder / _folder_name(labels, varying)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "y_avg.npy", lambda t, y=y_avg * scale: _save_npy(t, y))
-        atomic_write(out / "y_fit.npy", lambda t, y=y_fit: _save_npy(t, y))
-        row = {k: meta[k] for k in PALM_CSV_COLUMNS} | {
-            k: v for k, v in meta.items() if k not in PALM_JSON_KEYS and k not in ("budgets",)
-        }
-        atomic_write(
-            out / "palm_params.csv", lambda t, r=row: pd.DataFrame([r]).to_csv(t, index=False)
-        )
-        text = json.dumps(meta, indent=2, allow_nan=True)
-        atomic_write(out / "palm_params.json", lambda t, s=text: Path(t).write_text(s))
+        _write_folder(out, y_avg * scale, y_fit, meta)
         written.append(out)
     if not written:
         raise PalmInputError("no curve has a successful least-squares fit: nothing to write")
     return written
+
+
+def _write_folder(out: Path, y_avg: np.ndarray, y_fit: np.ndarray, meta: dict[str, Any]) -> None:
+    """One curve's folder: the two arrays, then the CSV and last the JSON (atomically each)."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "y_avg.npy", lambda t: _save_npy(t, y_avg))
+    atomic_write(out / "y_fit.npy", lambda t: _save_npy(t, y_fit))
+    row = {k: meta[k] for k in PALM_CSV_COLUMNS} | {
+        k: v for k, v in meta.items() if k not in PALM_JSON_KEYS and k not in ("budgets",)
+    }
+    atomic_write(out / "palm_params.csv", lambda t: pd.DataFrame([row]).to_csv(t, index=False))
+    text = json.dumps(meta, indent=2, allow_nan=True)
+    atomic_write(out / "palm_params.json", lambda t: Path(t).write_text(text))
 
 
 def _save_npy(path: str, values: np.ndarray) -> None:

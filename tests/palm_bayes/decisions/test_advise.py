@@ -117,7 +117,9 @@ def test_aubc_and_win_matrix():
     np.testing.assert_allclose(
         wins.sel(strategy="good", opponent="poor") + wins.sel(strategy="poor", opponent="good"), 1.0
     )
-    assert float(wins.sel(strategy="good", opponent="poor", budget=1000)) > 0.99
+    # 2x beyond the pilot; with 2 curves the self-calibration keeps half its rho mass away
+    # from the library's 0.94 (thin evidence stays wide), so a 0.15 gap is 0.95+, not 0.99+
+    assert float(wins.sel(strategy="good", opponent="poor", budget=1000)) > 0.95
 
 
 def test_advice_errors(known_fit):
