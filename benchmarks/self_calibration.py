@@ -45,7 +45,7 @@ import xarray as xr
 
 import palm_bayes as pb
 from palm_bayes.data.contract import truncate
-from palm_bayes.data.files import atomic_write
+from palm_bayes.data.contract import atomic_write
 from palm_bayes.data.load import curves_to_frame, load_curves
 from palm_bayes.inference.self_calibration import calibrate_prior
 from palm_bayes.priors.shipped import default_prior

@@ -3,7 +3,7 @@
 A grid TOML or a ``mechanistic-hard-switch-v1`` schedule JSON with wrong types, negative or
 huge values, or unknown keys must either load or raise :class:`ALRunnerError` with a one-line
 message; any other exception (``ValueError`` from ``int("x")``, ``TypeError``, ``KeyError``,
-``MemoryError``) fails the test. Derandomized, like tests/test_input_fuzz.py.
+``MemoryError``) fails the test. Derandomized, like tests/palm_bayes/data/test_input_fuzz.py.
 """
 
 from __future__ import annotations
