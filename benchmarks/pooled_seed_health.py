@@ -1,6 +1,7 @@
 """Sampling health of the pooled fit of the test fixture, over sampler seeds.
 
-Fits ``hierarchy=("strategy", "dataset")`` to the curves of ``tests/palm_bayes/inference/test_hierarchy.py``
+Fits ``hierarchy=("strategy", "dataset")`` to the curves of
+``tests/palm_bayes/inference/test_hierarchy.py``
 (6 datasets x 3 strategies, 3 seeds, 10 rounds, one curve cut to 4 rounds) with the tests'
 sampler settings for every seed in ``--seeds`` and prints the worst r_hat, the smallest bulk
 ESS, the share of divergent transitions and the wall time of each fit, then the spread: the
@@ -21,7 +22,7 @@ import palm_bayes as pb
 
 
 def fixture_curves():
-    """The curves of the pooled tests (kept in step with tests/palm_bayes/inference/test_hierarchy.py)."""
+    """The curves of the pooled tests (kept in step with ``test_hierarchy.py``)."""
     ds = pb.simulate_hierarchy(
         6, ["random", "margin", "typiclust"], np.arange(1, 11) * 100.0, rng=3
     )

@@ -44,8 +44,7 @@ import pandas as pd
 import xarray as xr
 
 import palm_bayes as pb
-from palm_bayes.data.contract import truncate
-from palm_bayes.data.contract import atomic_write
+from palm_bayes.data.contract import atomic_write, truncate
 from palm_bayes.data.load import curves_to_frame, load_curves
 from palm_bayes.inference.self_calibration import calibrate_prior
 from palm_bayes.priors.shipped import default_prior

@@ -1,6 +1,7 @@
 """The speed-up factor (Kath et al. 2026) on a hand-built posterior, against its closed form.
 
-As in tests/palm_bayes/queries/test_queries_exact.py the posterior is written, not sampled (``known_fit``, zero
+As in tests/palm_bayes/queries/test_queries_exact.py the posterior is written, not sampled
+(``known_fit``, zero
 extrapolation discrepancy): ``random`` is a point mass, ``better`` has A_max 0.9 in 70% of the
 draws and 0.8 in 30%. The factor of a draw is then a closed-form function of the PALM inverse
 (whole labels, rounded up), and the summaries are the quantiles of a two-point distribution.
