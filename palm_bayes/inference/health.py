@@ -59,9 +59,13 @@ def sampling_problems(
     r_hat = _worst_r_hat(posterior, free_vars, dims, fitted)
     slow = (r_hat > R_HAT_MAX) & fitted
     if bool(slow.any()):
-        what = "the pooled fit" if pooled else f"{int(slow.sum())} curve(s) ({_names(slow, dims)})"
+        what = (
+            "the pooled fit has"
+            if pooled
+            else f"{int(slow.sum())} curve(s) ({_names(slow, dims)}) have"
+        )
         lines.append(
-            f"{what} have r_hat up to {float(r_hat.max()):.3g} (above {R_HAT_MAX}: the chains "
+            f"{what} r_hat up to {float(r_hat.max()):.3g} (above {R_HAT_MAX}: the chains "
             f"disagree); refit with more draws and tune (now {draws} and {tune})"
         )
     if "pareto_k" in constant:
