@@ -10,6 +10,7 @@ of a number that looks like an answer.
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
 
 from palm_bayes.errors import PalmInputError
 from palm_bayes.inference.posterior import PalmPosterior
@@ -25,8 +26,9 @@ def lowest_observed(fit: PalmPosterior) -> tuple[float, float] | None:
     if "observed_data" not in fit.idata.groups():
         return None
     obs = fit.idata.observed_data
-    acc = np.asarray(obs["accuracy"], dtype=float)
-    budget = np.broadcast_to(np.asarray(obs["budget"], dtype=float), acc.shape)
+    acc_da, budget_da = xr.broadcast(obs["accuracy"], obs["budget"])
+    acc = np.asarray(acc_da, dtype=float)
+    budget = np.asarray(budget_da.transpose(*acc_da.dims), dtype=float)
     ok = np.isfinite(acc)
     if not ok.any():
         return None
