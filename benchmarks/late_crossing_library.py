@@ -36,7 +36,9 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.svm import SVC
-from tabular_al_library import datasets
+from sklearn.datasets import make_classification
+from sklearn.preprocessing import StandardScaler
+from tabular_al_library import _fmnist_pair, datasets
 
 from palm_bayes.data.contract import save_curves
 from palm_bayes.data.load import load_curves
@@ -55,6 +57,28 @@ TRAJECTORIES = {
 }
 START = 20
 DENSE_UNTIL = 40
+
+
+#: The held-out bed's problems (``--bed held-out``); the others are for development.
+HELD_OUT = ("digits_odd", "moons", "cls0", "cls1", "fmnist_shirt_tshirt")
+
+
+def dev_datasets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Development problems of the same kind, none of them in the held-out bed.
+
+    Designs are compared and tuned on these (``--bed dev``), never on :data:`HELD_OUT`.
+    """
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for k, (sep, informative) in enumerate(((0.7, 8), (0.4, 5)), start=2):
+        out[f"cls{k}"] = make_classification(
+            n_samples=2000, n_features=20, n_informative=informative, n_redundant=2,
+            class_sep=sep, flip_y=0.03, n_clusters_per_class=2, random_state=10 + k,
+        )  # fmt: skip
+    for name, (a, b) in {"fmnist_pullover_coat": (2, 4), "fmnist_shirt_pullover": (6, 2)}.items():
+        pair = _fmnist_pair(a, b)
+        if pair is not None:
+            out[name] = pair
+    return {k: (StandardScaler().fit_transform(x), np.asarray(y)) for k, (x, y) in out.items()}
 
 
 def strategies() -> list[str]:
@@ -138,13 +162,20 @@ def main() -> None:
     parser.add_argument("--labelled", type=float, default=0.8, help="share of the pool at the end")
     parser.add_argument("--every", type=int, default=8, help="record every k labels after 40")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument(
+        "--bed", choices=("held-out", "dev"), default="held-out",
+        help="the held-out problems, or the development problems (tune only on these)",
+    )
     parser.add_argument("--only", nargs="+", default=None, help="these datasets only")
     parser.add_argument(
         "--parts", default=None, help="keep each dataset's curves here and reuse them (resume)"
     )
     args = parser.parse_args()
     begin = time.perf_counter()
-    problems = datasets()
+    if args.bed == "dev":
+        problems = dev_datasets()
+    else:
+        problems = {k: v for k, v in datasets().items() if k in HELD_OUT}
     names = args.only or list(problems)
     final = int(args.labelled * args.pool)
     frames = []
