@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn.datasets import make_circles, make_classification, make_moons
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
-from sklearn.svm import SVC
-from sklearn.datasets import make_classification
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 from tabular_al_library import _fmnist_pair, datasets
 
 from palm_bayes.data.contract import save_curves
@@ -69,12 +69,20 @@ def dev_datasets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     Designs are compared and tuned on these (``--bed dev``), never on :data:`HELD_OUT`.
     """
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for k, (sep, informative) in enumerate(((0.7, 8), (0.4, 5)), start=2):
+    settings = ((0.7, 8), (0.4, 5), (1.0, 4), (0.6, 10))
+    for k, (sep, informative) in enumerate(settings, start=2):
         out[f"cls{k}"] = make_classification(
             n_samples=2000, n_features=20, n_informative=informative, n_redundant=2,
             class_sep=sep, flip_y=0.03, n_clusters_per_class=2, random_state=10 + k,
         )  # fmt: skip
-    for name, (a, b) in {"fmnist_pullover_coat": (2, 4), "fmnist_shirt_pullover": (6, 2)}.items():
+    out["moons_noisy"] = make_moons(n_samples=1500, noise=0.45, random_state=1)
+    out["circles"] = make_circles(n_samples=1500, noise=0.2, factor=0.5, random_state=2)
+    pairs = {
+        "fmnist_pullover_coat": (2, 4),
+        "fmnist_shirt_pullover": (6, 2),
+        "fmnist_coat_shirt": (4, 6),
+    }
+    for name, (a, b) in pairs.items():
         pair = _fmnist_pair(a, b)
         if pair is not None:
             out[name] = pair
@@ -163,7 +171,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=8, help="record every k labels after 40")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument(
-        "--bed", choices=("held-out", "dev"), default="held-out",
+        "--bed",
+        choices=("held-out", "dev"),
+        default="held-out",
         help="the held-out problems, or the development problems (tune only on these)",
     )
     parser.add_argument("--only", nargs="+", default=None, help="these datasets only")

@@ -7,8 +7,10 @@ queried with four curve priors:
 ``shipped``
     the LCDB prior as it ships (no self-calibration);
 ``grid``
-    the shipped prior updated by the pilot's own backtests, grid posterior over (scale, rho,
-    drift weight) (the default of ``pb.fit``);
+    the shipped prior updated by the pilot's own backtests (Bayesian refits by Laplace), grid
+    posterior over (scale, rho, drift weight) (the default of ``pb.fit``);
+``grid_lsq``
+    the same update with least-squares refits in the backtests (the earlier default);
 ``stack``
     stacking of three whole priors (library, "rankings cross", wide) by backtest likelihood;
 ``brownian``
@@ -24,10 +26,14 @@ Beds: ``--curves FILES`` (each file one dataset, e.g. ``tabular_al_library.py`` 
 ``--lcdb N`` (N LCDB datasets drawn with ``--seed``; the shipped prior was learned on LCDB, so
 this bed is in-sample for it) or ``--simulate N`` (late-crossing simulations: strategies whose
 ranking changes after the pilot). Rows are appended to ``<out>_pairs.csv`` and
-``<out>_curves.csv``; ``--score`` aggregates them into ``benchmarks/results/self_calibration.json``.
+``<out>_curves.csv``; ``--score`` aggregates them into
+``benchmarks/results/self_calibration.json``, or with ``--results NAME`` into the flat tables of
+``benchmarks/results/NAME.json`` (one row per bed, cut, pilot seeds, prior and distance) that
+report pages render.
 
     python benchmarks/self_calibration.py --bed tabular --curves tabular_al/*.nc --out sc
     python benchmarks/self_calibration.py --score sc_*
+    python benchmarks/self_calibration.py --score lc_cut0.2 lc_cut0.4 --results late_crossing
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from _results import write_results
 
 import palm_bayes as pb
 from palm_bayes.data.contract import atomic_write, truncate
@@ -53,8 +60,16 @@ RESULTS = Path(__file__).parent / "results" / "self_calibration.json"
 #: The self-calibration designs compared (name -> calibrate_prior keywords).
 DESIGNS = {
     "grid": {"design": "grid"},
+    "grid_lsq": {"design": "grid", "forecaster": "least_squares"},
     "stack": {"design": "stack"},
-    "grid_lib25": {"design": "grid", "library_mass": 0.25},
+}
+#: Names of the priors in the flat results tables.
+PRIOR_NAMES = {
+    "grid": "self-calibrated (default)",
+    "grid_lsq": "self-calibrated, least-squares backtests",
+    "stack": "stacked priors",
+    "shipped": "shipped LCDB prior",
+    "brownian": "random walk",
 }
 
 
@@ -185,6 +200,7 @@ def evaluate(curves: xr.Dataset, bed: str, args) -> tuple[list[dict], list[dict]
                 "last": float(pilot_mean[pilot_mean["strategy"] == s]["accuracy"].iloc[-1]),
                 "ratio": final[s] / last[s], "fit_seconds": fit_seconds,
                 "calibration_seconds": cal_seconds.get(name, 0.0), "n_curves": len(strategies),
+                "cut": args.cut, "pilot_seeds": args.pilot_seeds,
             }  # fmt: skip
             if name == "shipped":
                 p = lsq.sel(strategy=s).squeeze(drop=True)
@@ -205,7 +221,8 @@ def evaluate(curves: xr.Dataset, bed: str, args) -> tuple[list[dict], list[dict]
                     p = float(np.mean(da > db) + 0.5 * np.mean(da == db))
                     pair_rows.append(
                         {"bed": bed, "dataset": dataset, "prior": name, "at": label, "a": a,
-                         "b": b, "p": p, "won": float(ta > tb), "gap": abs(ta - tb)}
+                         "b": b, "p": p, "won": float(ta > tb), "gap": abs(ta - tb),
+                         "cut": args.cut, "pilot_seeds": args.pilot_seeds}
                     )  # fmt: skip
     return curve_rows, pair_rows
 
@@ -262,6 +279,29 @@ def score(prefixes: list[str]) -> dict:
     return out
 
 
+def flat_results(prefixes: list[str]) -> dict[str, list[dict]]:
+    """One row per (bed, cut, pilot seeds, prior, distance), and per method for the forecasts."""
+    rows, forecasts = [], []
+    for prefix in prefixes:
+        setting = pd.read_csv(f"{prefix}_curves.csv").iloc[0]
+        keys = {"cut": float(setting["cut"]), "pilot_seeds": int(setting["pilot_seeds"])}
+        for bed, entry in score([prefix]).items():
+            for prior, by_at in entry["pairs"].items():
+                for at, x in by_at.items():
+                    rows.append(
+                        {"bed": bed, **keys, "prior": PRIOR_NAMES.get(prior, prior), "at": at,
+                         "pairs": x["n"], "brier": x["brier"], "confident": x["confident"],
+                         "confident_right": x["confident_right"],
+                         "undecided_share": x["undecided_share"]}
+                    )  # fmt: skip
+            for method, x in entry["forecasts"].items():
+                forecasts.append(
+                    {"bed": bed, **keys, "method": PRIOR_NAMES.get(method, method),
+                     "mae_final": x["mae"], "cover90_final": x.get("cover90")}
+                )  # fmt: skip
+    return {"rows": rows, "forecasts": forecasts}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -276,7 +316,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="self_calibration")
     parser.add_argument("--score", nargs="+", default=None, metavar="PREFIX")
+    parser.add_argument("--results", default=None, help="with --score: write results/NAME.json")
     args = parser.parse_args()
+    if args.score and args.results:
+        print(write_results(args.results, flat_results(args.score)))
+        return
     if args.score:
         results = score(args.score)
         text = json.dumps(results, indent=1)

@@ -132,7 +132,7 @@ def fit(
         )
         _warn_problems(pooled, pooled=True, **sampler)
         return pooled
-    prior_attrs = fit_attrs(curves, curve_prior, calibrate=calibrate, b=b, seed=seed)
+    prior_attrs = fit_attrs(curves, curve_prior, calibrate=calibrate, b=b, seed=seed, priors=priors)
     result = _fit_independent(curves, b, priors, sampler, cores, progress, method, prior_attrs)
     _warn_problems(result, pooled=False, **sampler)
     return result

@@ -10,6 +10,7 @@ import xarray as xr
 import palm_bayes as pb
 from palm_bayes.inference.self_calibration import (
     MIN_BUDGETS,
+    MIN_RATIO,
     SelfCalibration,
     backtest_pilot,
     calibrate_prior,
@@ -85,8 +86,37 @@ def test_backtests_of_palm_curves_have_small_residuals():
     )
     cases = backtest_pilot(pb.load_curves(curves))
     assert set(cases["curve"].str.split("|").str[1]) == {"a", "b"}
-    assert (cases["target"] == 10 * B).all() and (cases["d"] >= np.log(1.25)).all()
+    assert (cases["target"] == 10 * B).all() and (cases["d"] >= np.log(MIN_RATIO)).all()
     assert cases["residual"].abs().max() < 0.1
+
+
+def test_laplace_backtests_carry_the_posterior_spread():
+    # the Bayesian refit at an earlier origin is less sure of the target than at a later one,
+    # and the truth lies within the refits' own spread
+    params = {"a": dict(A_max=0.9, delta=0.1, alpha=0.0, beta=0.8)}
+    curves = pb.load_curves(
+        pb.simulate_curves(params, np.arange(1, 16) * B, seeds=3, noise=0.01, rng=1)
+    )
+    cases = backtest_pilot(curves).sort_values("origin")
+    lsq = backtest_pilot(curves, forecaster="least_squares")
+    assert (lsq["forecast_var"] == 0).all() and len(lsq) == len(cases) >= 2
+    assert (cases["forecast_var"] > 0).all()
+    assert cases["forecast_var"].iloc[0] > cases["forecast_var"].iloc[-1]
+    sd = np.sqrt(cases["forecast_var"] + cases["noise_var"])
+    assert (cases["residual"].abs() < 3 * sd).all()
+    with pytest.raises(pb.PalmInputError, match="forecaster must be"):
+        backtest_pilot(curves, forecaster="lstsq")
+
+
+def test_the_refits_own_spread_is_not_counted_as_discrepancy():
+    # residuals as large as m = 3 would imply, but explained by the refits' own posterior
+    # spread: the update must not widen the discrepancy for them
+    big = cases_with(3.0, 0.0, groups=60)
+    explained = big.assign(forecast_var=(3.0**2 - 1.0) * (0.3**2) * np.log(2.0))
+    _, unexplained_post = update_prior(big, WALK)
+    _, explained_post = update_prior(explained, WALK)
+    assert unexplained_post["m"]["mean"] > 2.0
+    assert explained_post["m"]["mean"] == pytest.approx(1.0, abs=0.4)
 
 
 def test_a_pilot_too_short_to_backtest_keeps_the_library_prior():
@@ -161,7 +191,7 @@ def test_palm_fit_calibrates_by_default_and_says_so(two_strategy_fit_dir):
     fit = pb.PalmFit.from_netcdf(two_strategy_fit_dir / "fit.nc")
     info = fit.self_calibration
     assert info is not None and info.status == "calibrated"
-    assert "Self-calibration: on this pilot, least-squares forecasts" in fit.describe()
+    assert "Self-calibration: on this pilot, forecasts" in fit.describe()
     library = pb.CurvePrior.from_dict(
         __import__("json").loads(fit.idata.posterior.attrs["library_prior"])
     )
