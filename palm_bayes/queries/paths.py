@@ -60,7 +60,9 @@ class SeedDraws:
 
     ``slope`` is ``w_0 + w_slope z_slope + w_level z_level`` (the drift per e-fold of budget),
     ``w_gain`` and ``power`` per sample, ``scale`` is ``exp(a_0 + ...)``, ``e`` the shocks and
-    ``shift`` the seed offsets (None when the prior adds none).
+    ``shift`` the seed offsets (None when the prior adds none). ``powers`` are the distinct
+    values of ``power`` (the prior's coefficient draws repeat), ``power[i] ==
+    powers[power_index[i]]``.
     """
 
     slope: np.ndarray
@@ -69,6 +71,8 @@ class SeedDraws:
     power: np.ndarray
     e: np.ndarray
     shift: np.ndarray | None
+    powers: np.ndarray
+    power_index: np.ndarray
 
 
 class PathBase:
@@ -149,6 +153,7 @@ class PathBase:
         if self.seed_ratio is not None:
             log_scale = log_scale + prior.seed_scale[index][:, None] * self.seed_ratio[None, :]
         shift = seed_shift(fit, seed)
+        powers, power_index = np.unique(prior.scale[index, 1], return_inverse=True)
         drawn = SeedDraws(
             slope=slope,
             w_gain=prior.drift[index, 3],
@@ -156,6 +161,8 @@ class PathBase:
             power=prior.scale[index, 1],
             e=self._stacked(e),
             shift=None if shift is None else self._stacked(shift),
+            powers=powers,
+            power_index=power_index.reshape(-1),
         )
         if len(self._seeds) >= _KEPT_SEEDS:
             self._seeds.pop(next(iter(self._seeds)))
@@ -246,7 +253,9 @@ def widen(
     ahead = d > 0
     drift = d * s.slope[:, curves, None] + s.w_gain[:, None, None] * gain
     drift = np.where(ahead, drift, 0.0)
-    scale = np.where(ahead, s.scale[:, curves, None] * d ** s.power[:, None, None], 0.0)
+    # d ** power per distinct power, then per draw: the same values, fewer slow powers
+    widening = (d[None] ** s.powers.reshape(-1, *(1,) * d.ndim))[s.power_index]
+    scale = np.where(ahead, s.scale[:, curves, None] * widening, 0.0)
     out = logit_palm + drift + scale * s.e[:, curves, None]
     return out if s.shift is None else out + s.shift[:, curves, None]
 
