@@ -123,3 +123,13 @@ def test_quantiles_are_xarrays():
     for q, row in zip([0.5, 0.05, 0.95], got, strict=True):
         expected = draws.quantile(q, ("chain", "draw"), method="inverted_cdf")
         np.testing.assert_array_equal(row, expected.to_numpy())
+
+
+@pytest.mark.parametrize("budget", [900.0, [60.0, 900.0, 5000.0]])
+def test_prob_better_on_arrays_is_the_xarray_answer(spread_fit, budget, monkeypatch):
+    from palm_bayes.queries import forecast
+
+    a, b = {"strategy": "a"}, {"strategy": "c"}
+    fast = spread_fit.prob_better(a, b, budget, seed=2)
+    monkeypatch.setattr(forecast, "_prob_better_arrays", lambda *args: None)
+    xr.testing.assert_identical(fast, spread_fit.prob_better(a, b, budget, seed=2))
