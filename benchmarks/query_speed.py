@@ -152,6 +152,26 @@ def baseline(commit: str, fit_path: Path, repeats: int) -> dict[str, dict[str, f
         return json.loads(result.read_text())
 
 
+def table_rows(report: dict) -> list[dict]:
+    """One record per query (seconds): what the report page's ``results-table`` shows."""
+    rows = []
+    for name, new in report["new"].items():
+        old = (report.get("baseline") or {}).get(name) or {}
+        rows.append(
+            {
+                "query": name,
+                "issue_idle_s": report["issue_reference_s"].get(name),
+                "baseline_cold_s": old.get("cold_s"),
+                "baseline_warm_s": old.get("warm_s"),
+                "new_cold_s": new["cold_s"],
+                "new_warm_s": new["warm_s"],
+                "speedup_warm": (report.get("speedup_warm") or {}).get(name),
+                "target_s": report["targets_s"].get(name),
+            }
+        )
+    return rows
+
+
 def markdown_table(report: dict) -> str:
     """The report's numbers as a Markdown table (seconds; speed-up of the warm call)."""
     head = (
@@ -233,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         if old is None
         else {k: round(old[k]["cold_s"] / new[k]["cold_s"], 1) for k in new},
     }
+    report["rows"] = table_rows(report)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=RESULTS.parent, delete=False) as tmp:
         json.dump(report, tmp, indent=1)
