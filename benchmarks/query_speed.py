@@ -4,7 +4,9 @@ Fits 40 simulated pilots once (2 datasets x 20 strategies, 8 rounds of 50 labels
 4 chains x 1,000 draws, the shipped curve prior) and saves the fit (``--fit``; reused when the
 file exists). Each query is timed on a fit freshly read from that file (``cold``: its first
 query, which builds the per-fit arrays of :mod:`palm_bayes.queries.paths`) and then again
-(``warm``: the median of ``--repeats`` further calls). With ``--baseline COMMIT`` the same
+(``warm``: the median of ``--repeats`` further calls on the same fit, each with another pair,
+budgets or target: ``s02`` vs ``s03`` at 2,100 labels, ``s04`` vs ``s05`` at 2,200, ...;
+budgets scaled by 1.05, 1.10, ...; targets 0.86, 0.87, ...). With ``--baseline COMMIT`` the same
 queries are timed, in a subprocess on the same fit and machine, with the ``palm_bayes`` of that
 commit (``git archive``), so the speed-up is measured in one run; the numbers the issue
 measured on main (idle machine) are kept in the JSON as ``issue_reference_s``.
@@ -73,7 +75,11 @@ def make_fit(path: Path) -> None:
 
 
 def queries(fit_path: Path):
-    """``name -> (load, query)``: what each timing loads and then asks."""
+    """``name -> (load, ask)``: what each timing loads, and ``ask(fit, k)`` its ``k``-th query.
+
+    Query 0 is the cold one; the warm ones (``k >= 1``) ask another pair, budget or target
+    each time, so that no answer of an earlier call can be reused.
+    """
     import palm_bayes as pb
 
     def whole():
@@ -82,14 +88,28 @@ def queries(fit_path: Path):
     def one_dataset():
         return whole().select({"dataset": "d0"})
 
-    pair = ({"strategy": "s00"}, {"strategy": "s01"})
+    def pair(k):
+        return {"strategy": f"s{2 * k:02d}"}, {"strategy": f"s{2 * k + 1:02d}"}
+
+    def scale(k):
+        return 1.0 + 0.05 * k
+
     return {
-        "prob_better_one_pair": (whole, lambda f: f.prob_better(*pair, 2000.0)),
-        "forecast_1_budget": (whole, lambda f: f.forecast([2000.0])),
-        "forecast_5_budgets": (whole, lambda f: f.forecast(BUDGETS)),
-        "labels_needed": (whole, lambda f: f.labels_needed(TARGET)),
-        "win_matrix_20_strategies": (one_dataset, lambda f: f.win_matrix([2000.0])),
-        "advise_20_strategies": (one_dataset, lambda f: f.advise(TARGET)),
+        "prob_better_one_pair": (
+            whole,
+            lambda f, k: f.prob_better(*pair(k), 2000.0 * scale(k)),
+        ),
+        "forecast_1_budget": (whole, lambda f, k: f.forecast([2000.0 * scale(k)])),
+        "forecast_5_budgets": (
+            whole,
+            lambda f, k: f.forecast([b * scale(k) for b in BUDGETS]),
+        ),
+        "labels_needed": (whole, lambda f, k: f.labels_needed(TARGET + 0.01 * k)),
+        "win_matrix_20_strategies": (
+            one_dataset,
+            lambda f, k: f.win_matrix([2000.0 * scale(k)]),
+        ),
+        "advise_20_strategies": (one_dataset, lambda f, k: f.advise(TARGET + 0.01 * k)),
     }
 
 
@@ -99,12 +119,12 @@ def measure(fit_path: Path, repeats: int) -> dict[str, dict[str, float]]:
     for name, (load, ask) in queries(fit_path).items():
         fit = load()
         start = time.perf_counter()
-        ask(fit)
+        ask(fit, 0)
         cold = time.perf_counter() - start
         warm = []
-        for _ in range(repeats):
+        for k in range(1, repeats + 1):
             start = time.perf_counter()
-            ask(fit)
+            ask(fit, k)
             warm.append(time.perf_counter() - start)
         out[name] = {"cold_s": round(cold, 4), "warm_s": round(float(np.median(warm)), 4)}
         print(f"{name:28s} cold {cold:8.3f} s   warm {out[name]['warm_s']:8.3f} s", flush=True)
@@ -130,6 +150,26 @@ def baseline(commit: str, fit_path: Path, repeats: int) -> dict[str, dict[str, f
             cwd=tmp,
         )  # fmt: skip
         return json.loads(result.read_text())
+
+
+def table_rows(report: dict) -> list[dict]:
+    """One record per query (seconds): what the report page's ``results-table`` shows."""
+    rows = []
+    for name, new in report["new"].items():
+        old = (report.get("baseline") or {}).get(name) or {}
+        rows.append(
+            {
+                "query": name,
+                "issue_idle_s": report["issue_reference_s"].get(name),
+                "baseline_cold_s": old.get("cold_s"),
+                "baseline_warm_s": old.get("warm_s"),
+                "new_cold_s": new["cold_s"],
+                "new_warm_s": new["warm_s"],
+                "speedup_warm": (report.get("speedup_warm") or {}).get(name),
+                "target_s": report["targets_s"].get(name),
+            }
+        )
+    return rows
 
 
 def markdown_table(report: dict) -> str:
@@ -193,6 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "what": "posterior queries of 40 independent simulated pilots (2 datasets x 20 "
         "strategies, 8 rounds of 50 labels, 3 seeds), shipped curve prior",
+        "warm_means": "median of the later calls on the same fit, each with another pair, "
+        "budgets or target than any call before it",
         "draws": sizes,
         "machine": {
             "cpus": os.cpu_count(),
@@ -211,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         if old is None
         else {k: round(old[k]["cold_s"] / new[k]["cold_s"], 1) for k in new},
     }
+    report["rows"] = table_rows(report)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=RESULTS.parent, delete=False) as tmp:
         json.dump(report, tmp, indent=1)

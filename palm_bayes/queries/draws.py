@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -33,15 +34,39 @@ def check_prob(value: float, name: str) -> None:
 
 
 def summarise_draws(draws: xr.DataArray, hdi_prob: float) -> xr.Dataset:
-    """Median, mean and HDI over chain and draw (NaN curves stay NaN)."""
-    import arviz as az
+    """Median, mean and HDI over chain and draw (NaN curves stay NaN).
 
-    hdi = az.hdi(draws.to_dataset(name="x"), hdi_prob=hdi_prob, skipna=False)["x"]
+    One sort per cell gives the median (NaN skipped, as xarray's) and the HDI (arviz's
+    ``hdi`` with ``skipna=False``: the narrowest interval holding ``floor(hdi_prob * n)``
+    further sorted draws), with the values those functions give.
+    """
+    rest = [d for d in draws.dims if d not in ("chain", "draw")]
+    n = draws.sizes["chain"] * draws.sizes["draw"]
+    ordered = np.sort(draws.transpose(*rest, "chain", "draw").to_numpy().reshape(-1, n), axis=-1)
+    middle = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
+    median = np.mean(ordered[:, middle], axis=-1)
+    nan = np.isnan(ordered[:, -1])  # NaN sorts last
+    if nan.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells: NaN
+            median[nan] = np.nanmedian(ordered[nan], axis=-1)
+    inc = int(np.floor(hdi_prob * n))
+    if n - inc == 0:
+        raise ValueError("Too few elements for interval calculation. ")
+    width = np.subtract(ordered[:, inc:], ordered[:, : n - inc], dtype=np.float64)
+    low = np.argmin(width, axis=-1)[:, None]
+    lower = np.take_along_axis(ordered, low, -1)[:, 0]
+    upper = np.take_along_axis(ordered, low + inc, -1)[:, 0]
+    cell = draws.isel(chain=0, draw=0, drop=True)
+
+    def like_cell(values: np.ndarray) -> xr.DataArray:
+        return xr.DataArray(values.reshape(cell.shape), dims=cell.dims, coords=cell.coords)
+
     return xr.Dataset(
         {
-            "median": draws.median(("chain", "draw")),
+            "median": like_cell(median),
             "mean": draws.mean(("chain", "draw")),
-            "lower": hdi.sel(hdi="lower", drop=True),
-            "upper": hdi.sel(hdi="higher", drop=True),
+            "lower": like_cell(lower),
+            "upper": like_cell(upper),
         }
     )

@@ -7,6 +7,7 @@ schedules and advice use too). The arithmetic is :mod:`palm_bayes.queries.paths`
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -19,7 +20,7 @@ from palm_bayes.queries.forecast import population
 from palm_bayes.queries.paths import first_crossing, labels_needed_paths, path_base
 from palm_bayes.queries.targets import check_target
 
-__all__ = ["first_crossing", "labels_needed", "labels_needed_draws"]
+__all__ = ["first_crossing", "labels_needed", "labels_needed_draws", "sample_quantiles"]
 
 
 def labels_needed(
@@ -70,23 +71,33 @@ def labels_needed(
         )
     draws = labels_needed_draws(fit, target, max_budget=max_budget, seed=seed)
     q = (1 - hdi_prob) / 2
-    finite = np.isfinite(draws)
-    fitted = fit.idata.constant_data["fitted"]
+    values = draws.to_numpy().reshape(-1, *draws.shape[2:])
+    median, lower, upper = sample_quantiles(values, [0.5, q, 1 - q])
+    curve = draws.isel(chain=0, draw=0, drop=True)
     out = xr.Dataset(
         {
-            "median": draws.quantile(0.5, ("chain", "draw"), method="inverted_cdf").drop_vars(
-                "quantile"
-            ),
-            "lower": draws.quantile(q, ("chain", "draw"), method="inverted_cdf").drop_vars(
-                "quantile"
-            ),
-            "upper": draws.quantile(1 - q, ("chain", "draw"), method="inverted_cdf").drop_vars(
-                "quantile"
-            ),
-            "p_reachable": finite.mean(("chain", "draw")).where(fitted),
+            "median": curve.copy(data=median),
+            "lower": curve.copy(data=lower),
+            "upper": curve.copy(data=upper),
+            "p_reachable": curve.copy(data=np.isfinite(values).mean(axis=0)),
         }
     )
-    return out.where(fitted)
+    return out.where(fit.idata.constant_data["fitted"])
+
+
+def sample_quantiles(values: np.ndarray, q: list[float]) -> np.ndarray:
+    """``inverted_cdf`` quantiles over the first axis, skipping NaN like xarray: ``(q, ...)``.
+
+    One vectorised :func:`numpy.quantile` where a column has no NaN (the values xarray's
+    per-column ``nanquantile`` gives), ``nanquantile`` for the others.
+    """
+    out = np.quantile(values, q, axis=0, method="inverted_cdf")
+    nan = np.isnan(values).any(axis=0)
+    if nan.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: NaN
+            out[:, nan] = np.nanquantile(values[:, nan], q, axis=0, method="inverted_cdf")
+    return out
 
 
 def labels_needed_draws(

@@ -14,7 +14,7 @@ a target (labels needed, schedules and advice use it). The xarray functions of
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,7 +45,9 @@ LABELS_GRID_POINTS = 257
 #: Grid intervals of one block of the labels-needed search (the grid has 32 blocks).
 _BLOCK_POINTS = 8
 #: Rows (draw x curve pairs) searched at a time: bounds the memory of the search.
-_CHUNK_ROWS = 16384
+_CHUNK_ROWS = 262144
+#: Rows whose block bounds are computed at a time.
+_BOUND_ROWS = 16384
 #: Largest number of block-end path values (samples x curves x block ends) a fit keeps.
 _CACHE_VALUES = 32_000_000
 #: Seeds whose shocks a :class:`PathBase` keeps.
@@ -58,7 +60,9 @@ class SeedDraws:
 
     ``slope`` is ``w_0 + w_slope z_slope + w_level z_level`` (the drift per e-fold of budget),
     ``w_gain`` and ``power`` per sample, ``scale`` is ``exp(a_0 + ...)``, ``e`` the shocks and
-    ``shift`` the seed offsets (None when the prior adds none).
+    ``shift`` the seed offsets (None when the prior adds none). ``powers`` are the distinct
+    values of ``power`` (the prior's coefficient draws repeat), ``power[i] ==
+    powers[power_index[i]]``.
     """
 
     slope: np.ndarray
@@ -67,6 +71,8 @@ class SeedDraws:
     power: np.ndarray
     e: np.ndarray
     shift: np.ndarray | None
+    powers: np.ndarray
+    power_index: np.ndarray
 
 
 class PathBase:
@@ -147,6 +153,7 @@ class PathBase:
         if self.seed_ratio is not None:
             log_scale = log_scale + prior.seed_scale[index][:, None] * self.seed_ratio[None, :]
         shift = seed_shift(fit, seed)
+        powers, power_index = np.unique(prior.scale[index, 1], return_inverse=True)
         drawn = SeedDraws(
             slope=slope,
             w_gain=prior.drift[index, 3],
@@ -154,6 +161,8 @@ class PathBase:
             power=prior.scale[index, 1],
             e=self._stacked(e),
             shift=None if shift is None else self._stacked(shift),
+            powers=powers,
+            power_index=power_index.reshape(-1),
         )
         if len(self._seeds) >= _KEPT_SEEDS:
             self._seeds.pop(next(iter(self._seeds)))
@@ -244,7 +253,9 @@ def widen(
     ahead = d > 0
     drift = d * s.slope[:, curves, None] + s.w_gain[:, None, None] * gain
     drift = np.where(ahead, drift, 0.0)
-    scale = np.where(ahead, s.scale[:, curves, None] * d ** s.power[:, None, None], 0.0)
+    # d ** power per distinct power, then per draw: the same values, fewer slow powers
+    widening = (d[None] ** s.powers.reshape(-1, *(1,) * d.ndim))[s.power_index]
+    scale = np.where(ahead, s.scale[:, curves, None] * widening, 0.0)
     out = logit_palm + drift + scale * s.e[:, curves, None]
     return out if s.shift is None else out + s.shift[:, curves, None]
 
@@ -310,22 +321,23 @@ def crossing_budget(accuracy: np.ndarray, budgets: np.ndarray, target: Any) -> n
 class LabelsGrid:
     """The log-budget grid of the labels-needed search of a fit, and what it keeps about it.
 
-    ``log_budgets`` and ``d`` (``log(B / B_last)``) are ``(curve, point)``; the grid is cut
-    into blocks between the ``ends`` points. ``gain`` (median logit PALM minus its value at
-    the last budget, ``(curve, point)``) is filled block by block as the search needs it
-    (``known``: ``(curve, block)``). ``end_logit`` is the logit PALM of every draw at the
-    block ends (``(sample, curve, end)``; None for fits too large to keep it), ``monotone``
-    says per curve that all its draws rise with the budget (``beta > 0``, ``A_max >= 0``),
-    which the block bounds need.
+    ``log_budgets``, ``budgets`` and ``d`` (``log(B / B_last)``) are ``(curve, point)``; the
+    grid is cut into blocks between the ``ends`` points. ``gain`` is the median logit PALM
+    minus its value at the last budget, ``(curve, point)``. ``end_logit`` is the logit PALM of
+    every draw at the block ends (``(sample, curve, end)``; None for fits too large to keep
+    it), ``monotone`` says per curve that all its draws rise with the budget (``beta > 0``,
+    ``A_max >= 0``), which the block bounds need. ``upper`` holds, per query seed (the last
+    few), the upper bound of every draw's path per block (``(sample, curve, block)``).
     """
 
     log_budgets: np.ndarray
+    budgets: np.ndarray
     d: np.ndarray
     ends: np.ndarray
     gain: np.ndarray
-    known: np.ndarray
     end_logit: np.ndarray | None
     monotone: np.ndarray
+    upper: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def labels_grid(base: PathBase, max_budget: float | None) -> LabelsGrid:
@@ -345,25 +357,29 @@ def labels_grid(base: PathBase, max_budget: float | None) -> LabelsGrid:
     )
     ends = np.unique(np.r_[np.arange(0, LABELS_GRID_POINTS, _BLOCK_POINTS), LABELS_GRID_POINTS - 1])
     n_curves = base.n_curves
+    with np.errstate(invalid="ignore"):
+        rising = (base.beta > 0) & (base.A_max >= 0)
+        params = (base.A_max, base.log_lambda, base.alpha, base.beta)
+        finite = np.all([np.isfinite(x) for x in params], axis=0)
+    monotone = np.all(rising | ~finite, axis=0)
     gain = np.full(log_budgets.shape, np.nan)
     keep = base.n_samples * n_curves * ends.size <= _CACHE_VALUES
     end_logit = np.empty((base.n_samples, n_curves, ends.size)) if keep else None
     for part in np.array_split(np.arange(n_curves), max(1, n_curves // 8)):
         values = logit(base.palm(np.exp(log_budgets[part][:, ends]), part), PATH_CLIP)
         gain[part[:, None], ends[None, :]] = _median0(values) - base.at_last[part, None]
+        for block in range(ends.size - 1):
+            points = np.arange(ends[block], ends[block + 1] + 1)
+            median = _block_median(base, log_budgets, monotone, part, points, values, block)
+            gain[part[:, None], points[None, :]] = median - base.at_last[part, None]
         if keep:
             end_logit[:, part] = values
-    with np.errstate(invalid="ignore"):
-        rising = (base.beta > 0) & (base.A_max >= 0)
-        params = (base.A_max, base.log_lambda, base.alpha, base.beta)
-        finite = np.all([np.isfinite(x) for x in params], axis=0)
-    monotone = np.all(rising | ~finite, axis=0)
     made = LabelsGrid(
         log_budgets=log_budgets,
+        budgets=np.exp(log_budgets),
         d=np.clip(log_budgets - log_last[:, None], 0.0, None),
         ends=ends,
         gain=gain,
-        known=np.zeros((n_curves, ends.size - 1), dtype=bool),
         end_logit=end_logit,
         monotone=monotone,
     )
@@ -371,59 +387,59 @@ def labels_grid(base: PathBase, max_budget: float | None) -> LabelsGrid:
     return made
 
 
-def _fill_gain(base: PathBase, grid: LabelsGrid, curves: np.ndarray, block: int) -> None:
-    """Compute the median-path gain of ``block`` for those ``curves`` that lack it.
+def _block_median(base, log_budgets, monotone, part, points, values, block) -> np.ndarray:
+    """Median over the draws of logit PALM at ``points`` of curves ``part``: ``(curve, point)``.
 
-    The median over all draws at every point of the block. Where all draws of a curve rise
-    with the budget, a draw whose value at the block's end is below the median at its start
-    (or whose value at the start is above the median at its end) stays below (above) the
-    median inside the block: only the draws in between are evaluated there, and the
+    ``values`` is logit PALM at the block ends, ``(sample, curve, end)``. Where all draws of a
+    curve rise with the budget, a draw whose value at the block's end is below the median at
+    its start (or whose value at the start is above the median at its end) stays below
+    (above) the median inside the block: only the draws in between are evaluated, and the
     median is their order statistic shifted by the count below (the same value).
     """
-    need = curves[~grid.known[curves, block]]
-    points = np.arange(grid.ends[block], grid.ends[block + 1] + 1)
-    for c in need:
-        lo, hi = _end_values(base, grid, c, block), _end_values(base, grid, c, block + 1)
-        grid.gain[c, points] = _block_median(base, grid, c, points, lo, hi) - base.at_last[c]
-    grid.known[need, block] = True
-
-
-def _end_values(base: PathBase, grid: LabelsGrid, c: int, end: int) -> np.ndarray:
-    """Logit PALM of every draw of curve ``c`` at block end ``end``: ``(sample,)``."""
-    if grid.end_logit is not None:
-        return grid.end_logit[:, c, end]
-    budget = np.exp(grid.log_budgets[c, grid.ends[end]])
-    return logit(base.palm(np.array([budget]), np.array([c]))[:, 0, 0], PATH_CLIP)
-
-
-def _block_median(base, grid, c, points, lo, hi) -> np.ndarray:
-    """Median over the draws of logit PALM at ``points`` of curve ``c`` (see _fill_gain)."""
     n = base.n_samples
     middle = np.array([n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2])
-    if grid.monotone[c] and np.isfinite(lo).all() and np.isfinite(hi).all():
-        # below: under the lower middle value at the start; above: over the upper one at the end
-        below = hi < np.partition(lo, middle[0])[middle[0]]
-        above = lo > np.partition(hi, middle[-1])[middle[-1]]
-        between = np.flatnonzero(~below & ~above)
-        rank = middle - int(below.sum())
-        if rank.min() >= 0 and rank.max() < between.size:
-            values = _logit_palm_at(base, grid, c, points, between)
-            part = np.partition(values, rank, axis=0)[rank]
-            return np.mean(part, axis=0)
-    values = _logit_palm_at(base, grid, c, points, np.arange(n))
-    return _median0(values)
+    lo, hi = values[:, :, block], values[:, :, block + 1]
+    with np.errstate(invalid="ignore"):
+        below = hi < np.partition(lo, middle[0], axis=0)[middle[0]]
+        above = lo > np.partition(hi, middle[-1], axis=0)[middle[-1]]
+    between = ~below & ~above
+    rank = middle[:, None] - below.sum(axis=0)  # (middle, curve)
+    count = between.sum(axis=0)
+    fast = (
+        monotone[part]
+        & np.isfinite(lo).all(axis=0)
+        & np.isfinite(hi).all(axis=0)
+        & (rank.min(axis=0) >= 0)
+        & (rank.max(axis=0) < count)
+    )
+    out = np.empty((part.size, points.size))
+    if fast.any():
+        cols = np.flatnonzero(fast)
+        m = int(count[cols].max())
+        # the samples in between first (in order), padded by others that are set to +inf
+        order = np.argsort(~between[:, cols], axis=0, kind="stable")[:m]
+        inside = _logit_palm_at(base, log_budgets, part[cols], points, order)
+        inside[np.arange(m)[:, None] >= count[cols][None, :]] = np.inf
+        inside.sort(axis=0)
+        picked = np.take_along_axis(inside, rank[:, cols, None], axis=0)
+        out[cols] = np.mean(picked, axis=0)
+    slow = np.flatnonzero(~fast)
+    if slow.size:
+        every = np.broadcast_to(np.arange(n)[:, None], (n, slow.size))
+        out[slow] = _median0(_logit_palm_at(base, log_budgets, part[slow], points, every))
+    return out
 
 
-def _logit_palm_at(base, grid, c, points, samples) -> np.ndarray:
-    """Logit PALM of the ``samples`` of curve ``c`` at grid ``points``: ``(sample, point)``."""
-    budgets = np.exp(grid.log_budgets[c, points])
+def _logit_palm_at(base, log_budgets, curves, points, samples) -> np.ndarray:
+    """Logit PALM of ``samples`` ``(m, curve)`` of ``curves`` at grid ``points``: ``(m, c, p)``."""
+    budgets = np.exp(log_budgets[curves[:, None], points[None, :]])
     acc = palm_curve_log_lambda(
-        budgets[None, :],
-        base.A_max[samples, c, None],
-        base.log_lambda[samples, c, None],
-        base.alpha[samples, c, None],
-        base.beta[samples, c, None],
-        base.b[c],
+        budgets[None],
+        base.A_max[samples, curves][..., None],
+        base.log_lambda[samples, curves][..., None],
+        base.alpha[samples, curves][..., None],
+        base.beta[samples, curves][..., None],
+        base.b[curves][None, :, None],
     )
     return logit(acc, PATH_CLIP)
 
@@ -482,29 +498,26 @@ class _Rows:
     def path(self, grid: LabelsGrid, at: np.ndarray, points: np.ndarray, logit_palm=None):
         """Forecast paths (logit) of rows ``at`` at grid ``points``: the arithmetic of widen."""
         cols = self.cols[at]
-        lb = grid.log_budgets[cols[:, None], points]
+        lb = grid.log_budgets[:, points][cols]
         if logit_palm is None:
             acc = palm_curve_log_lambda(
-                np.exp(lb), self.A_max[at], self.log_lambda[at], self.alpha[at], self.beta[at],
-                self.b[at],
+                grid.budgets[:, points][cols], self.A_max[at], self.log_lambda[at],
+                self.alpha[at], self.beta[at], self.b[at],
             )  # fmt: skip
             logit_palm = logit(acc, PATH_CLIP)
-        d = grid.d[cols[:, None], points]
+        d = grid.d[:, points][cols]
         ahead = d > 0
-        drift = d * self.slope[at] + self.w_gain[at] * grid.gain[cols[:, None], points]
+        drift = d * self.slope[at] + self.w_gain[at] * grid.gain[:, points][cols]
         drift = np.where(ahead, drift, 0.0)
         widening = np.where(ahead, self.scale[at] * d ** self.power[at], 0.0)
         path = logit_palm + drift + widening * self.e[at]
         return (path if self.shift is None else path + self.shift[at]), lb
 
 
-def _bounds(base, grid, rows, r: _Rows, logit_target) -> np.ndarray:
-    """``(row, block)``: True where the path may reach the target inside the block.
+def _upper(base: PathBase, grid: LabelsGrid, rows: np.ndarray, r: _Rows) -> np.ndarray:
+    """``(row, block)``: an upper bound of each row's path over each block (plus a slack).
 
-    An upper bound of the path over a block: PALM rises with the budget (its logit is at
-    most its value at the block's end), the drift is linear in ``d`` and the median gain
-    rises too (their extremes are at the block's ends), and ``scale * d ** power * e`` is
-    monotone in ``d``. Rows or curves where PALM need not rise are searched everywhere.
+    See :func:`_upper_bound`; valid only for rows whose PALM rises (see :func:`_bounds`).
     """
     ends, cols = grid.ends, r.cols
     if grid.end_logit is not None:
@@ -519,23 +532,92 @@ def _bounds(base, grid, rows, r: _Rows, logit_target) -> np.ndarray:
         )  # fmt: skip
     d = grid.d[cols[:, None], ends]
     g = grid.gain[cols[:, None], ends]
+    terms = (r.slope, r.w_gain, r.scale, r.power, r.e, r.shift)
+    return _upper_bound(at_end, d, g, *terms)
+
+
+def _upper_bound(at_end, d, g, slope, w_gain, scale, power, e, shift) -> np.ndarray:
+    """An upper bound of paths over the blocks between ends (last axis), plus a slack.
+
+    PALM rises with the budget (its logit is at most its value at the block's end), the
+    drift is linear in ``d`` and the median gain ``g`` rises too (their extremes are at the
+    block's ends), and ``scale * d ** power * e`` is monotone in ``d``. All arguments
+    broadcast against ``at_end`` (the logit PALM at the ends); ``shift`` may be None.
+    """
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        line = d * r.slope
-        drift = np.maximum(line[:, :-1], line[:, 1:])
-        gain = r.w_gain * g
-        drift = drift + np.maximum(gain[:, :-1], gain[:, 1:])
+        line = np.multiply(d, slope)
+        drift = np.maximum(line[..., :-1], line[..., 1:])
+        np.multiply(w_gain, g, out=line)  # the gain term
+        step = np.maximum(line[..., :-1], line[..., 1:])
+        drift += step
         # a bound needs no exact power: exp(p log d) is many times faster than d ** p
-        wide = r.scale * np.exp(r.power * np.log(d)) * r.e
-        wide = np.maximum(wide[:, :-1], wide[:, 1:])
-        starts_at_zero = d[:, :-1] <= 0  # the discrepancy is 0 at d = 0
-        drift = np.where(starts_at_zero, np.maximum(drift, 0.0), drift)
-        wide = np.where(starts_at_zero, np.maximum(wide, 0.0), wide)
-        upper = at_end[:, 1:] + drift + wide
-        if r.shift is not None:
-            upper = upper + r.shift
-        slack = 1e-9 * (1.0 + np.abs(at_end[:, 1:]) + np.abs(drift) + np.abs(wide))
-        may = ~(upper + slack < logit_target[:, None])  # NaN: may
-    rising = (r.beta[:, 0] > 0) & (r.A_max[:, 0] >= 0) & grid.monotone[cols]
+        np.multiply(power, np.log(d), out=line)
+        np.exp(line, out=line)
+        line *= scale
+        line *= e
+        wide = np.maximum(line[..., :-1], line[..., 1:], out=step)
+        starts_at_zero = np.broadcast_to(d[..., :-1] <= 0, drift.shape)  # no discrepancy at 0
+        np.maximum(drift, 0.0, out=drift, where=starts_at_zero)
+        np.maximum(wide, 0.0, out=wide, where=starts_at_zero)
+        at = at_end[..., 1:]
+        upper = at + drift
+        upper += wide
+        if shift is not None:
+            upper += shift
+        slack = np.abs(at)
+        slack += 1.0
+        slack += np.abs(drift)
+        slack += np.abs(wide)
+        slack *= 1e-9
+        upper += slack
+        return upper
+
+
+def _seed_upper(base: PathBase, grid: LabelsGrid, seed: int) -> np.ndarray | None:
+    """:func:`_upper_bound` of every draw and curve, ``(sample, curve, block)``, per seed.
+
+    Kept for the last few seeds; None for fits too large to keep it (their searches bound
+    their own rows).
+    """
+    if seed in grid.upper:
+        return grid.upper[seed]
+    n_blocks = grid.ends.size - 1
+    if grid.end_logit is None or base.n_samples * base.n_curves * n_blocks > _CACHE_VALUES:
+        return None
+    s = base.seed_draws(seed)
+    d, g = grid.d[None, :, grid.ends], grid.gain[None, :, grid.ends]
+    out = np.empty((base.n_samples, base.n_curves, n_blocks))
+    step = max(1, _BOUND_ROWS // base.n_curves)
+    for k in range(0, base.n_samples, step):
+        at = slice(k, k + step)
+        out[at] = _upper_bound(
+            grid.end_logit[at], d, g, s.slope[at, :, None], s.w_gain[at, None, None],
+            s.scale[at, :, None], s.power[at, None, None], s.e[at, :, None],
+            None if s.shift is None else s.shift[at, :, None],
+        )  # fmt: skip
+    if len(grid.upper) >= _KEPT_SEEDS:
+        grid.upper.pop(next(iter(grid.upper)))
+    grid.upper[seed] = out
+    return out
+
+
+def _bounds(base, grid, rows, r: _Rows, logit_target, seed: int) -> np.ndarray:
+    """``(row, block)``: True where the path may reach the target inside the block.
+
+    Where the upper bound of :func:`_upper` stays below the target it cannot; rows or
+    curves where PALM need not rise are searched everywhere.
+    """
+    kept = _seed_upper(base, grid, seed)
+    may = np.empty((rows.size, grid.ends.size - 1), dtype=bool)
+    for k in range(0, rows.size, _BOUND_ROWS):
+        part = slice(k, k + _BOUND_ROWS)
+        if kept is None:
+            some = _Rows(base, rows[part], r.cols[part], seed)
+            upper = _upper(base, grid, rows[part], some)
+        else:
+            upper = kept[rows[part], r.cols[part]]
+        may[part] = ~(upper < logit_target[part, None])  # NaN: may
+    rising = (r.beta[:, 0] > 0) & (r.A_max[:, 0] >= 0) & grid.monotone[r.cols]
     return may | ~rising[:, None]
 
 
@@ -554,22 +636,22 @@ def _search(
     below the target: ruled out or searched); rows that cross there are done.
     """
     r = _Rows(base, rows, cols, seed)
-    may = _bounds(base, grid, rows, r, logit_target)
+    may = _bounds(base, grid, rows, r, logit_target, seed)
     n_blocks = may.shape[1]
     out = np.full(rows.size, np.inf)
-    nxt = np.where(may.any(axis=1), np.argmax(may, axis=1), n_blocks)
-    while True:
-        active = np.flatnonzero(nxt < n_blocks)
-        if not active.size:
-            return out
-        for block in np.unique(nxt[active]):
-            at = active[nxt[active] == block]
-            _fill_gain(base, grid, np.unique(cols[at]), block)
-            points = np.arange(grid.ends[block], grid.ends[block + 1] + 1)
-            path, lb = r.path(grid, at, points)
-            found = first_crossing(path, lb, logit_target[at])
-            done = np.isfinite(found)
-            out[at[done]] = np.exp(found[done])
-            later = np.c_[may[at, block + 1 :], np.ones((at.size, 1), dtype=bool)]
-            step = np.argmax(later, axis=1) + block + 1  # n_blocks: no block left
-            nxt[at] = np.where(done, n_blocks, step)
+    # upcoming[k]: per row, the first block from k on that the bound does not rule out
+    upcoming = np.full((n_blocks + 1, rows.size), n_blocks, dtype=np.min_scalar_type(n_blocks))
+    for k in range(n_blocks - 1, -1, -1):
+        upcoming[k] = np.where(may[:, k], k, upcoming[k + 1])
+    nxt = upcoming[0].copy()
+    for block in range(n_blocks):  # a row's next block is always a later one
+        at = np.flatnonzero(nxt == block)
+        if not at.size:
+            continue
+        points = np.arange(grid.ends[block], grid.ends[block + 1] + 1)
+        path, lb = r.path(grid, at, points)
+        found = first_crossing(path, lb, logit_target[at])
+        done = np.isfinite(found)
+        out[at[done]] = np.exp(found[done])
+        nxt[at] = np.where(done, n_blocks, upcoming[block + 1, at])
+    return out
