@@ -5,12 +5,15 @@ normaliser ``b``, each curve's per-budget sufficient statistics (:func:`model_da
 models read), its constants (first and last budget, ``x_first``, ``x_mid``, ``n_test``) over a
 ``curve`` dim that carries the curve labels as a MultiIndex, and the falling curves.
 :meth:`CurveStats.assemble` lays anything over that ``curve`` dim onto the full curve grid (an
-xarray unstack), for independent and pooled fits alike.
+xarray unstack), for independent and pooled fits alike. The per-curve views every other stage
+uses live here too: :func:`curve_dims`, :func:`iter_curves`, :func:`labels_per_round` and
+:func:`decreasing_curves`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +21,18 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from palm_bayes.data.load import curve_dims, decreasing_curves, iter_curves, labels_per_round
+from palm_bayes.data.contract import CURVE_DIMS
 from palm_bayes.errors import PalmInputError
 
-__all__ = ["CurveStats", "prepare_curves", "model_data"]
+__all__ = [
+    "CurveStats",
+    "prepare_curves",
+    "model_data",
+    "curve_dims",
+    "iter_curves",
+    "labels_per_round",
+    "decreasing_curves",
+]
 
 #: Fill values of the curve grid where a curve has no data (NaN for the rest).
 FILL = {"diverging": False, "fitted": False, "nuts_fallback": False}
@@ -58,15 +69,6 @@ class CurveStats:
     datas: list[dict[str, Any]]
     constants: xr.Dataset
     falling: list[str]
-
-    @property
-    def n_curves(self) -> int:
-        """Curves with data (the length of the ``curve`` dim)."""
-        return len(self.datas)
-
-    def labels(self, dim: str) -> np.ndarray:
-        """The ``dim`` label of each curve with data, in ``curve`` order."""
-        return self.constants[dim].to_numpy()
 
     def assemble(self, stacked: xr.Dataset, *, last: Mapping[str, str] | None = None) -> xr.Dataset:
         """Values over the stacked ``curve`` dim (numbered or labelled) onto the full grid.
@@ -147,6 +149,57 @@ def _per_curve_b(curves, dims, coords, value: float | None) -> xr.DataArray:
         dims=dims,
         coords={d: curves[d] for d in dims},
     )
+
+
+def curve_dims(curves: xr.Dataset) -> tuple[str, ...]:
+    """The dims that identify a curve: the id dims except ``seed`` (seeds are replicates)."""
+    return tuple(d for d in CURVE_DIMS if d in curves.dims)
+
+
+def labels_per_round(curves: xr.Dataset) -> xr.DataArray:
+    """Labels per round ``b`` of every curve.
+
+    The ``labels_per_round`` attribute when set, otherwise the median positive budget step of
+    each curve over its seeds.
+    """
+    dims = curve_dims(curves)
+    if "labels_per_round" in curves.attrs:
+        value = float(curves.attrs["labels_per_round"])
+        return xr.full_like(curves["budget"].isel(seed=0, step=0, drop=True), value).rename("b")
+    steps = curves["budget"].diff("step")
+    steps = steps.where(steps > 0)
+    return steps.median(("seed", "step"), skipna=True).transpose(*dims).rename("b")
+
+
+def iter_curves(curves: xr.Dataset) -> Iterator[tuple[dict[str, Any], xr.Dataset]]:
+    """Yield ``({dim: label}, curve)`` for every curve with data (dims ``seed, step``)."""
+    dims = curve_dims(curves)
+    has_data = curves["accuracy"].notnull().any(("seed", "step")).transpose(*dims).to_numpy()
+    for index in itertools.product(*(range(curves.sizes[d]) for d in dims)):
+        if has_data[index]:
+            labels = {d: curves[d].to_numpy()[i].tolist() for d, i in zip(dims, index, strict=True)}
+            yield labels, curves.isel(dict(zip(dims, index, strict=True)))
+
+
+def decreasing_curves(curves: xr.Dataset) -> list[str]:
+    """Curves whose seed-mean accuracy falls with the budget (least-squares trend in log budget).
+
+    PALM describes curves that rise towards an asymptote; fitted to a falling curve it still
+    extrapolates upward, so such curves deserve a word before sampling.
+    """
+    found = []
+    for labels, sub in iter_curves(curves):
+        budget = sub["budget"].to_numpy().ravel()
+        acc = sub["accuracy"].to_numpy().ravel()
+        keep = np.isfinite(budget) & np.isfinite(acc)
+        levels, index = np.unique(budget[keep], return_inverse=True)
+        if levels.size < 2:
+            continue
+        mean = np.bincount(index, weights=acc[keep]) / np.bincount(index)
+        slope = np.polyfit(np.log(levels), mean, 1)[0]
+        if slope < 0:
+            found.append(" ".join(f"{d}={v}" for d, v in labels.items()))
+    return found
 
 
 def model_data(budget: np.ndarray, accuracy: np.ndarray, b: float, n_test: np.ndarray | float):

@@ -169,9 +169,8 @@ def hierarchical_data(stats: CurveStats, hierarchy: Sequence[str]) -> dict[str, 
     cat["x_ref_common"] = x_ref
     for dim in hierarchy:
         levels = stats.coords[dim].tolist()
-        cat[f"level_{dim}"] = np.array(
-            [levels.index(label) for label in stats.labels(dim).tolist()], dtype="int64"
-        )
+        labels = stats.constants[dim].to_numpy().tolist()
+        cat[f"level_{dim}"] = np.array([levels.index(lab) for lab in labels], dtype="int64")
     return cat
 
 
@@ -300,7 +299,7 @@ def sample_hierarchical(
     """
     data = hierarchical_data(stats, hierarchy)
     levels = {dim: stats.coords[dim].tolist() for dim in hierarchy}
-    n = stats.n_curves
+    n = len(stats.datas)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -181,7 +181,8 @@ def sample_curves(
         sampled with NUTS), over ``curve``.
     """
     names = FREE_VARS + PALM_VARS
-    datas, n = stats.datas, stats.n_curves
+    datas = stats.datas
+    n = len(datas)
     post = {name: np.full((chains, draws, n), np.nan) for name in names}
     diverging = np.zeros((chains, draws, n), dtype=bool)
     seconds = np.full(n, np.nan)

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from palm_bayes.data.load import iter_curves
-from palm_bayes.data.prepare import model_data
+from palm_bayes.data.prepare import iter_curves, model_data
 from palm_bayes.errors import PalmInputError
 from palm_bayes.model.likelihood import log_likelihood
 from palm_bayes.model.single import palm_mean

@@ -7,8 +7,8 @@ import pymc as pm
 import xarray as xr
 from scipy.special import expit, logit
 
-from palm_bayes.data.load import iter_curves, load_curves
-from palm_bayes.data.prepare import model_data, prepare_curves
+from palm_bayes.data.load import load_curves
+from palm_bayes.data.prepare import iter_curves, model_data, prepare_curves
 from palm_bayes.inference.pooled import create_hierarchical_model, hierarchical_data
 from palm_bayes.model.likelihood import log_likelihood
 from palm_bayes.model.single import DEFAULT_PRIORS, PARAMS, create_palm_model, palm_mean
