@@ -123,22 +123,13 @@ def fit(
     curve_prior = resolve_prior(prior, priors)
     prior_attrs = fit_attrs(curves, curve_prior, calibrate=calibrate, b=stats.b, seed=seed)
     merged = merge_priors(priors, HIERARCHICAL_PRIORS if pooled else None)  # build
+    options = {"cores": cores, "progress": progress} | sampler
     if pooled:  # sample
-        sampled = sample_hierarchical(
-            stats, hierarchy, merged, cores=cores, progress=progress, **sampler
-        )
-        free = ["mu", "sigma_curve", "z_curve", "noise"] + [
-            f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "z")
-        ]
+        sampled = sample_hierarchical(stats, hierarchy, merged, **options)
     else:
-        sampled = sample_curves(
-            stats, merged, cores=cores, progress=progress, method=method, **sampler
-        )
-        free = list(FREE_VARS)
-    attrs = _attrs(merged, stats.dims, sampler, hierarchy or [], free)
-    if not pooled and method != "nuts":
-        attrs["sampler"] = json.dumps({"name": "nutpie", "method": method} | sampler)
-    result = _palm_fit(stats, *sampled, curves, attrs | prior_attrs)  # assemble
+        sampled = sample_curves(stats, merged, method=method, **options)
+    attrs = _attrs(merged, stats.dims, sampler, hierarchy or (), method) | prior_attrs
+    result = _palm_fit(stats, *sampled, curves, attrs)  # assemble
     _warn_problems(result, pooled=pooled, **sampler)
     return result
 
@@ -261,14 +252,21 @@ def _on_grid(stats: CurveStats, stacked: xr.Dataset, last=None) -> xr.Dataset:
     return grid.assign({n: stacked[n].variable for n in stacked.data_vars if n not in per_curve})
 
 
-def _attrs(priors, dims, sampler, hierarchy, free_vars) -> dict[str, str]:
+def _attrs(priors, dims, sampler, hierarchy, method) -> dict[str, str]:
+    """The posterior attrs that describe the model and how it was sampled."""
+    free = list(FREE_VARS)
+    if hierarchy:
+        free = ["mu", "sigma_curve", "z_curve", "noise"] + [
+            f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "z")
+        ]
+    how = {"name": "nutpie"} | ({"method": method} if method != "nuts" else {})
     return {
         "format": FORMAT,
         "priors": priors_to_json(priors),
         "curve_dims": json.dumps(list(dims)),
         "hierarchy": json.dumps(list(hierarchy)),
-        "free_vars": json.dumps(list(free_vars)),
-        "sampler": json.dumps({"name": "nutpie"} | sampler),
+        "free_vars": json.dumps(free),
+        "sampler": json.dumps(how | sampler),
         "palm_bayes_version": _version(),
     }
 
