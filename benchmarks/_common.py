@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from palm_bayes.data.load import iter_curves
+from palm_bayes.data.prepare import iter_curves
 
 __all__ = ["covers", "in_prefix", "print_table", "split_curves"]
 

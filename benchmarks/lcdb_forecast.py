@@ -22,7 +22,7 @@ from _common import covers, print_table, split_curves
 
 import palm_bayes as pb
 from palm_bayes.data.lcdb import lcdb_curves
-from palm_bayes.data.load import curve_dims
+from palm_bayes.data.prepare import curve_dims
 from palm_bayes.model.curve import labels_for_accuracy
 
 

@@ -17,11 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import arviz as az
-import numpy as np
 import xarray as xr
 
-from palm_bayes.data.load import curve_dims, decreasing_curves, load_curves
-from palm_bayes.data.load import labels_per_round as _labels_per_round
+from palm_bayes.data.load import load_curves
+from palm_bayes.data.prepare import CurveStats, prepare_curves
 from palm_bayes.errors import PalmInputError, SamplingWarning
 from palm_bayes.inference.health import sampling_problems
 from palm_bayes.inference.pooled import HIERARCHICAL_PRIORS, check_hierarchy, sample_hierarchical
@@ -112,57 +111,34 @@ def fit(
     >>> fit.forecast([1000, 5000]).median  # doctest: +SKIP
     """
     method = _method(method, hierarchy)
-    curves = load_curves(curves, min_budgets=4 if hierarchy is None else 2)
-    _warn_falling(curves)
-    b = (
-        _labels_per_round(curves)
-        if labels_per_round is None
-        else _constant_b(curves, labels_per_round)
-    )
+    pooled = hierarchy is not None
+    curves = load_curves(curves, min_budgets=2 if pooled else 4)  # load
+    stats = prepare_curves(curves, labels_per_round, common_b=pooled)  # prepare
+    _warn_falling(stats.falling)
+    if pooled:
+        _warn_short(curves)
+        hierarchy = check_hierarchy(stats, hierarchy)
     cores = cores or min(chains, os.cpu_count() or 1)
     sampler = _sampler_settings(curves, hierarchy, chains, draws, tune, target_accept, seed)
     curve_prior = resolve_prior(prior, priors)
-    if hierarchy is not None:
-        _warn_short(curves)
-        pooled = _fit_hierarchical(
-            curves, check_hierarchy(curves, hierarchy), priors, b, sampler, cores, progress
-        )
-        pooled.idata.posterior.attrs.update(
-            fit_attrs(curves, curve_prior, calibrate=calibrate, b=b, seed=seed)
-        )
-        _warn_problems(pooled, pooled=True, **sampler)
-        return pooled
-    prior_attrs = fit_attrs(curves, curve_prior, calibrate=calibrate, b=b, seed=seed, priors=priors)
-    result = _fit_independent(curves, b, priors, sampler, cores, progress, method, prior_attrs)
-    _warn_problems(result, pooled=False, **sampler)
+    prior_attrs = fit_attrs(
+        curves, curve_prior, calibrate=calibrate, b=stats.b, seed=seed,
+        priors=None if pooled else priors,
+    )  # fmt: skip
+    merged = merge_priors(priors, HIERARCHICAL_PRIORS if pooled else None)  # build
+    options = {"cores": cores, "progress": progress} | sampler
+    if pooled:  # sample
+        sampled = sample_hierarchical(stats, hierarchy, merged, **options)
+    else:
+        sampled = sample_curves(stats, merged, method=method, **options)
+    attrs = _attrs(merged, stats.dims, sampler, hierarchy or (), method) | prior_attrs
+    result = _palm_fit(stats, *sampled, curves, attrs)  # assemble
+    _warn_problems(result, pooled=pooled, **sampler)
     return result
 
 
-def _fit_independent(
-    curves: xr.Dataset,
-    b: xr.DataArray,
-    priors: Mapping[str, Any] | None,
-    sampler: dict[str, Any],
-    cores: int,
-    progress: bool,
-    method: str,
-    prior_attrs: dict[str, str],
-) -> PalmFit:
-    """Sample every curve on its own (importance sampling or NUTS) into a PalmFit."""
-    merged = merge_priors(priors)
-    posterior, sample_stats, constant = sample_curves(
-        curves, b, merged, cores=cores, progress=progress, method=method, **sampler
-    )
-    attrs = _attrs(merged, curve_dims(curves), sampler, [], FREE_VARS)
-    if method != "nuts":
-        attrs["sampler"] = json.dumps({"name": "nutpie", "method": method} | sampler)
-    attrs |= prior_attrs
-    return _palm_fit(posterior, sample_stats, constant, curves, attrs)
-
-
-def _warn_falling(curves: xr.Dataset) -> None:
+def _warn_falling(falling: list[str]) -> None:
     """Warn about curves that fall as labels are added (PALM extrapolates them upward)."""
-    falling = decreasing_curves(curves)
     if falling:
         warnings.warn(
             f"{len(falling)} curve(s) fall as labels are added ({', '.join(falling[:3])}); PALM "
@@ -252,75 +228,50 @@ def _pooled_target_accept(curves: xr.Dataset) -> float:
     return 0.98 if int(with_data.sum()) < SMALL_POOLED_FIT else 0.95
 
 
-def _palm_fit(posterior, sample_stats, constant, curves, attrs) -> PalmFit:
-    """Assemble the InferenceData of a fit (posterior attrs describe the model)."""
+def _palm_fit(stats, posterior, sample_stats, constant, curves, attrs) -> PalmFit:
+    """Assemble the InferenceData of a fit: per-curve values onto the curve grid, and attrs."""
+    const = _on_grid(stats, constant).assign(
+        b=stats.b.transpose(*stats.dims)
+        if stats.b_model is None
+        else xr.full_like(stats.b.transpose(*stats.dims), stats.b_model)
+    )
     observed = curves[["budget", "accuracy"] + (["n_test"] if "n_test" in curves else [])]
     idata = az.InferenceData(
-        posterior=posterior,
-        sample_stats=sample_stats,
-        constant_data=constant,
+        posterior=_on_grid(stats, posterior, last={"z_curve": "param"}),
+        sample_stats=_on_grid(stats, sample_stats),
+        constant_data=const,
         observed_data=observed,
     )
     idata.posterior.attrs.update(attrs)
     return PalmFit(idata)
 
 
-def _attrs(priors, dims, sampler, hierarchy, free_vars) -> dict[str, str]:
+def _on_grid(stats: CurveStats, stacked: xr.Dataset, last=None) -> xr.Dataset:
+    """The variables over the stacked ``curve`` dim laid onto the curve grid, the rest kept."""
+    per_curve = [name for name in stacked.data_vars if "curve" in stacked[name].dims]
+    if not per_curve:
+        return stacked
+    grid = stats.assemble(stacked[per_curve], last=last)
+    return grid.assign({n: stacked[n].variable for n in stacked.data_vars if n not in per_curve})
+
+
+def _attrs(priors, dims, sampler, hierarchy, method) -> dict[str, str]:
+    """The posterior attrs that describe the model and how it was sampled."""
+    free = list(FREE_VARS)
+    if hierarchy:
+        free = ["mu", "sigma_curve", "z_curve", "noise"] + [
+            f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "z")
+        ]
+    how = {"name": "nutpie"} | ({"method": method} if method != "nuts" else {})
     return {
         "format": FORMAT,
         "priors": priors_to_json(priors),
         "curve_dims": json.dumps(list(dims)),
         "hierarchy": json.dumps(list(hierarchy)),
-        "free_vars": json.dumps(list(free_vars)),
-        "sampler": json.dumps({"name": "nutpie"} | sampler),
+        "free_vars": json.dumps(free),
+        "sampler": json.dumps(how | sampler),
         "palm_bayes_version": _version(),
     }
-
-
-def _fit_hierarchical(curves, hierarchy, priors, b, sampler, cores, progress) -> PalmFit:
-    """Sample the pooled model of all curves at once and wrap it in a PalmFit."""
-    merged = merge_priors(priors, HIERARCHICAL_PRIORS)
-    dims = curve_dims(curves)
-    b_common = float(b.median())
-    posterior, sample_stats, const, seconds = sample_hierarchical(
-        curves,
-        b_common,
-        hierarchy,
-        merged,
-        cores=cores,
-        progress=progress,
-        **sampler,
-    )
-    coords = {d: curves[d].to_numpy() for d in dims}
-    fitted = const.pop("fitted")
-    x_ref = const.pop("x_ref_common")
-    constant = xr.Dataset(
-        {n: (dims, v) for n, v in const.items()}
-        | {
-            "b": (dims, np.full(fitted.shape, b_common)),
-            "fitted": (dims, fitted),
-            "sampling_seconds": (dims, np.where(fitted, seconds / max(fitted.sum(), 1), np.nan)),
-            "x_ref_common": x_ref,
-            "total_seconds": seconds,
-        },
-        coords=coords,
-    )
-    free = ["mu", "sigma_curve", "z_curve", "noise"] + [
-        f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "z")
-    ]
-    attrs = _attrs(merged, dims, sampler, hierarchy, free)
-    return _palm_fit(posterior, sample_stats, constant, curves, attrs)
-
-
-def _constant_b(curves: xr.Dataset, value: float) -> xr.DataArray:
-    if not np.isfinite(value) or value <= 0:
-        raise PalmInputError(f"labels_per_round must be a positive number, got {value!r}")
-    dims = curve_dims(curves)
-    return xr.DataArray(
-        np.full(tuple(curves.sizes[d] for d in dims), float(value)),
-        dims=dims,
-        coords={d: curves[d] for d in dims},
-    )
 
 
 def _version() -> str:

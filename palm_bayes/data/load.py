@@ -9,10 +9,8 @@ optionally ``n_test`` (test-set size) over the id dims. A *curve* is one combina
 
 from __future__ import annotations
 
-import itertools
 import os
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +28,7 @@ from palm_bayes.errors import PalmInputError
 
 __all__ = [
     "load_curves",
-    "curve_dims",
     "curves_to_frame",
-    "labels_per_round",
-    "iter_curves",
-    "decreasing_curves",
 ]
 
 _DEFAULTS = {"dataset": "default", "strategy": "default", "embedding": "default", "seed": 0}
@@ -124,63 +118,12 @@ def load_curves(
     return _frame_to_dataset(frame, attrs)
 
 
-def curve_dims(curves: xr.Dataset) -> tuple[str, ...]:
-    """The dims that identify a curve: the id dims except ``seed`` (seeds are replicates)."""
-    return tuple(d for d in CURVE_DIMS if d in curves.dims)
-
-
 def curves_to_frame(curves: xr.Dataset) -> pd.DataFrame:
     """The curves as a long table, one row per observed point."""
     names = ["budget", "accuracy"] + (["n_test"] if "n_test" in curves else [])
     frame = curves[names].to_dataframe().reset_index()
     frame = frame.dropna(subset=["budget", "accuracy"], how="all")
     return frame.drop(columns=[c for c in ("step",) if c in frame])
-
-
-def labels_per_round(curves: xr.Dataset) -> xr.DataArray:
-    """Labels per round ``b`` of every curve.
-
-    The ``labels_per_round`` attribute when set, otherwise the median positive budget step of
-    each curve over its seeds.
-    """
-    dims = curve_dims(curves)
-    if "labels_per_round" in curves.attrs:
-        value = float(curves.attrs["labels_per_round"])
-        return xr.full_like(curves["budget"].isel(seed=0, step=0, drop=True), value).rename("b")
-    steps = curves["budget"].diff("step")
-    steps = steps.where(steps > 0)
-    return steps.median(("seed", "step"), skipna=True).transpose(*dims).rename("b")
-
-
-def iter_curves(curves: xr.Dataset) -> Iterator[tuple[dict[str, Any], xr.Dataset]]:
-    """Yield ``({dim: label}, curve)`` for every curve with data (dims ``seed, step``)."""
-    dims = curve_dims(curves)
-    has_data = curves["accuracy"].notnull().any(("seed", "step")).transpose(*dims).to_numpy()
-    for index in itertools.product(*(range(curves.sizes[d]) for d in dims)):
-        if has_data[index]:
-            labels = {d: curves[d].to_numpy()[i].tolist() for d, i in zip(dims, index, strict=True)}
-            yield labels, curves.isel(dict(zip(dims, index, strict=True)))
-
-
-def decreasing_curves(curves: xr.Dataset) -> list[str]:
-    """Curves whose seed-mean accuracy falls with the budget (least-squares trend in log budget).
-
-    PALM describes curves that rise towards an asymptote; fitted to a falling curve it still
-    extrapolates upward, so such curves deserve a word before sampling.
-    """
-    found = []
-    for labels, sub in iter_curves(curves):
-        budget = sub["budget"].to_numpy().ravel()
-        acc = sub["accuracy"].to_numpy().ravel()
-        keep = np.isfinite(budget) & np.isfinite(acc)
-        levels, index = np.unique(budget[keep], return_inverse=True)
-        if levels.size < 2:
-            continue
-        mean = np.bincount(index, weights=acc[keep]) / np.bincount(index)
-        slope = np.polyfit(np.log(levels), mean, 1)[0]
-        if slope < 0:
-            found.append(" ".join(f"{d}={v}" for d, v in labels.items()))
-    return found
 
 
 # --------------------------------------------------------------------------- readers

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from palm_bayes.data.prepare import model_data
 from palm_bayes.model.batched import BATCH_DATA, create_batched_palm_model, stack_model_data
-from palm_bayes.model.single import FORECAST_ONLY_PRIORS, model_data, priors_to_json
+from palm_bayes.model.single import FORECAST_ONLY_PRIORS, priors_to_json
 
 __all__ = ["BatchDensity", "batch_density"]
 

@@ -61,7 +61,7 @@ def importance_sample(
     Parameters
     ----------
     datas : sequence of mapping
-        :func:`~palm_bayes.model.single.model_data` of each curve.
+        :func:`~palm_bayes.data.prepare.model_data` of each curve.
     priors : mapping
         Merged priors (:func:`~palm_bayes.model.single.merge_priors`).
     chains, draws : int

@@ -16,8 +16,9 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from palm_bayes.data.load import curve_dims, iter_curves, load_curves
-from palm_bayes.data.load import labels_per_round as _labels_per_round
+from palm_bayes.data.load import load_curves
+from palm_bayes.data.prepare import curve_dims, iter_curves
+from palm_bayes.data.prepare import labels_per_round as _labels_per_round
 from palm_bayes.errors import PalmInputError
 from palm_bayes.model.curve import palm_curve
 

@@ -47,14 +47,13 @@ import pymc as pm
 import xarray as xr
 from tqdm.auto import tqdm
 
-from palm_bayes.data.load import curve_dims, iter_curves
+from palm_bayes.data.prepare import CurveStats
 from palm_bayes.errors import PalmInputError
 from palm_bayes.inference.sampling import compile_model, run_nutpie
 from palm_bayes.model.likelihood import palm_likelihood
 from palm_bayes.model.single import (
     DEFAULT_PRIORS,
     PARAMS,
-    model_data,
     palm_from_identified,
     palm_from_theta,
     palm_mean,
@@ -111,12 +110,12 @@ def group_centring(n_levels: int) -> np.ndarray:
 CURVE_VARS = ("A_max", "delta", "alpha", "beta", "log_lambda", "noise", "z_curve")
 
 
-def check_hierarchy(curves: xr.Dataset, hierarchy: Sequence[str] | str) -> tuple[str, ...]:
-    """Validate a hierarchy spec against the curves' id dims; return it as a tuple."""
+def check_hierarchy(stats: CurveStats, hierarchy: Sequence[str] | str) -> tuple[str, ...]:
+    """Validate a hierarchy spec against the prepared curves' dims; return it as a tuple."""
     if isinstance(hierarchy, str):
         hierarchy = [h.strip() for h in hierarchy.split(",") if h.strip()]
     hierarchy = tuple(hierarchy)
-    dims = curve_dims(curves)
+    dims = stats.dims
     if not hierarchy:
         raise PalmInputError("hierarchy names no dimension; use e.g. ('strategy',)")
     if len(set(hierarchy)) != len(hierarchy):
@@ -130,41 +129,28 @@ def check_hierarchy(curves: xr.Dataset, hierarchy: Sequence[str] | str) -> tuple
             raise PalmInputError(
                 f"hierarchy: unknown dimension {dim!r}; the curves are identified by {list(dims)}"
             )
-        if curves.sizes[dim] < 2:
+        if stats.coords[dim].size < 2:
             raise PalmInputError(
-                f"hierarchy: dimension {dim!r} has a single level ({curves[dim].values.tolist()}); "
+                f"hierarchy: dimension {dim!r} has a single level ({stats.coords[dim].tolist()}); "
                 "pooling needs at least two"
             )
     return hierarchy
 
 
-def hierarchical_data(
-    curves: xr.Dataset, b: float, hierarchy: Sequence[str]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Flatten every curve's sufficient statistics into one set of arrays.
+def hierarchical_data(stats: CurveStats, hierarchy: Sequence[str]) -> dict[str, Any]:
+    """Concatenate the prepared curves' sufficient statistics into one set of arrays.
+
+    ``stats`` is prepared with one common ``b`` (``prepare_curves(..., common_b=True)``).
 
     Returns
     -------
-    data : dict
+    dict
         Per observation (curve x budget): ``x, mean_accuracy, n_seeds, inv_n_test,
-        curve_index``; replicated ones: ``rep_index, rep_sq_dev``; per curve: ``x_first``,
-        ``level_<dim>``; and the scalar ``x_ref``.
-    labels : list of dict
-        The id labels of each curve, in ``curve_index`` order.
+        curve_index``; replicated ones: ``rep_index, rep_sq_dev``; per curve (in the order of
+        ``stats``' ``curve`` dim): ``x_first``, ``x_ref``, ``level_<dim>``; and the scalar
+        ``x_ref_common``.
     """
-    parts, labels, last, first, n_test = [], [], [], [], []
-    for lab, sub in iter_curves(curves):
-        nt = sub["n_test"].broadcast_like(sub["accuracy"]) if "n_test" in sub else np.inf
-        parts.append(
-            model_data(sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), b, np.asarray(nt))
-        )
-        labels.append(lab)
-        budgets = sub["budget"].to_numpy()
-        first.append(np.nanmin(budgets))
-        last.append(np.nanmax(budgets))
-        n_test.append(
-            float(np.nanmedian(np.asarray(nt, dtype=float))) if "n_test" in sub else np.nan
-        )
+    parts = stats.datas
     if len(parts) < 2:
         raise PalmInputError("a hierarchical fit needs at least two curves with data")
     sizes = np.array([p["x"].size for p in parts])
@@ -181,13 +167,11 @@ def hierarchical_data(
     cat["x_first"] = x_first
     cat["x_ref"] = np.maximum(x_ref, x_first)
     cat["x_ref_common"] = x_ref
-    cat["first_budget"] = np.array(first)
-    cat["last_budget"] = np.array(last)
-    cat["n_test"] = np.array(n_test)
     for dim in hierarchy:
-        levels = curves[dim].to_numpy().tolist()
-        cat[f"level_{dim}"] = np.array([levels.index(lab[dim]) for lab in labels], dtype="int64")
-    return cat, labels
+        levels = stats.coords[dim].tolist()
+        labels = stats.constants[dim].to_numpy().tolist()
+        cat[f"level_{dim}"] = np.array([levels.index(lab) for lab in labels], dtype="int64")
+    return cat
 
 
 def create_hierarchical_model(
@@ -286,8 +270,7 @@ def initial_points(
 
 
 def sample_hierarchical(
-    curves: xr.Dataset,
-    b: float,
+    stats: CurveStats,
     hierarchy: Sequence[str],
     priors: Mapping[str, Mapping[str, float]],
     *,
@@ -298,25 +281,25 @@ def sample_hierarchical(
     seed: int,
     cores: int,
     progress: bool,
-) -> tuple[xr.Dataset, xr.Dataset, dict[str, np.ndarray], float]:
-    """Compile and sample the hierarchical model (nutpie).
+) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+    """Compile and sample the hierarchical model of the prepared curves (nutpie).
 
     Returns
     -------
     posterior : xarray.Dataset
-        Curve-level variables over ``(chain, draw, *curve_dims[, param])`` (NaN where a curve
-        has no data) and group-level ``mu, sigma_<dim>, effect_<dim>, z_<dim>, sigma_curve``.
+        Curve-level variables (:data:`CURVE_VARS`) over ``(chain, draw, curve[, param])``, the
+        stacked ``curve`` dim of ``stats``, and group-level ``mu, sigma_<dim>, effect_<dim>,
+        z_<dim>, sigma_curve``.
     sample_stats : xarray.Dataset
-        ``diverging`` over ``(chain, draw)``.
-    const : dict
-        Per-curve constants (``x_first, x_ref, first_budget, last_budget, n_test``) laid out
-        over the curve dims, and ``fitted``.
-    seconds : float
-        Compile + sampling wall time.
+        ``diverging, n_steps, step_size`` over ``(chain, draw)``.
+    constant : xarray.Dataset
+        Per curve ``x_first, x_ref, first_budget, last_budget, n_test, fitted,
+        sampling_seconds``; the scalars ``x_ref_common`` and ``total_seconds`` (compile +
+        sampling wall time).
     """
-    dims = curve_dims(curves)
-    data, labels = hierarchical_data(curves, b, hierarchy)
-    levels = {dim: curves[dim].to_numpy().tolist() for dim in hierarchy}
+    data = hierarchical_data(stats, hierarchy)
+    levels = {dim: stats.coords[dim].tolist() for dim in hierarchy}
+    n = len(stats.datas)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -328,13 +311,12 @@ def sample_hierarchical(
         )
         if progress:
             tqdm.write(
-                f"sampling the hierarchical PALM of {len(labels)} curves "
-                f"(pooled over {', '.join(hierarchy)})"
+                f"sampling the hierarchical PALM of {n} curves (pooled over {', '.join(hierarchy)})"
             )
         trace = run_nutpie(
             compiled,
             progress=progress,
-            desc=f"pooled fit of {len(labels)} curves",
+            desc=f"pooled fit of {n} curves",
             chains=chains,
             draws=draws,
             tune=tune,
@@ -345,43 +327,33 @@ def sample_hierarchical(
         )
     seconds = time.perf_counter() - start
 
-    shape = tuple(curves.sizes[d] for d in dims)
-    coords = {d: curves[d].to_numpy() for d in dims}
-    index = tuple(np.array([coords[d].tolist().index(lab[d]) for lab in labels]) for d in dims)
     post = trace.posterior
-    out = {}
-    for name in CURVE_VARS:
-        values = post[name].transpose("chain", "draw", "curve", ...).to_numpy()
-        full = np.full((chains, draws, *shape, *values.shape[3:]), np.nan)
-        full[(slice(None), slice(None), *index)] = values
-        extra = ("param",) if name == "z_curve" else ()
-        out[name] = (("chain", "draw", *dims, *extra), full)
-    for name in ["mu", "sigma_curve"] + [
-        f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "effect", "z")
-    ]:
-        out[name] = (post[name].dims, post[name].to_numpy())
-    posterior = xr.Dataset(
-        out,
-        coords={"chain": np.arange(chains), "draw": np.arange(draws), "param": list(PARAMS)}
-        | coords,
-    )
+    out = {
+        name: (post[name].dims, post[name].to_numpy())
+        for name in CURVE_VARS
+        + ("mu", "sigma_curve")
+        + tuple(f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "effect", "z"))
+    }
+    chain_draw = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    posterior = xr.Dataset(out, coords=chain_draw | {"param": list(PARAMS)})
     sample_stats = xr.Dataset(
         {
             name: (("chain", "draw"), trace.sample_stats[name].to_numpy())
             for name in ("diverging", "n_steps", "step_size")
         },
-        coords={"chain": np.arange(chains), "draw": np.arange(draws)},
+        coords=chain_draw,
     )
-    const = {}
-    for name in ("x_first", "x_ref", "first_budget", "last_budget", "n_test"):
-        full = np.full(shape, np.nan)
-        full[index] = data[name]
-        const[name] = full
-    fitted = np.zeros(shape, dtype=bool)
-    fitted[index] = True
-    const["fitted"] = fitted
-    const["x_ref_common"] = data["x_ref_common"]
-    return posterior, sample_stats, const, seconds
+    constant = stats.constants[["x_first"]].assign(
+        x_ref=("curve", data["x_ref"]),
+        first_budget=stats.constants["first_budget"],
+        last_budget=stats.constants["last_budget"],
+        n_test=stats.constants["n_test"],
+        fitted=("curve", np.ones(n, dtype=bool)),
+        sampling_seconds=("curve", np.full(n, seconds / n)),
+        x_ref_common=data["x_ref_common"],
+        total_seconds=seconds,
+    )
+    return posterior, sample_stats, constant
 
 
 def new_member_posterior(

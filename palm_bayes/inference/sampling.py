@@ -12,18 +12,12 @@ import warnings
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-from palm_bayes.data.load import curve_dims, iter_curves
+from palm_bayes.data.prepare import CurveStats
 from palm_bayes.errors import PalmInputError
-from palm_bayes.model.single import (
-    FORECAST_ONLY_PRIORS,
-    create_palm_model,
-    model_data,
-    priors_to_json,
-)
+from palm_bayes.model.single import FORECAST_ONLY_PRIORS, create_palm_model, priors_to_json
 
 __all__ = ["sample_curve", "sample_curves", "run_nutpie", "compile_model", "FREE_VARS", "PALM_VARS"]
 
@@ -159,8 +153,7 @@ def sample_curve(
 
 
 def sample_curves(
-    curves: xr.Dataset,
-    b: xr.DataArray,
+    stats: CurveStats,
     priors: dict,
     *,
     chains: int,
@@ -172,7 +165,7 @@ def sample_curves(
     progress: bool,
     method: str = "nuts",
 ) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
-    """Sample one independent PALM per curve (curve ``k`` with ``seed + k``).
+    """Sample one independent PALM per prepared curve (curve ``k`` with ``seed + k``).
 
     ``method="nuts"`` samples every curve with nutpie; ``"importance"`` samples all curves at
     once by importance sampling (:mod:`palm_bayes.inference.importance`) and those whose
@@ -181,15 +174,14 @@ def sample_curves(
     Returns
     -------
     posterior, sample_stats, constant : xarray.Dataset
-        Over ``(chain, draw, *curve_dims)`` (NaN where a curve has no data) and, for the
-        constants (``x_first, x_mid, first_budget, last_budget, n_test, b, fitted,
-        sampling_seconds``, and for importance sampling ``pareto_k``, ``importance_ess`` and
-        ``nuts_fallback``, true for the curves sampled with NUTS), over the curve dims.
+        Over ``(chain, draw, curve)`` (the stacked ``curve`` dim of ``stats``; laid onto the
+        curve grid by :meth:`~palm_bayes.data.prepare.CurveStats.assemble`) and, for the
+        constants (``stats.constants``, ``fitted``, ``sampling_seconds`` and for importance
+        sampling ``pareto_k``, ``importance_ess`` and ``nuts_fallback``, true for the curves
+        sampled with NUTS), over ``curve``.
     """
-    dims = curve_dims(curves)
-    coords = {d: curves[d].to_numpy() for d in dims}
     names = FREE_VARS + PALM_VARS
-    stats, datas = prepare_curves(curves, b)
+    datas = stats.datas
     n = len(datas)
     post = {name: np.full((chains, draws, n), np.nan) for name in names}
     diverging = np.zeros((chains, draws, n), dtype=bool)
@@ -232,64 +224,11 @@ def sample_curves(
         seconds[k] = draws_k["seconds"] + (0.0 if np.isnan(seconds[k]) else seconds[k])
 
     sample_dims = ("chain", "draw", "curve")
-    posterior = xr.Dataset({name: (sample_dims, v) for name, v in post.items()})
-    sample_stats = xr.Dataset({"diverging": (sample_dims, diverging)})
-    constant = stats.assign(
+    chain_draw = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    posterior = xr.Dataset({name: (sample_dims, v) for name, v in post.items()}, chain_draw)
+    sample_stats = xr.Dataset({"diverging": (sample_dims, diverging)}, chain_draw)
+    constant = stats.constants.assign(
         {name: ("curve", v) for name, v in extra.items()}
         | {"fitted": ("curve", np.ones(n, dtype=bool)), "sampling_seconds": ("curve", seconds)}
     )
-    chain_draw = {"chain": np.arange(chains), "draw": np.arange(draws)}
-    posterior = assemble(posterior.assign_coords(stats.coords), coords).assign_coords(chain_draw)
-    sample_stats = assemble(sample_stats.assign_coords(stats.coords), coords)
-    constant = assemble(constant, coords)
-    constant["b"] = b.transpose(*dims)
-    return posterior, sample_stats.assign_coords(chain_draw), constant
-
-
-#: Fill values of the curve grid where a curve has no data (NaN for the rest).
-_FILL = {"diverging": False, "fitted": False, "nuts_fallback": False}
-
-
-def assemble(stacked: xr.Dataset, coords: dict[str, np.ndarray]) -> xr.Dataset:
-    """Per-curve values over a stacked ``curve`` dim onto the full curve grid (``coords``).
-
-    Curves without data get NaN (``False`` for flags); dims come out as ``(..., *coords)``.
-    """
-    fill = {name: _FILL.get(name, np.nan) for name in stacked.data_vars}
-    grid = stacked.unstack("curve", fill_value=fill).reindex(coords, fill_value=fill)
-    other = [d for d in stacked.dims if d != "curve"]
-    return grid.transpose(*other, *coords)
-
-
-def prepare_curves(curves: xr.Dataset, b: xr.DataArray) -> tuple[xr.Dataset, list[dict]]:
-    """Prepare every curve with data once: constants over a stacked ``curve`` dim, model data.
-
-    The constants (``x_first, x_mid, first_budget, last_budget, n_test``) carry the labels of
-    the curve dims as a MultiIndex; the model data are :func:`model_data` per curve, in order.
-    """
-    dims = curve_dims(curves)
-    labels, datas = [], []
-    const = {n: [] for n in ("x_first", "x_mid", "first_budget", "last_budget", "n_test")}
-    for label, sub in iter_curves(curves):
-        b_k = float(b.sel(label))
-        n_test = sub["n_test"].broadcast_like(sub["accuracy"]) if "n_test" in sub else np.inf
-        data = model_data(
-            sub["budget"].to_numpy(), sub["accuracy"].to_numpy(), b_k, np.asarray(n_test)
-        )
-        budgets = sub["budget"].to_numpy()
-        const["x_first"].append(data["x_first"])
-        const["x_mid"].append(data["x_mid"])
-        const["first_budget"].append(np.nanmin(budgets))
-        const["last_budget"].append(np.nanmax(budgets))
-        has_n = "n_test" in sub
-        const["n_test"].append(
-            float(np.nanmedian(np.asarray(n_test, dtype=float))) if has_n else np.nan
-        )
-        labels.append(tuple(label[d] for d in dims))
-        datas.append(data)
-    if not datas:
-        raise PalmInputError("no curve has any observed point")
-    index = pd.MultiIndex.from_tuples(labels, names=list(dims))
-    curve = xr.Coordinates.from_pandas_multiindex(index, "curve")
-    stats = xr.Dataset({n: ("curve", np.asarray(v, dtype=float)) for n, v in const.items()})
-    return stats.assign_coords(curve), datas
+    return posterior, sample_stats, constant

@@ -45,12 +45,12 @@ import xarray as xr
 from scipy.optimize import least_squares
 from scipy.special import logsumexp
 
-from palm_bayes.data.load import curve_dims, iter_curves
-from palm_bayes.data.load import labels_per_round as _labels_per_round
+from palm_bayes.data.prepare import curve_dims, iter_curves, model_data
+from palm_bayes.data.prepare import labels_per_round as _labels_per_round
 from palm_bayes.errors import PalmInputError
 from palm_bayes.inference.importance import laplace_draws
 from palm_bayes.model.curve import palm_curve_log_lambda
-from palm_bayes.model.single import merge_priors, model_data
+from palm_bayes.model.single import merge_priors
 from palm_bayes.priors.curve_prior import (
     DRIFT_TERMS,
     SCALE_TERMS,

@@ -44,7 +44,7 @@ BATCH_DATA = (
 
 
 def stack_model_data(datas: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """Pad the :func:`~palm_bayes.model.single.model_data` of many curves into matrices.
+    """Pad the :func:`~palm_bayes.data.prepare.model_data` of many curves into matrices.
 
     Every curve gets at least one padded slot (``x`` = its last budget, two seeds, seed
     mean 0.5, a small sum of squares, masked out), so padded terms are finite.

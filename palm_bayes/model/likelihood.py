@@ -3,7 +3,7 @@
 Every seed's accuracy at a budget is Normal around the curve ``mu`` with the variance
 :func:`seed_variance`. Per budget, the seed mean is Normal with that variance over the number
 of seeds, and the replicate seeds' sum of squared deviations is ``seed_var * chi2(n - 1)`` (a
-Gamma): the exact sufficient statistics of :func:`palm_bayes.model.single.model_data`.
+Gamma): the exact sufficient statistics of :func:`palm_bayes.data.prepare.model_data`.
 :func:`likelihood_terms` writes that down once (numpy or PyTensor); :func:`palm_likelihood`
 adds it to a PyMC model (single curve and pooled), :func:`log_likelihood` evaluates it on
 posterior draws (PSIS-LOO), and :func:`predictive_draws` draws one new run from it.
@@ -98,7 +98,7 @@ def log_likelihood(
     """Numpy log-likelihood per budget of one curve (both terms of a budget summed).
 
     ``mu`` and ``noise`` broadcast against the budgets of ``data`` (the output of
-    :func:`palm_bayes.model.single.model_data`), e.g. ``(chain, draw, 1)`` draws.
+    :func:`palm_bayes.data.prepare.model_data`), e.g. ``(chain, draw, 1)`` draws.
     """
     terms = likelihood_terms(
         mu, noise, data["n_seeds"], data["inv_n_test"], data["rep_index"], floor

@@ -51,7 +51,6 @@ __all__ = [
     "SAMPLED_PRIORS",
     "sampled_variable",
     "create_palm_model",
-    "model_data",
     "palm_mean",
 ]
 
@@ -191,44 +190,6 @@ def sampled_variable(name: str, spec: Mapping[str, Any], dims: str | None = None
     return pm.Normal(name, mu=spec["mu"], sigma=spec["sigma"], dims=dims)
 
 
-def model_data(budget: np.ndarray, accuracy: np.ndarray, b: float, n_test: np.ndarray | float):
-    """Per-budget sufficient statistics of one curve, fed to the compiled model.
-
-    Replicate seeds at one budget are summarised by their count, mean and sum of squared
-    deviations (exact for the Normal seed noise of the model), so the cost of a gradient grows
-    with the number of budgets, not with seeds x budgets.
-    """
-    accuracy = np.asarray(accuracy, dtype=float)
-    n_test = np.broadcast_to(np.asarray(n_test, dtype=float), accuracy.shape).ravel()
-    budget = np.broadcast_to(np.asarray(budget, dtype=float), accuracy.shape).ravel()
-    accuracy = accuracy.ravel()
-    keep = np.isfinite(budget) & np.isfinite(accuracy)
-    budget, accuracy, n_test = budget[keep], accuracy[keep], n_test[keep]
-    levels, index = np.unique(budget, return_inverse=True)
-    count = np.bincount(index).astype(float)
-    mean = np.bincount(index, weights=accuracy) / count
-    sq_dev = np.bincount(index, weights=(accuracy - mean[index]) ** 2)
-    n_med = np.array([np.median(n_test[index == i]) for i in range(levels.size)])
-    inv_n = np.where(np.isfinite(n_med) & (n_med > 0), 1.0 / n_med, 0.0)
-    x = levels / b
-    log_x = np.log(x)
-    replicated = count > 1
-    # seeds that agree exactly agree only to the resolution of the test set: floor the sum of
-    # squares there (sd 1 / sqrt(12) test samples, or 1e-4 when n_test is unknown)
-    resolution = np.where(inv_n > 0, inv_n**2 / 12, 1e-8)
-    sq_dev = np.maximum(sq_dev, (count - 1) * resolution)
-    return {
-        "x": x,
-        "mean_accuracy": mean,
-        "n_seeds": count,
-        "inv_n_test": inv_n,
-        "rep_index": np.flatnonzero(replicated).astype("int64"),
-        "rep_sq_dev": sq_dev[replicated],
-        "x_first": np.float64(x[0]),
-        "x_mid": np.float64(np.exp(0.5 * (log_x[0] + log_x[-1]))),
-    }
-
-
 def palm_from_identified(z_mid, z_head, log_slope, eta, x_first, x_mid) -> dict[str, Any]:
     """PALM parameters from the sampled, data-identified ones (numpy or PyTensor).
 
@@ -290,9 +251,9 @@ def create_palm_model(data: Mapping[str, Any], priors: Mapping | None = None) ->
     Parameters
     ----------
     data : mapping
-        Output of :func:`model_data` (per-budget ``x = B / b``, seed mean and count, sum of
-        squares, ``1 / n_test``, ``x_first``, ``x_mid``). They become ``pm.Data`` so one
-        compiled model serves every curve.
+        Output of :func:`palm_bayes.data.prepare.model_data` (per-budget ``x = B / b``, seed
+        mean and count, sum of squares, ``1 / n_test``, ``x_first``, ``x_mid``). They become
+        ``pm.Data`` so one compiled model serves every curve.
     priors : mapping, optional
         Overrides of :data:`DEFAULT_PRIORS` (numbers, or ``Prior`` objects: see
         :func:`merge_priors`).

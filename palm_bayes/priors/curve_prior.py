@@ -342,7 +342,7 @@ def prefix_features(curves: xr.Dataset, last_points: int = 3) -> xr.Dataset:
     the last ``last_points`` distinct budgets. Returns a Dataset over the curve dims (NaN for
     curves without data).
     """
-    from palm_bayes.data.load import curve_dims, iter_curves
+    from palm_bayes.data.prepare import curve_dims, iter_curves
 
     dims = curve_dims(curves)
     coords = {d: curves[d].to_numpy() for d in dims}

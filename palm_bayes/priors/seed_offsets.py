@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from palm_bayes.data.load import curve_dims
+from palm_bayes.data.prepare import curve_dims
 from palm_bayes.priors.curve_prior import logit
 
 __all__ = ["seed_offset_anova", "seed_offsets", "offset_shocks"]

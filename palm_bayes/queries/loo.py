@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from palm_bayes.data.load import iter_curves
+from palm_bayes.data.prepare import iter_curves, model_data
 from palm_bayes.errors import PalmInputError
 from palm_bayes.model.likelihood import log_likelihood
-from palm_bayes.model.single import model_data, palm_mean
+from palm_bayes.model.single import palm_mean
 
 if TYPE_CHECKING:
     from palm_bayes.palm_fit import PalmFit

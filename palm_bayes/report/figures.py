@@ -10,7 +10,7 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from palm_bayes.data.load import iter_curves
+from palm_bayes.data.prepare import iter_curves
 from palm_bayes.model.curve import palm_curve
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from palm_bayes.data.contract import atomic_write
-from palm_bayes.data.load import curve_dims, iter_curves
+from palm_bayes.data.prepare import curve_dims, iter_curves
 from palm_bayes.errors import PalmInputError
 from palm_bayes.model.curve import palm_curve
 

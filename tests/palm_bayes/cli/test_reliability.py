@@ -287,7 +287,7 @@ def test_pooled_curves_of_two_budgets_are_warned_about(monkeypatch):
     def stop(*args, **kwargs):
         raise RuntimeError("sampling started")
 
-    monkeypatch.setattr(fit_module, "_fit_hierarchical", stop)
+    monkeypatch.setattr(fit_module, "sample_hierarchical", stop)
     curves = pb.simulate_hierarchy(3, ["random", "margin"], np.array([100.0, 200.0]), rng=0)
     with pytest.warns(UserWarning, match="fewer than 4 budgets"), pytest.raises(RuntimeError):
         pb.fit(curves, hierarchy="strategy", progress=False)

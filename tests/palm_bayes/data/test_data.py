@@ -5,7 +5,8 @@ import xarray as xr
 
 import palm_bayes as pb
 from palm_bayes.data.contract import save_curves
-from palm_bayes.data.load import curve_dims, iter_curves, labels_per_round, load_curves
+from palm_bayes.data.load import load_curves
+from palm_bayes.data.prepare import curve_dims, iter_curves, labels_per_round
 
 BUDGETS = [10, 20, 30, 40, 50]
 

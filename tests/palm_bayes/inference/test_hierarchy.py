@@ -171,11 +171,11 @@ def test_hierarchical_fits_default_to_more_draws(curves, monkeypatch):
     fit_module = sys.modules["palm_bayes.palm_fit"]  # the attribute palm_bayes.fit is the function
     seen = {}
 
-    def capture(curves, hierarchy, priors, b, sampler, cores, progress):
+    def capture(stats, hierarchy, priors, *, cores, progress, **sampler):
         seen.update(sampler)
         raise RuntimeError("captured")
 
-    monkeypatch.setattr(fit_module, "_fit_hierarchical", capture)
+    monkeypatch.setattr(fit_module, "sample_hierarchical", capture)
     with pytest.raises(RuntimeError, match="captured"):
         pb.fit(curves, hierarchy="strategy", progress=False)
     assert (seen["draws"], seen["tune"], seen["target_accept"]) == (2000, 2000, 0.98)

@@ -7,10 +7,11 @@ import pymc as pm
 import xarray as xr
 from scipy.special import expit, logit
 
-from palm_bayes.data.load import iter_curves, load_curves
+from palm_bayes.data.load import load_curves
+from palm_bayes.data.prepare import iter_curves, model_data, prepare_curves
 from palm_bayes.inference.pooled import create_hierarchical_model, hierarchical_data
 from palm_bayes.model.likelihood import log_likelihood
-from palm_bayes.model.single import DEFAULT_PRIORS, PARAMS, create_palm_model, model_data, palm_mean
+from palm_bayes.model.single import DEFAULT_PRIORS, PARAMS, create_palm_model, palm_mean
 from palm_bayes.model.single import palm_from_identified as identified
 
 FLOOR = DEFAULT_PRIORS["noise"]["floor"]
@@ -47,7 +48,9 @@ def _log_lik(model: pm.Model, posterior: dict) -> xr.Dataset:
 def test_single_and_pooled_models_give_the_same_log_likelihood():
     curves = _curves()
     b = 10.0
-    data, labels = hierarchical_data(curves, b, ("strategy",))
+    stats = prepare_curves(curves, b, common_b=True)
+    data = hierarchical_data(stats, ("strategy",))
+    labels = [dict(zip(stats.dims, key, strict=True)) for key in stats.constants.indexes["curve"]]
     n = len(labels)
     rng = np.random.default_rng(0)
     theta = np.stack(

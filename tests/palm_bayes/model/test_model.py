@@ -2,9 +2,10 @@ import numpy as np
 import pymc as pm
 import pytest
 
+from palm_bayes.data.prepare import model_data
 from palm_bayes.errors import PalmInputError
 from palm_bayes.model.curve import palm_curve_log_lambda
-from palm_bayes.model.single import DEFAULT_PRIORS, create_palm_model, merge_priors, model_data
+from palm_bayes.model.single import DEFAULT_PRIORS, create_palm_model, merge_priors
 
 
 def _data():

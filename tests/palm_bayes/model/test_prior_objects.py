@@ -8,9 +8,10 @@ import pytest
 from pymc_extras.prior import Prior
 
 import palm_bayes as pb
+from palm_bayes.data.prepare import model_data
 from palm_bayes.errors import PalmInputError
 from palm_bayes.inference.pooled import HIERARCHICAL_PRIORS
-from palm_bayes.model.single import create_palm_model, merge_priors, model_data, priors_to_json
+from palm_bayes.model.single import create_palm_model, merge_priors, priors_to_json
 
 
 def _data():
