@@ -15,6 +15,7 @@ decimals (default 3); missing values as a dash. When the file's top level has ``
 ``commit`` or ``command``, they are printed under the table, so a rerun of the benchmark
 changes the page without touching its prose. The page is rebuilt when the JSON changes.
 
+``:where: at=final, cut=0.2`` keeps the rows whose values print as given.
 ``:keys: a=Label, b`` instead renders top-level values of the file as a two-column table
 (quantity, value): the single numbers a benchmark reports beside its table.
 """
@@ -82,6 +83,7 @@ class ResultsTable(SphinxDirective):
         "columns": directives.unchanged,
         "digits": directives.nonnegative_int,
         "keys": directives.unchanged,
+        "where": directives.unchanged,
     }
 
     def run(self) -> list[nodes.Node]:
@@ -103,6 +105,8 @@ class ResultsTable(SphinxDirective):
             columns = [("quantity", "quantity"), ("value", "value")]
         else:
             rows = _rows(data, self.options.get("rows"), source)
+            for key, value in _columns(self.options.get("where"), []):
+                rows = [r for r in rows if str(r.get(key)) == value]
             columns = _columns(self.options.get("columns"), rows)
         digits = self.options.get("digits", 3)
         lines = [".. list-table::", "   :header-rows: 1", ""]
