@@ -166,3 +166,21 @@ def two_strategy_fit_dir(tmp_path_factory) -> Path:
     ]  # the reference's files (test_reference_interop)
     assert main(["fit", str(folder / "curves.csv"), "--out", str(folder / "fit"), *args]) == 0
     return folder / "fit"
+
+
+def spread_hand_built_fit(seed: int):
+    """A hand-built posterior with spread draws (strategies a, b, c), under the shipped prior."""
+    from palm_bayes.priors.shipped import default_prior
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    strategies = {
+        name: dict(
+            A_max=rng.uniform(lo, hi, n),
+            delta=rng.uniform(0.05, 0.3, n),
+            alpha=rng.uniform(-0.5, 1.0, n),
+            beta=rng.uniform(0.6, 1.4, n),
+        )
+        for name, (lo, hi) in {"a": (0.8, 0.95), "b": (0.75, 0.9), "c": (0.85, 0.97)}.items()
+    }
+    return hand_built_fit(strategies, prior=default_prior())

@@ -15,7 +15,6 @@ import pytest
 import xarray as xr
 
 import palm_bayes as pb
-from palm_bayes.priors.shipped import default_prior
 from palm_bayes.queries import paths
 from palm_bayes.queries.draws import summarise_draws
 from palm_bayes.queries.labels_needed import sample_quantiles
@@ -24,20 +23,9 @@ from palm_bayes.queries.labels_needed import sample_quantiles
 @pytest.fixture(scope="module")
 def spread_fit():
     """A hand-built posterior with spread draws (3 strategies), under the shipped prior."""
-    from conftest import hand_built_fit
+    from conftest import spread_hand_built_fit
 
-    rng = np.random.default_rng(2)
-    n = 400
-    strategies = {
-        name: dict(
-            A_max=rng.uniform(lo, hi, n),
-            delta=rng.uniform(0.05, 0.3, n),
-            alpha=rng.uniform(-0.5, 1.0, n),
-            beta=rng.uniform(0.6, 1.4, n),
-        )
-        for name, (lo, hi) in {"a": (0.8, 0.95), "b": (0.75, 0.9), "c": (0.85, 0.97)}.items()
-    }
-    return hand_built_fit(strategies, prior=default_prior())
+    return spread_hand_built_fit(seed=2)
 
 
 def fresh(fit):

@@ -18,7 +18,6 @@ import palm_bayes as pb
 from palm_bayes.decisions.schedule import schedule
 from palm_bayes.model.curve import labels_for_accuracy_log_lambda, palm_curve_log_lambda
 from palm_bayes.priors.curve_prior import PATH_CLIP, logit
-from palm_bayes.priors.shipped import default_prior
 from palm_bayes.queries.forecast import curve_features, group_dim, seed_shift
 from palm_bayes.queries.paths import crossing_budget, first_crossing, labels_grid, path_base
 
@@ -112,20 +111,9 @@ def real_fit(two_strategy_fit_dir):
 @pytest.fixture(scope="module")
 def drawn_fit():
     """A hand-built posterior with spread draws (3 strategies), under the shipped prior."""
-    from conftest import hand_built_fit
+    from conftest import spread_hand_built_fit
 
-    rng = np.random.default_rng(1)
-    n = 400
-    strategies = {
-        name: dict(
-            A_max=rng.uniform(lo, hi, n),
-            delta=rng.uniform(0.05, 0.3, n),
-            alpha=rng.uniform(-0.5, 1.0, n),
-            beta=rng.uniform(0.6, 1.4, n),
-        )
-        for name, (lo, hi) in {"a": (0.8, 0.95), "b": (0.75, 0.9), "c": (0.85, 0.97)}.items()
-    }
-    return hand_built_fit(strategies, prior=default_prior())
+    return spread_hand_built_fit(seed=1)
 
 
 PRIORS = {
