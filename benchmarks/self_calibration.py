@@ -20,7 +20,10 @@ Truth: the mean over all seeds of the full curve. Scores per bed and prior: Brie
 P(A beats B) for every pair of curves on a dataset at 1x, 2x, 5x the pilot's last budget and at
 the final budget, the number of confident answers (P > 0.9 or < 0.1) and the share right;
 forecast MAE at the final budget (and least squares', and the pilot's last value's), 90%
-interval coverage; seconds of the fit and of the self-calibration.
+interval coverage, and the proper scores of the forecast (CRPS, log density of the truth),
+next to the least-squares curve families of ``curve_families.py`` (POW3, POW4, MMF4, WBL4,
+EXP3, log-power, PALM; Gaussian predictives) fitted to the pilot's seed means; seconds of the
+fit and of the self-calibration.
 
 Beds: ``--curves FILES`` (each file one dataset, e.g. ``tabular_al_library.py`` output),
 ``--lcdb N`` (N LCDB datasets drawn with ``--seed``; the shipped prior was learned on LCDB, so
@@ -49,6 +52,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from _results import write_results
+from curve_families import FAMILIES, fit_family
+from proper_scores import crps_draws, crps_gaussian, log_score_draws, log_score_gaussian
 
 import palm_bayes as pb
 from palm_bayes.data.contract import atomic_write, truncate
@@ -70,6 +75,9 @@ PRIOR_NAMES = {
     "stack": "stacked priors",
     "shipped": "shipped LCDB prior",
     "brownian": "random walk",
+    "least_squares": "PALM least squares (point)",
+    "last_value": "pilot's last value (point)",
+    **{f"family:{name}": f"{name.upper()} least squares (Gaussian)" for name in FAMILIES},
 }
 
 
@@ -201,6 +209,8 @@ def evaluate(curves: xr.Dataset, bed: str, args) -> tuple[list[dict], list[dict]
                 "ratio": final[s] / last[s], "fit_seconds": fit_seconds,
                 "calibration_seconds": cal_seconds.get(name, 0.0), "n_curves": len(strategies),
                 "cut": args.cut, "pilot_seeds": args.pilot_seeds,
+                "crps": crps_draws(x, true_at(s, final[s])),
+                "log_score": log_score_draws(x, true_at(s, final[s])),
             }  # fmt: skip
             if name == "shipped":
                 p = lsq.sel(strategy=s).squeeze(drop=True)
@@ -224,7 +234,29 @@ def evaluate(curves: xr.Dataset, bed: str, args) -> tuple[list[dict], list[dict]
                          "b": b, "p": p, "won": float(ta > tb), "gap": abs(ta - tb),
                          "cut": args.cut, "pilot_seeds": args.pilot_seeds}
                     )  # fmt: skip
+    curve_rows += family_rows(pilot_mean, strategies, final, true_at, curve_rows[0])
     return curve_rows, pair_rows
+
+
+def family_rows(pilot_mean: pd.DataFrame, strategies, final, true_at, template: dict) -> list:
+    """Forecast rows of the least-squares curve families (Gaussian predictives) per curve."""
+    rows = []
+    for s in strategies:
+        mine = pilot_mean[pilot_mean["strategy"] == s]
+        y = true_at(s, final[s])
+        for family in FAMILIES:
+            try:
+                mean, sd = fit_family(family, mine["budget"], mine["accuracy"]).predict(final[s])
+            except (ValueError, RuntimeError):  # too few points for the family
+                continue
+            mean, sd = float(mean[0]), float(sd[0])
+            lower, upper = mean - 1.645 * sd, mean + 1.645 * sd
+            rows.append({**template, "prior": f"family:{family}", "strategy": s, "truth": y,
+                         "median": mean, "lower": lower, "upper": upper,
+                         "crps": float(crps_gaussian(mean, sd, y)),
+                         "log_score": float(log_score_gaussian(mean, sd, y)),
+                         "lsq": np.nan, "calibration": None})  # fmt: skip
+    return rows
 
 
 def append_csv(rows: list[dict], path: Path) -> None:
@@ -260,11 +292,13 @@ def score(prefixes: list[str]) -> dict:
                 "n": len(h),
                 "mae": float((h["median"] - h["truth"]).abs().mean()),
                 "cover90": float(((h["lower"] <= h["truth"]) & (h["truth"] <= h["upper"])).mean()),
+                "crps": float(h["crps"].mean()) if "crps" in h else None,
+                "log_score": float(h["log_score"].mean()) if "log_score" in h else None,
             }
-        entry["forecasts"]["least_squares"] = {
-            "mae": float((ref["lsq"] - ref["truth"]).abs().mean())
-        }
-        entry["forecasts"]["last_value"] = {"mae": float((ref["last"] - ref["truth"]).abs().mean())}
+        for point, column in (("least_squares", "lsq"), ("last_value", "last")):
+            mae = float((ref[column] - ref["truth"]).abs().mean())
+            # the CRPS of a point forecast is its absolute error
+            entry["forecasts"][point] = {"mae": mae, "crps": mae}
         per_dataset = ref.drop_duplicates("dataset")
         entry["datasets"] = int(per_dataset.shape[0])
         entry["curves"] = int(len(ref))
@@ -297,7 +331,8 @@ def flat_results(prefixes: list[str]) -> dict[str, list[dict]]:
             for method, x in entry["forecasts"].items():
                 forecasts.append(
                     {"bed": bed, **keys, "method": PRIOR_NAMES.get(method, method),
-                     "mae_final": x["mae"], "cover90_final": x.get("cover90")}
+                     "mae_final": x["mae"], "cover90_final": x.get("cover90"),
+                     "crps_final": x.get("crps"), "log_score_final": x.get("log_score")}
                 )  # fmt: skip
     return {"rows": rows, "forecasts": forecasts}
 
