@@ -22,6 +22,7 @@ import xarray as xr
 from palm_bayes.data.load import load_curves
 from palm_bayes.data.prepare import CurveStats, prepare_curves
 from palm_bayes.errors import PalmInputError, SamplingWarning
+from palm_bayes.inference.distributed import sample_on_ray
 from palm_bayes.inference.health import sampling_problems
 from palm_bayes.inference.pooled import HIERARCHICAL_PRIORS, check_hierarchy, sample_hierarchical
 from palm_bayes.inference.posterior import FORMAT, PalmPosterior, resolve_prior
@@ -51,6 +52,7 @@ def fit(
     progress: bool = True,
     method: Literal["importance", "nuts"] | None = None,
     calibrate: bool = True,
+    workers: int | None = None,
 ) -> PalmFit:
     """Fit PALM to every curve: independently, or pooled across groups of curves.
 
@@ -98,6 +100,11 @@ def fit(
         (:mod:`palm_bayes.inference.self_calibration`); a pilot too short to backtest keeps
         the prior as it is, and says so in :meth:`PalmFit.describe`. ``False``: the prior as
         given.
+    workers : int, optional
+        Independent fits only: sample the curves in this many Ray tasks (contiguous chunks of
+        curves) in the Ray session of this process, a new local one if there is none
+        (``ray.init(address=...)`` first to use a cluster); the draws are the same as without
+        (:mod:`palm_bayes.inference.distributed`). Needs ``pip install 'palm-bayes[sweep]'``.
 
     Returns
     -------
@@ -128,7 +135,14 @@ def fit(
     merged = merge_priors(priors, HIERARCHICAL_PRIORS if pooled else None)  # build
     options = {"cores": cores, "progress": progress} | sampler
     if pooled:  # sample
+        if workers is not None:
+            raise PalmInputError(
+                "workers spreads independent fits over Ray; a pooled fit is one model "
+                "(drop workers, or fit without hierarchy)"
+            )
         sampled = sample_hierarchical(stats, hierarchy, merged, **options)
+    elif workers is not None:
+        sampled = sample_on_ray(stats, merged, workers=workers, method=method, **options)
     else:
         sampled = sample_curves(stats, merged, method=method, **options)
     attrs = _attrs(merged, stats.dims, sampler, hierarchy or (), method) | prior_attrs

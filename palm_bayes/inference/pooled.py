@@ -343,11 +343,8 @@ def sample_hierarchical(
         },
         coords=chain_draw,
     )
-    constant = stats.constants[["x_first"]].assign(
+    constant = stats.constants[["x_first", "first_budget", "last_budget", "n_test"]].assign(
         x_ref=("curve", data["x_ref"]),
-        first_budget=stats.constants["first_budget"],
-        last_budget=stats.constants["last_budget"],
-        n_test=stats.constants["n_test"],
         fitted=("curve", np.ones(n, dtype=bool)),
         sampling_seconds=("curve", np.full(n, seconds / n)),
         x_ref_common=data["x_ref_common"],

@@ -79,8 +79,7 @@ def run_nutpie(compiled, *, progress: bool, desc: str = "sampling", **options: A
         try:
             with tqdm(total=total, desc=desc, unit="draw", mininterval=1.0) as bar:
                 pause = 1.0
-                while not _finished(sampler):
-                    time.sleep(pause)
+                while not _wait(sampler, pause):
                     start = time.perf_counter()
                     done, divergent = _progress(sampler.inspect())
                     # reading the trace so far must not slow the sampler down much
@@ -94,6 +93,17 @@ def run_nutpie(compiled, *, progress: bool, desc: str = "sampling", **options: A
             sampler.cancel()
             raise
         return trace
+
+
+def _wait(sampler, seconds: float) -> bool:
+    """Sleep up to ``seconds`` in short naps; whether the sampler finished meanwhile."""
+    end = time.perf_counter() + seconds
+    while not _finished(sampler):
+        left = end - time.perf_counter()
+        if left <= 0:
+            return False
+        time.sleep(min(0.5, left))
+    return True
 
 
 def _finished(sampler) -> bool:

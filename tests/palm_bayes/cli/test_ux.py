@@ -79,6 +79,24 @@ def test_pooled_sampling_shows_progress_with_divergences(capsys):
     assert "pooled fit" in err and "600/600" in err and "divergences=" in err
 
 
+def test_progress_returns_as_soon_as_the_sampler_finishes(monkeypatch):
+    """A long pause between two reads of a big trace must not delay the end of sampling."""
+    from palm_bayes.inference import sampling
+
+    class Sampler:
+        checks = 0
+
+        @property
+        def is_finished(self):
+            self.checks += 1
+            return self.checks > 3
+
+    slept = []
+    monkeypatch.setattr(sampling.time, "sleep", slept.append)
+    assert sampling._wait(Sampler(), 3600.0)
+    assert sum(slept) <= 1.5  # three naps, not the hour of the pause
+
+
 def test_every_command_line_option_is_explained():
     import argparse
 
