@@ -134,21 +134,25 @@ def fit(
     )  # fmt: skip
     merged = merge_priors(priors, HIERARCHICAL_PRIORS if pooled else None)  # build
     options = {"cores": cores, "progress": progress} | sampler
-    if pooled:  # sample
+    sampled = _sample(stats, hierarchy, merged, method, workers, options)  # sample
+    attrs = _attrs(merged, stats.dims, sampler, hierarchy or (), method) | prior_attrs
+    result = _palm_fit(stats, *sampled, curves, attrs)  # assemble
+    _warn_problems(result, pooled=pooled, **sampler)
+    return result
+
+
+def _sample(stats, hierarchy, merged, method, workers, options) -> tuple:
+    """One pooled model, or independent curves here or over Ray tasks."""
+    if hierarchy is not None:
         if workers is not None:
             raise PalmInputError(
                 "workers spreads independent fits over Ray; a pooled fit is one model "
                 "(drop workers, or fit without hierarchy)"
             )
-        sampled = sample_hierarchical(stats, hierarchy, merged, **options)
-    elif workers is not None:
-        sampled = sample_on_ray(stats, merged, workers=workers, method=method, **options)
-    else:
-        sampled = sample_curves(stats, merged, method=method, **options)
-    attrs = _attrs(merged, stats.dims, sampler, hierarchy or (), method) | prior_attrs
-    result = _palm_fit(stats, *sampled, curves, attrs)  # assemble
-    _warn_problems(result, pooled=pooled, **sampler)
-    return result
+        return sample_hierarchical(stats, hierarchy, merged, **options)
+    if workers is not None:
+        return sample_on_ray(stats, merged, workers=workers, method=method, **options)
+    return sample_curves(stats, merged, method=method, **options)
 
 
 def _warn_falling(falling: list[str]) -> None:
