@@ -24,7 +24,12 @@ from palm_bayes.data.prepare import CurveStats, prepare_curves
 from palm_bayes.errors import PalmInputError, SamplingWarning
 from palm_bayes.inference.distributed import sample_on_ray
 from palm_bayes.inference.health import sampling_problems
-from palm_bayes.inference.pooled import HIERARCHICAL_PRIORS, check_hierarchy, sample_hierarchical
+from palm_bayes.inference.pooled import (
+    HIERARCHICAL_PRIORS,
+    check_hierarchy,
+    free_vars,
+    sample_hierarchical,
+)
 from palm_bayes.inference.posterior import FORMAT, PalmPosterior, resolve_prior
 from palm_bayes.inference.sampling import FREE_VARS, sample_curves
 from palm_bayes.inference.self_calibration import fit_attrs
@@ -275,11 +280,7 @@ def _on_grid(stats: CurveStats, stacked: xr.Dataset, last=None) -> xr.Dataset:
 
 def _attrs(priors, dims, sampler, hierarchy, method) -> dict[str, str]:
     """The posterior attrs that describe the model and how it was sampled."""
-    free = list(FREE_VARS)
-    if hierarchy:
-        free = ["mu", "sigma_curve", "z_curve", "noise"] + [
-            f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "z")
-        ]
+    free = free_vars(hierarchy) if hierarchy else list(FREE_VARS)
     how = {"name": "nutpie"} | ({"method": method} if method != "nuts" else {})
     return {
         "format": FORMAT,

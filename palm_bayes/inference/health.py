@@ -8,14 +8,18 @@ too high for their draws to be trusted. :func:`palm_bayes.fit` emits them as
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import arviz as az
 import numpy as np
 import xarray as xr
 
-__all__ = ["sampling_problems", "R_HAT_MAX"]
+from palm_bayes.errors import SamplingWarning
+
+__all__ = ["EarlyWarnings", "sampling_problems", "R_HAT_MAX"]
 
 #: Chains agree when the rank-normalised r_hat of every sampled variable is at most this.
 R_HAT_MAX = 1.01
@@ -107,3 +111,106 @@ def _names(mask: xr.DataArray, dims: Sequence[str], most: int = 3) -> str:
     labels = [", ".join(map(str, h)) if isinstance(h, tuple) else str(h) for h in hits]
     extra = int(mask.sum()) - len(labels)
     return "; ".join(labels) + (f" and {extra} more" if extra > 0 else "")
+
+
+class EarlyWarnings:
+    """Watch a pooled fit while it samples and say early, once each, what will go wrong.
+
+    Called by :func:`palm_bayes.inference.sampling.run_nutpie` with the trace so far and the
+    seconds since sampling started. It warns (:class:`palm_bayes.errors.SamplingWarning`)
+
+    * at the end of tuning, when the draws left will take longer than ``patience`` seconds
+      (from the leapfrog steps per draw at the end of tuning and the time per step so far):
+      such posteriors are the ones that end with r_hat above 1.01 or divergences;
+    * at the first divergent transition after tuning;
+    * at half the draws, when r_hat of the sampled variables is already above ``r_hat_early``.
+
+    Each message says what helps, so a person can interrupt and refit instead of waiting.
+    """
+
+    def __init__(
+        self,
+        n_curves: int,
+        *,
+        chains: int,
+        draws: int,
+        target_accept: float,
+        free_vars: Sequence[str],
+        patience: float = 300.0,
+        r_hat_early: float = 1.05,
+    ):
+        self.n_curves, self.chains, self.draws = n_curves, chains, draws
+        self.target_accept, self.free_vars = target_accept, tuple(free_vars)
+        self.patience, self.r_hat_early = patience, r_hat_early
+        self.said: set[str] = set()
+
+    def __call__(self, trace, seconds: float) -> None:
+        """Check the trace so far (an ``arviz.InferenceData`` from ``sampler.inspect()``)."""
+        if "sample_stats" not in trace.groups() or "warmup_sample_stats" not in trace.groups():
+            return  # still tuning
+        stats, warmup = trace.sample_stats, trace.warmup_sample_stats
+        if "cost" not in self.said and "n_steps" in warmup:
+            self._cost(warmup["n_steps"].to_numpy(), stats, seconds)
+        if "divergent" not in self.said and "diverging" in stats:
+            n = int(stats["diverging"].sum())
+            if n:
+                self._say(
+                    "divergent",
+                    f"the pooled fit of {self.n_curves} curves has {n} divergent transition(s) "
+                    f"in its first {stats.sizes['draw']} draws per chain: its intervals may be "
+                    "off whatever the remaining draws show. Interrupt it and refit with a higher "
+                    f"target_accept (now {self.target_accept:g}), or fit the curves "
+                    "independently (hierarchy=None)",
+                )
+        if "r_hat" not in self.said and stats.sizes.get("draw", 0) >= self.draws // 2:
+            self._r_hat(trace)
+
+    def _cost(self, n_steps: np.ndarray, stats: xr.Dataset, seconds: float) -> None:
+        self.said.add("cost")
+        total = float(np.nansum(n_steps)) + float(np.nansum(stats["n_steps"].to_numpy()))
+        late = n_steps[:, -max(1, n_steps.shape[1] // 4) :]
+        per_draw = float(np.nanmean(late))
+        left = self.chains * max(0, self.draws - stats.sizes.get("draw", 0))
+        eta = seconds / max(total, 1.0) * per_draw * left
+        if eta > self.patience:
+            self._say(
+                "cost",
+                f"the pooled fit of {self.n_curves} curves is hard to sample: after tuning "
+                f"each draw takes ~{per_draw:.0f} leapfrog steps, so the draws left need about "
+                f"{eta / 60:.0f} more minutes, and posteriors this hard often end with r_hat "
+                "above 1.01 or divergent transitions. For answers now: interrupt and fit the "
+                "curves independently (hierarchy=None, seconds per curve), pool fewer curves "
+                "or levels, or keep fewer seeds or budgets per curve",
+            )
+
+    def _r_hat(self, trace) -> None:
+        self.said.add("r_hat")
+        sampled = [v for v in self.free_vars if v in trace.posterior]
+        if not sampled or trace.posterior.sizes.get("chain", 1) < 2:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r_hat = az.rhat(trace.posterior[sampled])
+        values = np.concatenate([r_hat[v].to_numpy().ravel() for v in sampled])
+        worst = float(np.max(values[np.isfinite(values)], initial=1.0))
+        if worst > self.r_hat_early:
+            self._say(
+                "r_hat",
+                f"halfway through, the pooled fit of {self.n_curves} curves has r_hat up to "
+                f"{worst:.3g}: its chains disagree and the remaining draws rarely bring that "
+                "under 1.01. Interrupt it and refit with more tune, or fit the curves "
+                "independently (hierarchy=None)",
+            )
+
+    def _say(self, key: str, message: str) -> None:
+        self.said.add(key)
+        warnings.warn(message, SamplingWarning, stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside palm_bayes (the user's call of fit)."""
+    package = str(Path(__file__).resolve().parents[1])
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

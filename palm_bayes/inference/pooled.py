@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 
 from palm_bayes.data.prepare import CurveStats
 from palm_bayes.errors import PalmInputError
+from palm_bayes.inference.health import EarlyWarnings
 from palm_bayes.inference.sampling import compile_model, run_nutpie
 from palm_bayes.model.likelihood import palm_likelihood
 from palm_bayes.model.single import (
@@ -62,6 +63,7 @@ from palm_bayes.model.single import (
 __all__ = [
     "HIERARCHICAL_PRIORS",
     "check_hierarchy",
+    "free_vars",
     "hierarchical_data",
     "create_hierarchical_model",
     "sample_hierarchical",
@@ -269,6 +271,13 @@ def initial_points(
     return points
 
 
+def free_vars(hierarchy: Sequence[str]) -> list[str]:
+    """The variables a pooled fit samples on the unconstrained scale (its diagnostics)."""
+    return ["mu", "sigma_curve", "z_curve", "noise"] + [
+        f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "z")
+    ]
+
+
 def sample_hierarchical(
     stats: CurveStats,
     hierarchy: Sequence[str],
@@ -309,22 +318,26 @@ def sample_hierarchical(
         compiled = compile_model(
             model, initial_points=initial_points(data, hierarchy, priors), jitter_rvs=set()
         )
-        if progress:
-            tqdm.write(
-                f"sampling the hierarchical PALM of {n} curves (pooled over {', '.join(hierarchy)})"
-            )
-        trace = run_nutpie(
-            compiled,
-            progress=progress,
-            desc=f"pooled fit of {n} curves",
-            chains=chains,
-            draws=draws,
-            tune=tune,
-            seed=seed,
-            target_accept=target_accept,
-            cores=cores,
-            **NUTPIE_OPTIONS,
+    if progress:
+        tqdm.write(
+            f"sampling the hierarchical PALM of {n} curves (pooled over {', '.join(hierarchy)})"
         )
+    watch = EarlyWarnings(
+        n, chains=chains, draws=draws, target_accept=target_accept, free_vars=free_vars(hierarchy)
+    )
+    trace = run_nutpie(
+        compiled,
+        progress=progress,
+        desc=f"pooled fit of {n} curves",
+        watch=watch,
+        chains=chains,
+        draws=draws,
+        tune=tune,
+        seed=seed,
+        target_accept=target_accept,
+        cores=cores,
+        **NUTPIE_OPTIONS,
+    )
     seconds = time.perf_counter() - start
 
     post = trace.posterior

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,39 +61,59 @@ def _compiled_model(data: dict, priors: dict):
     return _COMPILED[key]
 
 
-def run_nutpie(compiled, *, progress: bool, desc: str = "sampling", **options: Any):
+def run_nutpie(
+    compiled,
+    *,
+    progress: bool,
+    desc: str = "sampling",
+    watch: Callable[[Any, float], None] | None = None,
+    **options: Any,
+):
     """``nutpie.sample`` with PyMC's and nutpie's warnings silenced (we report diagnostics).
 
     With ``progress``, a tqdm bar counts draws (tuning included) and divergent transitions
     in any terminal or log file (nutpie's own bar shows only in notebooks and terminals).
+    ``watch(trace_so_far, seconds)`` is called while the sampler runs (e.g.
+    :class:`palm_bayes.inference.health.EarlyWarnings`); its warnings reach the caller.
     """
     import nutpie
 
+    if not progress and watch is None:
+        return _quiet(nutpie.sample, compiled, progress_bar=False, **options)
+    sampler = _quiet(nutpie.sample, compiled, progress_bar=False, blocking=False, **options)
+    total = int(options.get("chains", 6)) * (
+        int(options.get("tune", 300)) + int(options.get("draws", 1000))
+    )
+    began = time.perf_counter()
+    try:
+        with tqdm(
+            total=total, desc=desc, unit="draw", mininterval=1.0, disable=not progress
+        ) as bar:
+            pause = 1.0
+            while not _wait(sampler, pause):
+                start = time.perf_counter()
+                so_far = _quiet(sampler.inspect)
+                done, divergent = _progress(so_far)
+                # reading the trace so far must not slow the sampler down much
+                pause = max(1.0, 20 * (time.perf_counter() - start))
+                bar.update(max(0, min(done, total) - bar.n))
+                bar.set_postfix(divergences=divergent, refresh=False)
+                if watch is not None:
+                    watch(so_far, time.perf_counter() - began)
+            trace = _quiet(sampler.wait)
+            bar.set_postfix(divergences=_progress(trace)[1], refresh=False)
+            bar.update(total - bar.n)
+    except BaseException:
+        sampler.cancel()
+        raise
+    return trace
+
+
+def _quiet(function: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Call ``function`` with every warning silenced (nutpie's and PyMC's chatter)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if not progress:
-            return nutpie.sample(compiled, progress_bar=False, **options)
-        sampler = nutpie.sample(compiled, progress_bar=False, blocking=False, **options)
-        total = int(options.get("chains", 6)) * (
-            int(options.get("tune", 300)) + int(options.get("draws", 1000))
-        )
-        try:
-            with tqdm(total=total, desc=desc, unit="draw", mininterval=1.0) as bar:
-                pause = 1.0
-                while not _wait(sampler, pause):
-                    start = time.perf_counter()
-                    done, divergent = _progress(sampler.inspect())
-                    # reading the trace so far must not slow the sampler down much
-                    pause = max(1.0, 20 * (time.perf_counter() - start))
-                    bar.update(max(0, min(done, total) - bar.n))
-                    bar.set_postfix(divergences=divergent, refresh=False)
-                trace = sampler.wait()
-                bar.set_postfix(divergences=_progress(trace)[1], refresh=False)
-                bar.update(total - bar.n)
-        except BaseException:
-            sampler.cancel()
-            raise
-        return trace
+        return function(*args, **kwargs)
 
 
 def _wait(sampler, seconds: float) -> bool:
