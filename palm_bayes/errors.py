@@ -7,3 +7,7 @@ class PalmInputError(ValueError):
 
 class SamplingWarning(UserWarning):
     """A fit whose draws may not be trusted as they are (divergences, r_hat, Pareto k)."""
+
+
+class EarlySamplingWarning(SamplingWarning):
+    """Said while a pooled fit still samples: what will go wrong, and what helps."""

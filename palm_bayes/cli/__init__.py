@@ -77,6 +77,7 @@ def _fit_parser(sub: Any) -> None:
     )
     p.add_argument("--tune", type=int, default=None, help="tuning draws per chain (as --draws)")
     p.add_argument("--chains", type=int, default=4, help="Markov chains (4)")
+    p.add_argument("--workers", type=int, default=None, help="Ray tasks of independent fits")
     p.add_argument(
         "--target-accept",
         type=float,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from palm_bayes.errors import PalmInputError, SamplingWarning
+from palm_bayes.errors import EarlySamplingWarning, PalmInputError, SamplingWarning
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -175,6 +175,7 @@ def _fit_into(args: argparse.Namespace, out: Path) -> None:
     )
     with warnings.catch_warnings():  # the same advice is printed below the table
         warnings.simplefilter("ignore", SamplingWarning)
+        warnings.simplefilter("default", EarlySamplingWarning)  # said while it samples
         fit = pb.fit(
             curves,
             hierarchy=args.hierarchy,
@@ -187,6 +188,7 @@ def _fit_into(args: argparse.Namespace, out: Path) -> None:
             target_accept=args.target_accept,
             progress=not args.quiet,
             method=getattr(args, "method", None),
+            workers=getattr(args, "workers", None),
         )
     lsq = pb.fit_least_squares(
         curves,

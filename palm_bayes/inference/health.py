@@ -17,7 +17,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from palm_bayes.errors import SamplingWarning
+from palm_bayes.errors import EarlySamplingWarning
 
 __all__ = ["EarlyWarnings", "sampling_problems", "R_HAT_MAX"]
 
@@ -117,7 +117,8 @@ class EarlyWarnings:
     """Watch a pooled fit while it samples and say early, once each, what will go wrong.
 
     Called by :func:`palm_bayes.inference.sampling.run_nutpie` with the trace so far and the
-    seconds since sampling started. It warns (:class:`palm_bayes.errors.SamplingWarning`)
+    seconds since sampling started. It warns (:class:`palm_bayes.errors.EarlySamplingWarning`, a
+    :class:`~palm_bayes.errors.SamplingWarning`)
 
     * at the end of tuning, when the draws left will take longer than ``patience`` seconds
       (from the leapfrog steps per draw at the end of tuning and the time per step so far):
@@ -204,7 +205,7 @@ class EarlyWarnings:
 
     def _say(self, key: str, message: str) -> None:
         self.said.add(key)
-        warnings.warn(message, SamplingWarning, stacklevel=_caller_level())
+        warnings.warn(message, EarlySamplingWarning, stacklevel=_caller_level())
 
 
 def _caller_level() -> int:

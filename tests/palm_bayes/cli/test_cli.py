@@ -78,6 +78,19 @@ def test_plot(fit_dir, tmp_path):
         (["forecast", "{missing}", "--budget", "10"], "no fit at"),
         (["fit", "{missing}/c.csv", "--out", "{missing}"], "no such file or folder"),
         (
+            [
+                "fit",
+                "{fit}/curves.nc",
+                "--out",
+                "{missing}",
+                "--hierarchy",
+                "strategy",
+                "--workers",
+                "2",
+            ],
+            "a pooled fit is one model",
+        ),  # fmt: skip
+        (
             ["compare", "{fit}", "--a", "good", "--b", "strategy=poor", "--budget", "10"],
             "must look like dim=label",
         ),

@@ -8,7 +8,7 @@ import arviz as az
 import numpy as np
 import pytest
 
-from palm_bayes.errors import SamplingWarning
+from palm_bayes.errors import EarlySamplingWarning
 from palm_bayes.inference.health import EarlyWarnings
 
 
@@ -34,7 +34,7 @@ def said(watch: EarlyWarnings, trace, seconds: float) -> list[str]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         watch(trace, seconds)
-    return [str(w.message) for w in caught if issubclass(w.category, SamplingWarning)]
+    return [str(w.message) for w in caught if issubclass(w.category, EarlySamplingWarning)]
 
 
 def test_a_slow_posterior_is_announced_at_the_end_of_tuning_with_what_helps():
