@@ -69,7 +69,7 @@ def sampling_problems(
             else f"{int(slow.sum())} curve(s) ({_names(slow, dims)}) have"
         )
         lines.append(
-            f"{what} r_hat up to {float(r_hat.max()):.3g} (above {R_HAT_MAX}: the chains "
+            f"{what} r_hat up to {float(r_hat.max()):.3f} (above {R_HAT_MAX}: the chains "
             f"disagree); refit with more draws and tune (now {draws} and {tune})"
         )
     if "pareto_k" in constant:
@@ -198,7 +198,7 @@ class EarlyWarnings:
             self._say(
                 "r_hat",
                 f"halfway through, the pooled fit of {self.n_curves} curves has r_hat up to "
-                f"{worst:.3g}: its chains disagree and the remaining draws rarely bring that "
+                f"{worst:.2f}: its chains disagree and the remaining draws rarely bring that "
                 "under 1.01. Interrupt it and refit with more tune, or fit the curves "
                 "independently (hierarchy=None)",
             )
