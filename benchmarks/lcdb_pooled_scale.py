@@ -23,22 +23,15 @@ import arviz as az
 import numpy as np
 import pandas as pd
 from _results import write_results
+from lcdb_hierarchical import LEARNERS as HIERARCHICAL_LEARNERS
 
 import palm_bayes as pb
 from palm_bayes.data.contract import truncate
 from palm_bayes.data.lcdb import lcdb_curves
 from palm_bayes.data.load import curves_to_frame, load_curves
 
-LEARNERS = (
-    "SVC_rbf",
-    "LogisticRegression",
-    "GradientBoostingClassifier",
-    "SGDClassifier",
-    "Perceptron",
-    "SVC_linear",
-    "KNeighborsClassifier",
-    "ExtraTreesClassifier",
-)
+#: The six learners of the pooled LCDB comparison and two more.
+LEARNERS = (*HIERARCHICAL_LEARNERS, "KNeighborsClassifier", "ExtraTreesClassifier")
 
 
 def pick_curves(n_datasets: int, learners: list[str], seed: int):
