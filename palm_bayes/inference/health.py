@@ -120,9 +120,9 @@ class EarlyWarnings:
     seconds since sampling started. It warns (:class:`palm_bayes.errors.EarlySamplingWarning`, a
     :class:`~palm_bayes.errors.SamplingWarning`)
 
-    * at the end of tuning, when the draws left will take longer than ``patience`` seconds
-      (from the leapfrog steps per draw at the end of tuning and the time per step so far):
-      such posteriors are the ones that end with r_hat above 1.01 or divergences;
+    * a quarter into tuning, when the draws left will take longer than ``patience`` seconds
+      at the pace so far (leapfrog steps per draw lately, seconds per step so far): such
+      posteriors are the ones that end with r_hat above 1.01 or divergences;
     * at the first divergent transition after tuning;
     * at half the draws, when r_hat of the sampled variables is already above ``r_hat_early``.
 
@@ -134,24 +134,29 @@ class EarlyWarnings:
         n_curves: int,
         *,
         chains: int,
+        tune: int,
         draws: int,
         target_accept: float,
         free_vars: Sequence[str],
         patience: float = 300.0,
         r_hat_early: float = 1.05,
     ):
-        self.n_curves, self.chains, self.draws = n_curves, chains, draws
+        self.n_curves, self.chains, self.tune, self.draws = n_curves, chains, tune, draws
         self.target_accept, self.free_vars = target_accept, tuple(free_vars)
         self.patience, self.r_hat_early = patience, r_hat_early
         self.said: set[str] = set()
 
     def __call__(self, trace, seconds: float) -> None:
         """Check the trace so far (an ``arviz.InferenceData`` from ``sampler.inspect()``)."""
-        if "sample_stats" not in trace.groups() or "warmup_sample_stats" not in trace.groups():
+        if "warmup_sample_stats" not in trace.groups():
+            return  # nothing sampled yet
+        warmup = trace.warmup_sample_stats
+        stats = trace.sample_stats if "sample_stats" in trace.groups() else None
+        tuned = warmup.sizes.get("draw", 0) if stats is None else self.tune
+        if "cost" not in self.said and "n_steps" in warmup and tuned >= max(1, self.tune // 4):
+            self._cost(warmup["n_steps"].to_numpy(), stats, tuned, seconds)
+        if stats is None:
             return  # still tuning
-        stats, warmup = trace.sample_stats, trace.warmup_sample_stats
-        if "cost" not in self.said and "n_steps" in warmup:
-            self._cost(warmup["n_steps"].to_numpy(), stats, seconds)
         if "divergent" not in self.said and "diverging" in stats:
             n = int(stats["diverging"].sum())
             if n:
@@ -166,18 +171,21 @@ class EarlyWarnings:
         if "r_hat" not in self.said and stats.sizes.get("draw", 0) >= self.draws // 2:
             self._r_hat(trace)
 
-    def _cost(self, n_steps: np.ndarray, stats: xr.Dataset, seconds: float) -> None:
+    def _cost(self, n_steps: np.ndarray, stats: xr.Dataset | None, tuned: int, seconds: float):
         self.said.add("cost")
-        total = float(np.nansum(n_steps)) + float(np.nansum(stats["n_steps"].to_numpy()))
+        drawn = 0 if stats is None else stats.sizes.get("draw", 0)
+        total = float(np.nansum(n_steps))
+        if stats is not None:
+            total += float(np.nansum(stats["n_steps"].to_numpy()))
         late = n_steps[:, -max(1, n_steps.shape[1] // 4) :]
         per_draw = float(np.nanmean(late))
-        left = self.chains * max(0, self.draws - stats.sizes.get("draw", 0))
+        left = self.chains * (max(0, self.tune - tuned) + max(0, self.draws - drawn))
         eta = seconds / max(total, 1.0) * per_draw * left
         if eta > self.patience:
             self._say(
                 "cost",
-                f"the pooled fit of {self.n_curves} curves is hard to sample: after tuning "
-                f"each draw takes ~{per_draw:.0f} leapfrog steps, so the draws left need about "
+                f"the pooled fit of {self.n_curves} curves is hard to sample: each draw takes "
+                f"~{per_draw:.0f} leapfrog steps, so at this pace the draws left need about "
                 f"{eta / 60:.0f} more minutes, and posteriors this hard often end with r_hat "
                 "above 1.01 or divergent transitions. For answers now: interrupt and fit the "
                 "curves independently (hierarchy=None, seconds per curve), pool fewer curves "

@@ -323,7 +323,12 @@ def sample_hierarchical(
             f"sampling the hierarchical PALM of {n} curves (pooled over {', '.join(hierarchy)})"
         )
     watch = EarlyWarnings(
-        n, chains=chains, draws=draws, target_accept=target_accept, free_vars=free_vars(hierarchy)
+        n,
+        chains=chains,
+        tune=tune,
+        draws=draws,
+        target_accept=target_accept,
+        free_vars=free_vars(hierarchy),
     )
     trace = run_nutpie(
         compiled,

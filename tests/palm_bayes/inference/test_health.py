@@ -13,20 +13,23 @@ from palm_bayes.inference.health import EarlyWarnings
 
 
 def trace_so_far(*, steps: float, tuned: int, drawn: int, divergent: int = 0, split: float = 0.0):
-    """A partial nutpie trace of 2 chains: ``tuned`` warmup draws, ``drawn`` kept draws."""
+    """A partial nutpie trace of 2 chains: ``tuned`` warmup draws, ``drawn`` kept draws (0:
+    still tuning)."""
     rng = np.random.default_rng(0)
     warm = {"n_steps": np.full((2, tuned), steps), "diverging": np.zeros((2, tuned), bool)}
     diverging = np.zeros((2, drawn), bool)
     diverging.flat[:divergent] = True
     kept = {"n_steps": np.full((2, drawn), steps), "diverging": diverging}
     mu = rng.normal(size=(2, drawn)) + np.array([[0.0], [split]])
+    if not drawn:
+        return az.from_dict(warmup_sample_stats=warm, save_warmup=True)
     return az.from_dict(
         posterior={"mu": mu}, sample_stats=kept, warmup_sample_stats=warm, save_warmup=True
     )
 
 
 def watcher(**kwargs) -> EarlyWarnings:
-    options = {"chains": 2, "draws": 1000, "target_accept": 0.95, "free_vars": ["mu"]}
+    options = {"chains": 2, "tune": 1000, "draws": 1000, "target_accept": 0.95, "free_vars": ["mu"]}
     return EarlyWarnings(80, **options | kwargs)
 
 
@@ -37,20 +40,21 @@ def said(watch: EarlyWarnings, trace, seconds: float) -> list[str]:
     return [str(w.message) for w in caught if issubclass(w.category, EarlySamplingWarning)]
 
 
-def test_a_slow_posterior_is_announced_at_the_end_of_tuning_with_what_helps():
+def test_a_slow_posterior_is_announced_a_quarter_into_tuning_with_what_helps():
     watch = watcher(patience=300)
-    # 2 x 1,000 tuning draws of 400 steps took 400 s: 2 x 997 draws left need ~400 s more
-    messages = said(watch, trace_so_far(steps=400, tuned=1000, drawn=3), seconds=400)
+    assert said(watch, trace_so_far(steps=400, tuned=200, drawn=0), seconds=80) == []
+    # 2 x 250 tuning draws of 400 steps took 100 s: 2 x (750 + 1,000) draws left need ~700 s
+    messages = said(watch, trace_so_far(steps=400, tuned=250, drawn=0), seconds=100)
     assert len(messages) == 1
-    assert "400 leapfrog steps" in messages[0] and "7 more minutes" in messages[0]
+    assert "400 leapfrog steps" in messages[0] and "12 more minutes" in messages[0]
     assert "hierarchy=None" in messages[0]
     assert said(watch, trace_so_far(steps=400, tuned=1000, drawn=4), seconds=401) == []
 
 
-def test_a_quick_posterior_and_a_fit_still_tuning_say_nothing():
+def test_a_quick_posterior_and_the_first_draws_of_tuning_say_nothing():
+    assert said(watcher(), trace_so_far(steps=30, tuned=300, drawn=0), seconds=20) == []
     assert said(watcher(), trace_so_far(steps=30, tuned=1000, drawn=3), seconds=20) == []
-    tuning = az.from_dict(warmup_sample_stats={"n_steps": np.ones((2, 5))}, save_warmup=True)
-    assert said(watcher(patience=0), tuning, seconds=1e6) == []
+    assert said(watcher(patience=0), trace_so_far(steps=9, tuned=5, drawn=0), seconds=1e6) == []
 
 
 def test_the_first_divergence_is_announced_once():
