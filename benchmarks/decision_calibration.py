@@ -246,6 +246,7 @@ def run(
                 progress=False,
                 draws=args.draws,
                 tune=args.draws,
+                workers=getattr(args, "workers", None),
             )
         c, p = evaluate_chunk(fit, priors, rows, lsq, args.seed)
         if baseline_rows is not None:
@@ -402,6 +403,9 @@ def main() -> None:
         "--no-palm", action="store_true", help="with --baselines: skip the PALM fits (fast)"
     )
     parser.add_argument("--chunk", type=int, default=20)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="spread each chunk's fits over Ray tasks"
+    )
     parser.add_argument("--draws", type=int, default=1000, help="draws (and tuning) per chain")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="decision_calibration", help="prefix of output files")

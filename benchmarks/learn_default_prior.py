@@ -31,6 +31,9 @@ def main() -> None:
     parser.add_argument("--cases-out", default=None, help="save the forecast cases (pickle)")
     parser.add_argument("--cases", default=None, help="reuse saved cases (skip the pilot fits)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="spread each chunk's pilot fits over Ray tasks"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     if args.cases:
@@ -41,7 +44,8 @@ def main() -> None:
         print(f"{pilots.sizes['dataset']} pilot datasets, {len(truths)} future points")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cases = forecast_cases(pilots, truths, seed=args.seed)
+            sampler = {} if args.workers is None else {"workers": args.workers}
+            cases = forecast_cases(pilots, truths, seed=args.seed, sampler=sampler)
         if args.cases_out:
             cases.to_pickle(args.cases_out)
     fitted = time.perf_counter()
