@@ -44,6 +44,9 @@ class PalmStopRule:
         P(target reached) that stops.
     every : int
         Refit every ``every`` rounds (the verdict of other rounds is ``continue``).
+    consecutive : int
+        Stop only after this many refits in a row said ``stop`` (default 1: the first ``stop``
+        ends the run; 2 or more guard against one noisy round).
     curve : {"test", "label_free"}
         Which recorded curve is fitted.
     draws, tune, chains : int
@@ -63,6 +66,7 @@ class PalmStopRule:
         epsilon: float = 0.005,
         threshold: float = 0.7,
         every: int = 1,
+        consecutive: int = 1,
         curve: str = "test",
         draws: int = 300,
         tune: int = 300,
@@ -77,6 +81,9 @@ class PalmStopRule:
         self.every, self.curve = int(every), curve
         if self.every < 1:
             raise PalmInputError(f"every must be >= 1, got {every!r}")
+        self.consecutive = int(consecutive)
+        if self.consecutive < 1 or self.consecutive != consecutive:
+            raise PalmInputError(f"consecutive must be a whole number >= 1, got {consecutive!r}")
         self.draws, self.tune, self.chains = int(draws), int(tune), int(chains)
 
     # ------------------------------------------------------------------ the rule's interface
@@ -112,9 +119,12 @@ class PalmStopRule:
         return out | {"palm_seconds": time.perf_counter() - t0}
 
     def update(self, view: Any) -> bool:
-        """Stop when this round's refit said ``stop``."""
+        """Stop when this round's refit and the ``consecutive - 1`` refits before said ``stop``."""
         verdicts = np.asarray(view.history.get("stop_palm_stop", []), float)
-        return bool(verdicts.size and verdicts[-1] == 1.0)
+        if not (verdicts.size and verdicts[-1] == 1.0):
+            return False
+        refits = verdicts[np.isfinite(verdicts)]  # rounds without a refit record NaN
+        return bool(refits.size >= self.consecutive and np.all(refits[-self.consecutive :] == 1.0))
 
     def describe(self, view: Any) -> str:
         """P(verdict) of the last refit."""

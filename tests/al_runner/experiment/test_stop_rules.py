@@ -242,6 +242,25 @@ def test_the_palm_rule_is_found_by_name_and_waits_for_four_rounds():
         get_stop_rule("palm:curve=holdout")
 
 
+def test_the_palm_rule_can_wait_for_consecutive_stop_verdicts():
+    from palm_bayes.stopping.live_rule import PalmStopRule
+
+    def decides(rule: StopRule, verdicts: list[float]) -> bool:
+        history = {"stop_palm_stop": verdicts}
+        return rule.update(RoundView(step=len(verdicts) - 1, budget=10, history=history))
+
+    nan = float("nan")
+    first, twice = PalmStopRule(), get_stop_rule("palm:consecutive=2,every=2")
+    assert first.consecutive == 1 and twice.consecutive == 2
+    assert decides(first, [nan, 0.0, 1.0]) and not decides(twice, [nan, 0.0, 1.0])
+    assert decides(twice, [1.0, 1.0]) and not decides(twice, [1.0, 0.0, 1.0])
+    # rounds without a refit (NaN) neither count nor break the run of stop verdicts
+    assert decides(twice, [nan, 1.0, nan, 1.0]) and not decides(twice, [nan, 1.0, nan, 1.0, nan])
+    for bad in ("0", "1.5"):
+        with pytest.raises(ALRunnerError, match="consecutive"):
+            get_stop_rule(f"palm:consecutive={bad}")
+
+
 @pytest.mark.slow
 def test_the_palm_rule_stops_a_flat_curve_and_continues_a_rising_one():
     budget = np.arange(1, 9) * 20.0
