@@ -3,7 +3,8 @@
 Picks ``--datasets`` LCDB datasets (drawn with ``--seed``) that have every learner of
 ``--learners`` with at least 10 budgets, cuts every curve to its budgets <= ``--prefix`` of its
 largest (all seeds kept) and fits them pooled over the learners
-(``pb.fit(pilot, hierarchy="strategy")``, the pooled default sampler). Reports the time of
+(``pb.fit(pilot, hierarchy="strategy", method=...)``: the joint NUTS fit by default,
+``--method two-stage`` for :mod:`palm_bayes.inference.two_stage`). Reports the time of
 the fit (compile + sample + assembly), the worst r_hat, the smallest bulk ESS and the
 divergent transitions; then the time of the queries a held-out check asks for every curve
 (forecast at each curve's largest budget, labels needed to reach 95% of its final accuracy)
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--prefix", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--method", choices=("nuts", "two-stage"), default="nuts")
     parser.add_argument("--results", default="lcdb_pooled_scale")
     args = parser.parse_args()
     curves = pick_curves(args.datasets, args.learners.split(","), args.seed)
@@ -99,7 +101,9 @@ def main() -> None:
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pooled = pb.fit(pilot, hierarchy="strategy", seed=args.seed, cores=args.cores)
+        pooled = pb.fit(
+            pilot, hierarchy="strategy", seed=args.seed, cores=args.cores, method=args.method
+        )
     fit_seconds = time.perf_counter() - start
     post = pooled.idata.posterior
     sampler = pooled.idata.sample_stats
@@ -114,7 +118,7 @@ def main() -> None:
         "warnings": sorted({str(w.message).split("\n")[0][:160] for w in caught}),
     }
     print(health, flush=True)
-    rows = [score(pooled, truth, "pooled over learners") | health]
+    rows = [score(pooled, truth, f"pooled over learners ({args.method})") | health]
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -87,10 +87,11 @@ def _fit_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--method",
-        choices=("importance", "nuts"),
+        choices=("importance", "nuts", "two-stage"),
         default=None,
-        help="how independent curves are sampled: importance (default: all curves at once, "
-        "NUTS where the Pareto k check fails) or nuts (every curve); pooled fits use NUTS",
+        help="how curves are sampled: importance (independent default: all curves at once, "
+        "NUTS where the Pareto k check fails) or nuts (every curve); pooled fits: nuts "
+        "(default, one joint model) or two-stage (each curve alone, then the population)",
     )
     p.add_argument(
         "--labels-per-round",

@@ -176,6 +176,46 @@ def hierarchical_data(stats: CurveStats, hierarchy: Sequence[str]) -> dict[str, 
     return cat
 
 
+def prior_vector(priors: Mapping[str, Mapping[str, float]]):
+    """``field -> array over PARAMS`` of the hierarchical priors."""
+    return lambda field: np.array([priors[p][field] for p in PARAMS])
+
+
+def population_mean(
+    data: Mapping[str, Any],
+    hierarchy: Sequence[str],
+    levels: Mapping[str, Sequence[Any]],
+    priors: Mapping[str, Mapping[str, float]],
+    *,
+    centred_groups: bool = True,
+):
+    """Inside a model: ``mu`` and the group effects; returns each curve's population mean.
+
+    The ``(curve, param)`` tensor ``mu + sum_g effect_g[level_g(c)]`` (see the module
+    docstring); the curve-level deviations are added by the caller. ``centred_groups=False``
+    samples every group effect non-centred (see :func:`group_centring` for the default).
+    """
+    vec = prior_vector(priors)
+    mu = pm.Normal("mu", mu=vec("mu"), sigma=vec("sigma"), dims="param")
+    theta = mu[None, :]
+    for dim in hierarchy:
+        scale = pm.HalfNormal(f"sigma_{dim}", sigma=vec("group_sd"), dims="param")
+        # effects sum to zero over the levels, so ``mu`` is the mean over the levels and
+        # not traded against a shift of all effects (that ridge gave r_hat ~1.03);
+        # centred or not by the number of levels (see group_centring)
+        centred = group_centring(len(levels[dim]) if centred_groups else 0)[:, None]
+        z = pm.ZeroSumNormal(
+            f"z_{dim}", sigma=scale[:, None] * centred + (1 - centred), dims=("param", dim)
+        )
+        effect = pm.Deterministic(
+            f"effect_{dim}",
+            (centred * z + (1 - centred) * z * scale[:, None]).T,
+            dims=(dim, "param"),
+        )
+        theta = theta + effect[data[f"level_{dim}"]]
+    return theta
+
+
 def create_hierarchical_model(
     data: Mapping[str, Any],
     hierarchy: Sequence[str],
@@ -183,31 +223,12 @@ def create_hierarchical_model(
     priors: Mapping[str, Mapping[str, float]],
 ) -> pm.Model:
     """Build the PyMC model of all curves with pooled parameters (see the module docstring)."""
-
-    def vec(field: str) -> np.ndarray:
-        return np.array([priors[p][field] for p in PARAMS])
-
+    vec = prior_vector(priors)
     n_curves = int(data["x_first"].size)
     coords = {"param": list(PARAMS), "curve": np.arange(n_curves)}
     coords |= {dim: list(levels[dim]) for dim in hierarchy}
     with pm.Model(coords=coords) as model:
-        mu = pm.Normal("mu", mu=vec("mu"), sigma=vec("sigma"), dims="param")
-        theta = mu[None, :]
-        for dim in hierarchy:
-            scale = pm.HalfNormal(f"sigma_{dim}", sigma=vec("group_sd"), dims="param")
-            # effects sum to zero over the levels, so ``mu`` is the mean over the levels and
-            # not traded against a shift of all effects (that ridge gave r_hat ~1.03);
-            # centred or not by the number of levels (see group_centring)
-            centred = group_centring(len(levels[dim]))[:, None]
-            z = pm.ZeroSumNormal(
-                f"z_{dim}", sigma=scale[:, None] * centred + (1 - centred), dims=("param", dim)
-            )
-            effect = pm.Deterministic(
-                f"effect_{dim}",
-                (centred * z + (1 - centred) * z * scale[:, None]).T,
-                dims=(dim, "param"),
-            )
-            theta = theta + effect[data[f"level_{dim}"]]
+        theta = population_mean(data, hierarchy, levels, priors)
         scale_c = pm.HalfNormal("sigma_curve", sigma=vec("curve_sd"), dims="param")
         # centred where each curve's data pin the parameter down (accuracy and slope at the
         # reference), non-centred where they do not (headroom, onset): no funnel either way

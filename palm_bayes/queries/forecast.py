@@ -357,7 +357,8 @@ def diagnostics(fit: PalmPosterior) -> xr.Dataset:
     """Per-curve sampler health.
 
     Worst r_hat and bulk ESS of the sampled variables, divergent transitions, seconds; for
-    curves drawn by importance sampling, the ESS of their weights and their Pareto ``k``.
+    curves drawn by importance sampling, the ESS of their weights and their Pareto ``k``; for
+    two-stage pooled fits, the effective stage-1 draws behind each curve (``two_stage_ess``).
     """
     post = fit.idata.posterior[list(fit.free_vars)]
     fitted = fit.idata.constant_data["fitted"]
@@ -376,6 +377,8 @@ def diagnostics(fit: PalmPosterior) -> xr.Dataset:
         weighted = ~const["nuts_fallback"]
         out["ess_bulk_min"] = out["ess_bulk_min"].where(~weighted, const["importance_ess"])
         out["pareto_k"] = const["pareto_k"].where(weighted)
+    if "two_stage_ess" in const:  # two-stage pooled fits: the draws behind each curve
+        out["two_stage_ess"] = const["two_stage_ess"]
     return out.where(fitted)
 
 

@@ -182,3 +182,42 @@ def test_hierarchical_fits_default_to_more_draws(curves, monkeypatch):
     with pytest.raises(RuntimeError, match="captured"):
         pb.fit(curves, hierarchy="strategy", draws=300, progress=False)
     assert (seen["draws"], seen["tune"]) == (300, 2000)
+
+
+@pytest.mark.slow
+def test_two_stage_fit_matches_the_joint_fit(pooled, curves):
+    """Each curve alone, then the population: the joint NUTS posterior within Monte Carlo error."""
+    two = pb.fit(
+        curves,
+        hierarchy=("strategy", "dataset"),
+        seed=1,
+        progress=False,
+        priors=SAMPLER["priors"],
+        method="two-stage",
+    )
+    assert float(two.diagnostics()["r_hat_max"].max()) <= 1.02
+    assert int(two.idata.sample_stats["diverging"].sum()) <= 4
+    assert float(two.idata.constant_data["population_pareto_k"]) <= 0.7
+    assert float(two.diagnostics()["two_stage_ess"].min()) >= 30
+    # forecasts at 1x, 2x and 5x the last budget, including the four-round curve
+    budgets = [BUDGETS[-1], 2 * BUDGETS[-1], 5 * BUDGETS[-1]]
+    joint, staged = pooled.forecast(budgets), two.forecast(budgets)
+    width = (joint["upper"] - joint["lower"]).to_numpy()
+    gap = np.abs((staged["median"] - joint["median"]).to_numpy())
+    assert np.nanmax(gap) < 0.02 and np.nanmax(gap / width) < 0.25
+    for end in ("lower", "upper"):
+        assert np.nanmax(np.abs((staged[end] - joint[end]).to_numpy()) / width) < 0.3
+    # the population of the well-identified parameters: accuracy and slope at the reference
+    q = [0.05, 0.5, 0.95]
+    for name in ("mu", "sigma_curve"):
+        a = pooled.idata.posterior[name].quantile(q, ("chain", "draw"))
+        b = two.idata.posterior[name].quantile(q, ("chain", "draw"))
+        for param in ("logit_ref_accuracy", "log_ref_slope"):
+            assert float(np.abs(a - b).sel(param=param).max()) < 0.05, (name, param)
+
+
+def test_two_stage_needs_a_hierarchy(curves):
+    with pytest.raises(pb.PalmInputError, match="two-stage' is for pooled fits"):
+        pb.fit(curves, method="two-stage", progress=False)
+    with pytest.raises(pb.PalmInputError, match="method must be"):
+        pb.fit(curves, hierarchy="strategy", method="laplace", progress=False)
