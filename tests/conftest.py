@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 
-def make_imagenet50(root: Path, height: int = 8, width: int = 8) -> list[str]:
-    """A fake ImageNet-50 ImageFolder under ``root``: 2 train and 1 val random JPEG per class.
+def make_imagenet50(
+    root: Path, height: int = 8, width: int = 8, train_per_class: int = 2
+) -> list[str]:
+    """A fake ImageNet-50 ImageFolder under ``root``: ``train_per_class`` train and 1 val random
+    JPEG per class.
 
     Writes ``root/{train,val}/<wnid>/<k>.JPEG`` and ``root/imagenet50_classes.txt``; returns
     the class ids.
@@ -18,7 +21,7 @@ def make_imagenet50(root: Path, height: int = 8, width: int = 8) -> list[str]:
 
     rng = np.random.default_rng(0)
     names = [f"n{i:08d}" for i in range(50)]
-    for split, n in (("train", 2), ("val", 1)):
+    for split, n in (("train", train_per_class), ("val", 1)):
         for name in names:
             (root / split / name).mkdir(parents=True)
             for j in range(n):

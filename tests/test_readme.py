@@ -163,6 +163,20 @@ def _curves_key(curves: object) -> str:
     return hashlib.sha1(pickle.dumps(curves)).hexdigest()
 
 
+def _hierarchy_key(hierarchy: object) -> object:
+    """``"strategy,dataset"`` (the command line's) and ``("strategy", "dataset")`` name one fit.
+
+    The same reading as :func:`palm_bayes.inference.pooled.check_hierarchy`, so that the pooled
+    fit of the quickstart's ``palm fit --hierarchy strategy,dataset`` is the one the pooling
+    page's Python block asks for with a tuple (the fit itself still validates what it gets).
+    """
+    if isinstance(hierarchy, str):
+        return tuple(h.strip() for h in hierarchy.split(",") if h.strip())
+    if isinstance(hierarchy, list | tuple):
+        return tuple(hierarchy)
+    return hierarchy
+
+
 @pytest.fixture
 def capped_sampler(monkeypatch, session):
     """``pb.fit`` with at most 2 chains x 100 draws, each distinct fit made once per session."""
@@ -174,6 +188,8 @@ def capped_sampler(monkeypatch, session):
         bound = signature.bind(curves, **(kwargs | SAMPLER_CAP))
         bound.apply_defaults()
         arguments = {k: v for k, v in bound.arguments.items() if k not in ("curves", "progress")}
+        arguments["hierarchy"] = _hierarchy_key(arguments["hierarchy"])
+        arguments["priors"] = arguments["priors"] or None  # the command line's {} is no override
         try:
             key = _curves_key(curves) + repr(sorted(arguments.items()))
         except (pickle.PicklingError, TypeError, AttributeError):

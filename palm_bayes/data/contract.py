@@ -161,6 +161,11 @@ def read_netcdf(path: str | os.PathLike, max_bytes: int = MAX_NETCDF_BYTES) -> x
     options = {"phony_dims": "sort"} if engine == "h5netcdf" else {}
     hook = sys.unraisablehook
     sys.unraisablehook = lambda _: None  # h5py reports failed clean-ups of a corrupt file
+    # the objects alive now are not the reader's: frozen, the collection below visits only
+    # those made while reading (not the caller's whole heap: fast in a big process)
+    freeze = gc.get_freeze_count() == 0  # never thaw what the caller froze
+    if freeze:
+        gc.freeze()
     failure = None
     try:
         with xr.open_dataset(path, engine=engine, **options) as lazy:
@@ -177,6 +182,8 @@ def read_netcdf(path: str | os.PathLike, max_bytes: int = MAX_NETCDF_BYTES) -> x
         failure = f"{path} is not a readable netCDF curves file: {message}"
     finally:
         gc.collect()  # the reader's half-open objects go now, while their noise is muted
+        if freeze:
+            gc.unfreeze()
         sys.unraisablehook = hook
     raise PalmInputError(failure)
 

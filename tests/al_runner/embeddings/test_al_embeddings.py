@@ -192,19 +192,20 @@ def test_imagenet_subset_on_disk_trains_and_extracts(tmp_path, monkeypatch, caps
     from al_runner.datasets import IMAGENET_MEAN, IMAGENET_SIZE
     from al_runner.embeddings.encoders import auto_arch
 
-    make_imagenet50(tmp_path, height=20, width=24)
+    # one train image per class (50): each image is trained and encoded at 224 x 224
+    make_imagenet50(tmp_path, height=20, width=24, train_per_class=1)
     monkeypatch.setattr(training, "loader_workers", lambda: 0)
     out = tmp_path / "emb"
     main(["embed", "--dataset", "imagenet50", "--data-root", str(tmp_path), "--method", "byol",
           "--epochs", "1", "--batch-size", "25", "--arch", "small", "--out", str(out),
           "--no-progress"])  # fmt: skip
-    assert "(4 steps)" in capsys.readouterr().out
+    assert "(2 steps)" in capsys.readouterr().out  # 50 images in batches of 25
     ckpt = torch.load(out / "imagenet50-byol.pt", weights_only=False)
     assert tuple(ckpt["image_shape"]) == (3, IMAGENET_SIZE, IMAGENET_SIZE)
     assert np.allclose(ckpt["mean"].flatten().numpy(), IMAGENET_MEAN)
     data = load_dataset("imagenet50", tmp_path)
     feats = emb.checkpoint_features(data, out / "imagenet50-byol.pt", out, device="cpu")
-    assert feats["train"].shape == (100, 128) and feats["test"].shape == (50, 128)
+    assert feats["train"].shape == (50, 128) and feats["test"].shape == (50, 128)
     assert np.isfinite(feats["train"]).all()
     # without --arch the ImageNet crop size gets the ResNet-50 encoder
     assert auto_arch((3, IMAGENET_SIZE, IMAGENET_SIZE)) == "resnet50"

@@ -17,7 +17,12 @@ _FIT = textwrap.dedent(
     import palm_bayes as pb
 
     curves = pb.simulate_hierarchy(2, ["random", "margin"], np.arange(1, 9) * 100.0, rng=0)
-    fit = pb.fit(curves, hierarchy=("strategy",), seed=0, draws=100, tune=150, progress=False)
+    # calibrate=False: self-calibration does not touch the draws compared here, and its own
+    # compiles (~10 s cold) would fill the cache before the pooled model's compile
+    fit = pb.fit(
+        curves, hierarchy=("strategy",), seed=0, draws=100, tune=150, progress=False,
+        calibrate=False,
+    )
     np.save(sys.argv[1], fit.idata.posterior["A_max"].to_numpy())
     """
 )
