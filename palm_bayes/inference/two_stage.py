@@ -60,8 +60,9 @@ FIRST_STAGE_DRAWS = 4000
 #: population draws) is reported in a ``SamplingWarning``.
 MIN_CURVE_ESS = 30
 #: Stage-1 draws per curve that estimate its likelihood of each population draw (for the
-#: correction of stage 2; evenly spaced over the chains).
-LIKELIHOOD_DRAWS = 1000
+#: correction of stage 2; evenly spaced over the chains). All of them: with 1,000 the
+#: corrected population of the simulated 18-curve example had r_hat 1.04, with 4,000 1.010.
+LIKELIHOOD_DRAWS = FIRST_STAGE_DRAWS
 #: Stage 2 samples this many times the draws asked for; the correction resamples them down.
 OVERSAMPLE = 3
 #: Above this Pareto ``k`` the correction of the population draws is not trusted (a warning).
