@@ -29,9 +29,11 @@ curve's posterior spread), few draws carry the weight: the fit warns, and the jo
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -56,6 +58,8 @@ __all__ = ["sample_two_stage", "first_stage_priors", "MIN_CURVE_ESS"]
 FIRST_STAGE_METHOD = "nuts"
 #: Stage-1 draws per curve (4 chains x this / 4).
 FIRST_STAGE_DRAWS = 4000
+#: Stage-1 tuning draws per chain (a posterior of five parameters; nutpie's default is 300).
+FIRST_STAGE_TUNE = 500
 #: A curve whose stage-3 weights have fewer effective draws than this (median over the
 #: population draws) is reported in a ``SamplingWarning``.
 MIN_CURVE_ESS = 30
@@ -123,8 +127,8 @@ def sample_two_stage(
         stats, datas=[d | {"x_mid": x} for d, x in zip(stats.datas, data["x_ref"], strict=True)]
     )
     first, first_stats, _ = sample_curves(
-        at_ref, p0, chains=4, draws=FIRST_STAGE_DRAWS // 4, tune=1000, target_accept=0.99,
-        seed=seed, cores=cores, progress=progress, method=FIRST_STAGE_METHOD,
+        at_ref, p0, chains=4, draws=FIRST_STAGE_DRAWS // 4, tune=FIRST_STAGE_TUNE,
+        target_accept=0.99, seed=seed, cores=cores, progress=progress, method=FIRST_STAGE_METHOD,
     )  # fmt: skip
     theta = np.stack(
         [first[name].transpose("curve", "chain", "draw").to_numpy() for name in FIRST_STAGE_NAMES],
@@ -279,18 +283,28 @@ def _initial_points(theta: np.ndarray, hierarchy, priors) -> dict[str, np.ndarra
 def _log_weights(theta, log_p0, mean, precision) -> np.ndarray:
     """``log N(theta_s | mean_d, precision_d^-1/2) - log p0(theta_s)`` per ``(d, s)``.
 
-    For one curve: ``theta (s, p)``, ``mean (d, p)``, ``precision (d, p)``; a matrix product
-    of the draws' squares and values with the population's precisions and means.
+    For one curve: ``theta (s, p)``, ``mean (d, p)``, ``precision (d, p)``; one matrix product
+    of the draws' squares, values, a one and ``-log p0`` with the population's precisions,
+    means and normalising constant.
     """
-    features = np.concatenate([theta**2, theta], axis=1)
-    coef = np.concatenate([-0.5 * precision, precision * mean], axis=1)
+    ones = np.ones((len(theta), 1))
+    features = np.concatenate([theta**2, theta, ones, -log_p0[:, None]], axis=1)
     const = 0.5 * np.sum(np.log(precision) - precision * mean**2, axis=1)
-    return coef @ features.T + const[:, None] - log_p0
+    coef = np.concatenate(
+        [-0.5 * precision, precision * mean, const[:, None], np.ones((len(mean), 1))], axis=1
+    )
+    return coef @ features.T
 
 
 def _blocks(n_draws: int):
     """Slices of at most :data:`BLOCK` population draws."""
     return (slice(lo, min(lo + BLOCK, n_draws)) for lo in range(0, n_draws, BLOCK))
+
+
+def _per_curve(function, n: int) -> list:
+    """``[function(c) for c in range(n)]`` on threads (numpy and BLAS release the GIL)."""
+    with ThreadPoolExecutor(max_workers=min(n, os.cpu_count() or 1)) as pool:
+        return list(pool.map(function, range(n)))
 
 
 def _curve_likelihoods(theta, log_p0, mean, scale) -> np.ndarray:
@@ -300,13 +314,18 @@ def _curve_likelihoods(theta, log_p0, mean, scale) -> np.ndarray:
     """
     n, total = theta.shape[:2]
     precision = scale**-2.0
-    out = np.empty(mean.shape[:2])
-    for c in range(n):
+
+    def one(c: int) -> np.ndarray:
+        out = np.empty(len(mean))
         for rows in _blocks(len(mean)):
             log_w = _log_weights(theta[c], log_p0[c], mean[rows, c], precision[rows])
             top = log_w.max(axis=1)
-            out[rows, c] = top + np.log(np.exp(log_w - top[:, None]).sum(axis=1) / total)
-    return out
+            log_w -= top[:, None]
+            np.exp(log_w, out=log_w)
+            out[rows] = top + np.log(log_w.sum(axis=1) / total)
+        return out
+
+    return np.stack(_per_curve(one, n), axis=1)
 
 
 def _pick(theta, log_p0, mean, scale, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -316,20 +335,24 @@ def _pick(theta, log_p0, mean, scale, rng) -> tuple[np.ndarray, np.ndarray]:
     number of draws.
     """
     n, total = theta.shape[:2]
-    picked = np.empty((n, len(mean)), dtype=np.int64)
-    ess = np.empty(n)
     precision = scale**-2.0
-    for c in range(n):
+    uniform = rng.random((n, len(mean)))  # drawn up front: the same numbers on any thread
+
+    def one(c: int) -> tuple[np.ndarray, float]:
+        picked = np.empty(len(mean), dtype=np.int64)
         curve_ess = []
         for rows in _blocks(len(mean)):
-            log_w = _log_weights(theta[c], log_p0[c], mean[rows, c], precision[rows])
-            w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+            w = _log_weights(theta[c], log_p0[c], mean[rows, c], precision[rows])
+            w -= w.max(axis=1, keepdims=True)
+            np.exp(w, out=w)
             cdf = np.cumsum(w, axis=1)
-            u = rng.random(len(w)) * cdf[:, -1]
-            picked[c, rows] = np.minimum((cdf < u[:, None]).sum(axis=1), total - 1)
-            curve_ess.append(cdf[:, -1] ** 2 / np.sum(w**2, axis=1))
-        ess[c] = float(np.median(np.concatenate(curve_ess)))
-    return picked, ess
+            u = uniform[c, rows] * cdf[:, -1]
+            picked[rows] = [np.searchsorted(row, x) for row, x in zip(cdf, u, strict=True)]
+            curve_ess.append(cdf[:, -1] ** 2 / np.einsum("ij,ij->i", w, w))
+        return np.minimum(picked, total - 1), float(np.median(np.concatenate(curve_ess)))
+
+    results = _per_curve(one, n)
+    return np.stack([r[0] for r in results]), np.array([r[1] for r in results])
 
 
 def _gaussian_log_lik(means, covs, mean, scale) -> np.ndarray:
