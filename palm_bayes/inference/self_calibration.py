@@ -432,27 +432,51 @@ def pairs_changed_order(curves: xr.Dataset) -> tuple[int, int]:
     Order is that of the seed means at the budget nearest half the pilot's last common budget
     and at that last budget (pairs that tie at either are not counted as changed).
     """
-    dims = curve_dims(curves)
-    by_group: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    by_group: dict[str, dict[bytes, list[tuple[np.ndarray, np.ndarray]]]] = {}
     for labels, sub in iter_curves(curves):
         levels, mean, _, _ = _curve_levels(sub)
         if levels.size >= 2:
-            by_group.setdefault(str(labels.get("dataset", "")), []).append((levels, mean))
+            group = by_group.setdefault(str(labels.get("dataset", "")), {})
+            group.setdefault(levels.tobytes(), []).append((levels, mean))
     total = changed = 0
-    for members in by_group.values():
-        for (la, ma), (lb, mb) in itertools.combinations(members, 2):
-            common = np.intersect1d(la, lb)
-            if common.size < 2:
-                continue
-            total += 1
-            end = common[-1]
-            half = common[np.argmin(np.abs(np.log(common / (end / 2))))]
-            if half == end:
-                continue
-            diff = [ma[la == x][0] - mb[lb == x][0] for x in (half, end)]
-            changed += int(diff[0] * diff[1] < 0)
-    del dims
+    for same_levels in by_group.values():
+        for members in same_levels.values():  # curves with the same budgets: all pairs at once
+            t, c = _changed_same_levels(members[0][0], np.stack([m for _, m in members]))
+            total, changed = total + t, changed + c
+        for part_a, part_b in itertools.combinations(same_levels.values(), 2):
+            for (la, ma), (lb, mb) in itertools.product(part_a, part_b):
+                t, c = _changed_pair(la, ma, lb, mb)
+                total, changed = total + t, changed + c
     return total, changed
+
+
+def _half_and_end(common: np.ndarray) -> tuple[float, float]:
+    """The budget nearest half the last common budget, and that last budget."""
+    end = common[-1]
+    return common[np.argmin(np.abs(np.log(common / (end / 2))))], end
+
+
+def _changed_same_levels(levels: np.ndarray, means: np.ndarray) -> tuple[int, int]:
+    """Pairs among curves with the same budgets (``means`` ``(curve, budget)``), changed."""
+    n = len(means)
+    half, end = _half_and_end(levels)
+    if half == end:
+        return n * (n - 1) // 2, 0
+    at_half, at_end = means[:, levels == half][:, 0], means[:, levels == end][:, 0]
+    flips = np.subtract.outer(at_half, at_half) * np.subtract.outer(at_end, at_end) < 0
+    return n * (n - 1) // 2, int(np.triu(flips, k=1).sum())
+
+
+def _changed_pair(la, ma, lb, mb) -> tuple[int, int]:
+    """One pair of curves with different budgets: ``(counted, changed)``."""
+    common = np.intersect1d(la, lb)
+    if common.size < 2:
+        return 0, 0
+    half, end = _half_and_end(common)
+    if half == end:
+        return 1, 0
+    diff = [ma[la == x][0] - mb[lb == x][0] for x in (half, end)]
+    return 1, int(diff[0] * diff[1] < 0)
 
 
 # ------------------------------------------------------------------ the update
@@ -488,7 +512,9 @@ def _loglik(
 
     The curves of one group cut at one origin are jointly Normal: mean ``g * drift``, sd
     ``m * scale`` with correlation ``rho`` between curves, plus the seed-mean noise. Each
-    (group, origin) block is weighted by 1 / (origins per curve).
+    (group, origin) block is weighted by 1 / (origins per curve). The covariance is diagonal
+    plus rank one (``diag(v) + rho s s^T``), so its log determinant and quadratic form come
+    from the matrix determinant lemma and Sherman-Morrison: linear in the curves of a block.
     """
     drift, scale = _prior_terms(prior, cases)
     resid = cases["residual"].to_numpy()
@@ -502,11 +528,12 @@ def _loglik(
         n = idx.size
         mu = g[:, None] * drift[idx][None, :]  # points x n
         s = m[:, None] * scale[idx][None, :]
-        corr = rho[:, None, None] * np.ones((n, n)) + (1 - rho)[:, None, None] * np.eye(n)
-        cov = s[:, :, None] * corr * s[:, None, :] + np.diag(noise[idx])[None]
         r = resid[idx][None, :] - mu
-        sign, logdet = np.linalg.slogdet(cov)
-        quad = np.einsum("pi,pi->p", r, np.linalg.solve(cov, r[..., None])[..., 0])
+        v = (1 - rho)[:, None] * s**2 + noise[idx][None, :]  # the diagonal part
+        ss, sr, rr = (np.sum(x * y / v, axis=1) for x, y in ((s, s), (s, r), (r, r)))
+        lemma = 1 + rho * ss
+        logdet = np.sum(np.log(v), axis=1) + np.log(lemma)
+        quad = rr - rho * sr**2 / lemma
         ll = -0.5 * (quad + logdet + n * np.log(2 * np.pi))
         total += ll / np.mean(per_curve[idx])
     return total

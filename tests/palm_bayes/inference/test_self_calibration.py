@@ -215,3 +215,48 @@ def test_palm_compare_marks_undecided_and_decided_up_to(two_strategy_fit_dir, ca
     assert main([*args, "--budget", "400"]) == 0
     out = capsys.readouterr().out
     assert "decided_up_to" in out and "undecided: True: P lies in [0.2, 0.8]" in out
+
+
+def test_backtest_likelihood_is_the_joint_normal_of_each_block():
+    # the rank-one shortcut against scipy's dense multivariate Normal, block by block
+    from scipy.stats import multivariate_normal
+
+    from palm_bayes.inference.self_calibration import _loglik, _prior_terms
+
+    cases = cases_with(1.5, 0.6, groups=3, size=4, seed=2)
+    cases["noise_var"] = np.linspace(1e-4, 1e-2, len(cases))
+    m, rho, g = np.array([0.7, 2.0]), np.array([0.0, 0.85]), np.array([1.0, 0.5])
+    got = _loglik(cases, WALK, m, rho, g)
+    drift, scale = _prior_terms(WALK, cases)
+    for k in range(2):
+        want = 0.0
+        for _, block in cases.groupby(["group", "origin"]):
+            i = block.index.to_numpy()
+            s = m[k] * scale[i]
+            corr = rho[k] + (1 - rho[k]) * np.eye(i.size)
+            cov = s[:, None] * corr * s[None, :] + np.diag(cases["noise_var"].to_numpy()[i])
+            want += multivariate_normal(g[k] * drift[i], cov).logpdf(block["residual"])
+        assert got[k] == pytest.approx(want, rel=1e-10)
+
+
+def test_pairs_changed_order_counts_crossings_inside_the_pilot():
+    from palm_bayes.inference.self_calibration import pairs_changed_order
+
+    def curve(strategy, budgets, accuracy):
+        return pd.DataFrame(
+            {"dataset": "d", "strategy": strategy, "seed": 0, "budget": budgets,
+             "accuracy": accuracy}
+        )  # fmt: skip
+
+    same = [10, 20, 30, 40]
+    frame = pd.concat(
+        [
+            curve("a", same, [0.50, 0.60, 0.65, 0.70]),  # ahead at 20, behind at 40
+            curve("b", same, [0.50, 0.55, 0.70, 0.80]),
+            curve("c", same, [0.40, 0.50, 0.60, 0.65]),  # behind a and b throughout
+            curve("e", [10, 20, 40, 80], [0.5, 0.7, 0.75, 0.9]),  # other budgets: common 10-40
+        ]
+    )
+    total, changed = pairs_changed_order(pb.load_curves(frame))
+    # a-b cross; e is ahead of a and c at 20 and at 40, of b at 20 but behind it at 40
+    assert (total, changed) == (6, 2)
