@@ -134,13 +134,14 @@ def run(sizes: list[int], nuts_curves: int, out: Path) -> dict:
     results: dict = json.loads(out.read_text()) if out.exists() else {}
     results["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} CPUs, load average at start "
-        f"{os.getloadavg()[0]:.1f} (shared machine: compare CPU seconds)"
+        f"{os.getloadavg()[0]:.1f}"
     )
     results["sampler"] = SAMPLER
     results.setdefault("importance", {})
     first = "cold_seconds_per_curve" not in results["importance"]
-    if not first:  # cold already measured: compile on two curves before timing
+    if not first:  # cold already measured: compile both samplers before timing
         timed_fit(simulated(2, rng=99), method="importance")
+        timed_fit(simulated(1, rng=98), method="nuts")  # what the curves that fall back use
     for n in sizes:
         curves = simulated(n, rng=n)
         fit, seconds = timed_fit(curves, method="importance")
