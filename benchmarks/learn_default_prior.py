@@ -34,6 +34,9 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=None, help="spread each chunk's pilot fits over Ray tasks"
     )
+    parser.add_argument(
+        "--processes", type=int, default=None, help="share the chunks among worker processes"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     if args.cases:
@@ -45,7 +48,9 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sampler = {} if args.workers is None else {"workers": args.workers}
-            cases = forecast_cases(pilots, truths, seed=args.seed, sampler=sampler)
+            cases = forecast_cases(
+                pilots, truths, seed=args.seed, sampler=sampler, processes=args.processes
+            )
         if args.cases_out:
             cases.to_pickle(args.cases_out)
     fitted = time.perf_counter()

@@ -15,8 +15,10 @@ over datasets for its uncertainty.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -109,6 +111,7 @@ def forecast_cases(
     seed: int = 0,
     sampler: dict[str, Any] | None = None,
     progress: bool = True,
+    processes: int | None = None,
 ) -> pd.DataFrame:
     """Fit every pilot and add its forecast and features to each truth row.
 
@@ -118,69 +121,90 @@ def forecast_cases(
     the prior's features
     ``palm_slope`` and ``palm_level`` (posterior median curve, see
     :mod:`palm_bayes.priors.curve_prior`), the raw-data ``end_slope`` and ``last_logit``, and ``y``
-    (logit truth). Pilots are fitted ``chunk`` pilot datasets at a time.
+    (logit truth). Pilots are fitted ``chunk`` pilot datasets at a time; with ``processes``,
+    the chunks are shared among that many worker processes, each of which compiles the models
+    once (the chunks keep their seeds, so the cases are those of one process).
     """
-    from palm_bayes.palm_fit import fit
-
     sampler = {"chains": 2, "draws": 300, "tune": 400} | dict(sampler or {})
     names = pilots["dataset"].to_numpy().tolist()
-    out = []
-    bar = tqdm(total=len(names), desc="pilot fits", unit="dataset", disable=not progress)
+    jobs = []
     for start in range(0, len(names), chunk):
         part = pilots.sel(dataset=names[start : start + chunk])
-        part = load_curves(part.where(part["accuracy"].notnull()))
-        with warnings.catch_warnings():  # falling pilots are part of the library too
-            warnings.simplefilter("ignore")
-            result = fit(
-                part, prior=CurvePrior.brownian(0.0), seed=seed + start, progress=False, **sampler
-            )
-        features = prefix_features(part)
-        seeds = part["accuracy"].notnull().sum("seed")
-        n_seeds = seeds.where(seeds > 0).median("step")
-        post, const = result.idata.posterior, result.idata.constant_data
         rows = truths[truths["pilot_dataset"].isin(part["dataset"].to_numpy().tolist())]
-        for labels, group in rows.groupby(["pilot_dataset", "strategy", "embedding"]):
-            sel = dict(zip(("dataset", "strategy", "embedding"), labels, strict=True))
-            if not bool(const["fitted"].sel(sel)):
-                continue
-            draws = {
-                k: post[k].sel(sel).to_numpy().ravel()
-                for k in ("A_max", "log_lambda", "alpha", "beta")
-            }
-            b = float(const["b"].sel(sel))
-            last = float(const["last_budget"].sel(sel))
-            budgets = np.append(group["budget"].to_numpy(), [last, SLOPE_RATIO * last])
-            acc = palm_curve_log_lambda(
-                budgets[None, :],
-                draws["A_max"][:, None],
-                draws["log_lambda"][:, None],
-                draws["alpha"][:, None],
-                draws["beta"][:, None],
-                b,
-            )
-            z = logit(acc)
-            feats = features.sel(sel)
-            at_last, ahead = np.median(z[:, -2]), np.median(z[:, -1])
-            out.append(
-                group.assign(
-                    med=np.median(z[:, :-2], axis=0),
-                    # a robust spread: a few draws far out on the logit scale must not
-                    # pass for the posterior's width
-                    psd=np.diff(np.quantile(z[:, :-2], [0.16, 0.84], axis=0), axis=0)[0] / 2,
-                    med_last=float(at_last),
-                    palm_slope=float((ahead - at_last) / np.log(SLOPE_RATIO)),
-                    palm_level=float(at_last),
-                    end_slope=float(feats["end_slope"]),
-                    last_logit=float(feats["last_logit"]),
-                    n_seeds=float(n_seeds.sel(sel)),
-                    y=logit(group["truth"].to_numpy()),
-                )
-            )
-        bar.update(part.sizes["dataset"])
+        jobs.append((part, rows, seed + start, sampler))
+    bar = tqdm(total=len(names), desc="pilot fits", unit="dataset", disable=not progress)
+    out = []
+    if processes is not None and processes > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(processes, mp_context=context) as pool:
+            columns = zip(*jobs, strict=True)
+            for job, cases in zip(jobs, pool.map(_chunk_cases, *columns), strict=True):
+                out.append(cases)
+                bar.update(job[0].sizes["dataset"])
+    else:
+        for job in jobs:
+            out.append(_chunk_cases(*job))
+            bar.update(job[0].sizes["dataset"])
     bar.close()
+    out = [cases for cases in out if not cases.empty]
     if not out:
         raise PalmInputError("no pilot could be fitted")
     return pd.concat(out, ignore_index=True)
+
+
+def _chunk_cases(
+    part: xr.Dataset, rows: pd.DataFrame, seed: int, sampler: dict[str, Any]
+) -> pd.DataFrame:
+    """:func:`forecast_cases` of one chunk of pilot datasets (its truth ``rows``)."""
+    from palm_bayes.palm_fit import fit
+
+    part = load_curves(part.where(part["accuracy"].notnull()))
+    rows = rows[rows["pilot_dataset"].isin(part["dataset"].to_numpy().tolist())]
+    with warnings.catch_warnings():  # falling pilots are part of the library too
+        warnings.simplefilter("ignore")
+        result = fit(part, prior=CurvePrior.brownian(0.0), seed=seed, progress=False, **sampler)
+    features = prefix_features(part)
+    seeds = part["accuracy"].notnull().sum("seed")
+    n_seeds = seeds.where(seeds > 0).median("step")
+    post, const = result.idata.posterior, result.idata.constant_data
+    out = []
+    for labels, group in rows.groupby(["pilot_dataset", "strategy", "embedding"]):
+        sel = dict(zip(("dataset", "strategy", "embedding"), labels, strict=True))
+        if not bool(const["fitted"].sel(sel)):
+            continue
+        draws = {
+            k: post[k].sel(sel).to_numpy().ravel() for k in ("A_max", "log_lambda", "alpha", "beta")
+        }
+        b = float(const["b"].sel(sel))
+        last = float(const["last_budget"].sel(sel))
+        budgets = np.append(group["budget"].to_numpy(), [last, SLOPE_RATIO * last])
+        acc = palm_curve_log_lambda(
+            budgets[None, :],
+            draws["A_max"][:, None],
+            draws["log_lambda"][:, None],
+            draws["alpha"][:, None],
+            draws["beta"][:, None],
+            b,
+        )
+        z = logit(acc)
+        feats = features.sel(sel)
+        at_last, ahead = np.median(z[:, -2]), np.median(z[:, -1])
+        out.append(
+            group.assign(
+                med=np.median(z[:, :-2], axis=0),
+                # a robust spread: a few draws far out on the logit scale must not
+                # pass for the posterior's width
+                psd=np.diff(np.quantile(z[:, :-2], [0.16, 0.84], axis=0), axis=0)[0] / 2,
+                med_last=float(at_last),
+                palm_slope=float((ahead - at_last) / np.log(SLOPE_RATIO)),
+                palm_level=float(at_last),
+                end_slope=float(feats["end_slope"]),
+                last_logit=float(feats["last_logit"]),
+                n_seeds=float(n_seeds.sel(sel)),
+                y=logit(group["truth"].to_numpy()),
+            )
+        )
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
 def fit_discrepancy(

@@ -363,3 +363,16 @@ def test_pairwise_correlation_recovers_a_known_shared_shock(true_rho):
                 })  # fmt: skip
     draws = pairwise_correlation(pd.DataFrame(rows), prior, 100, seed=0)
     assert np.median(draws) == pytest.approx(true_rho, abs=0.12)
+
+
+@pytest.mark.slow
+def test_pilot_fits_in_worker_processes_give_the_cases_of_one_process():
+    from palm_bayes.learn.prior import forecast_cases, prefix_cases
+
+    library = pb.load_curves(drifting_library(0.3, n_datasets=3))
+    pilots, truths = prefix_cases(library, (CUT,), 3)
+    options = dict(chunk=1, seed=0, sampler={"draws": 100, "tune": 100}, progress=False)
+    one = forecast_cases(pilots, truths, **options)
+    two = forecast_cases(pilots, truths, processes=2, **options)
+    pd.testing.assert_frame_equal(one, two)
+    assert one["pilot_dataset"].nunique() == 3
