@@ -76,10 +76,9 @@ def fit(
     prior : CurvePrior, path or "brownian", optional
         How forecasts leave the PALM form beyond the observed budgets (see
         :mod:`palm_bayes.priors.curve_prior`): a prior from :func:`palm_bayes.learn_prior`, a file
-        it
-        was saved to, or ``"brownian"`` for the fixed random walk of the ``extrapolation``
-        prior. By default the prior learned from LCDB that ships with palm_bayes; when
-        ``priors`` sets ``extrapolation`` explicitly, that random walk.
+        it was saved to, or ``"brownian"`` for the fixed random walk of the ``extrapolation``
+        prior. Default: the LCDB prior shipped with palm_bayes (the random walk when ``priors``
+        sets ``extrapolation``).
     labels_per_round : float, optional
         The normaliser ``b``; by default the curves' ``labels_per_round`` attribute or each
         curve's median budget step (hierarchical fits use one ``b`` for all curves, the median
@@ -94,7 +93,7 @@ def fit(
         example had 0-2 divergent transitions in 8,000 draws) and 0.95 from 50 curves on (mixing
         per second matters more there); ``cores`` to ``min(chains, os.cpu_count())``.
     progress : bool
-        Show a progress bar over curves.
+        Show a progress bar.
     method : {"importance", "nuts", "two-stage"}, optional
         ``"importance"`` (default for independent fits): all curves at once, importance
         sampling with Pareto-smoothed weights, NUTS where that fails (Pareto ``k`` > 0.7; see
@@ -121,9 +120,7 @@ def fit(
 
     Examples
     --------
-    >>> import palm_bayes as pb
-    >>> curves = pb.load_curves("examples/lcdb_curves.nc")  # doctest: +SKIP
-    >>> fit = pb.fit(curves, seed=0)  # doctest: +SKIP
+    >>> fit = pb.fit(pb.load_curves("examples/lcdb_curves.nc"), seed=0)  # doctest: +SKIP
     >>> fit.forecast([1000, 5000]).median  # doctest: +SKIP
     """
     method = _method(method, hierarchy)

@@ -140,7 +140,7 @@ def sample_two_stage(
     summaries = gaussian_likelihoods(theta, p0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = _population_model(data, hierarchy, levels, priors, *gaussian_likelihoods(theta, p0))
+        model = _population_model(data, hierarchy, levels, priors, *summaries)
         compiled = compile_model(model, initial_points=_initial_points(theta, hierarchy, priors))
     trace = run_nutpie(
         compiled, progress=progress, desc=f"population of {n} curves", chains=chains,
@@ -160,38 +160,14 @@ def sample_two_stage(
     log_lik = _curve_likelihoods(theta[:, every], log_p0[:, every], mean, scale)
     log_ratio = np.sum(log_lik - _gaussian_log_lik(*summaries, mean, scale), axis=1)
     keep, pareto_k, share = _correction(log_ratio, chains, draws, rng)
-    picked, ess = _pick(theta, log_p0, mean[keep], scale[keep], rng)
+    mean, scale = mean[keep], scale[keep]
+    picked, ess = _pick(theta, log_p0, mean, scale, rng)
     seconds = time.perf_counter() - start
 
-    shape = (chains, draws, n)
-    pick = picked.reshape(n, chains, draws)
-    out = {}
-    for name in ("A_max", "delta", "alpha", "beta", "log_lambda", "noise"):
-        values = first[name].transpose("curve", "chain", "draw").to_numpy().reshape(n, -1)
-        out[name] = (("chain", "draw", "curve"), np.moveaxis(_take(values, pick), 0, -1))
-    th = np.moveaxis(_take(theta, pick), 0, 2)  # (chain, draw, curve, param)
-    m = mean[keep].reshape(*shape, len(PARAMS))
-    s = scale[keep].reshape(chains, draws, 1, len(PARAMS))
-    z = CENTRED_PARAMS * th + (1 - CENTRED_PARAMS) * (th - m) / s
-    out["z_curve"] = (("chain", "draw", "curve", "param"), z)
-    for name in ("mu", "sigma_curve") + tuple(
-        f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "effect", "z")
-    ):
-        values = post[name].to_numpy()
-        flat = values.reshape(-1, *values.shape[2:])[keep]
-        out[name] = (post[name].dims, flat.reshape(chains, draws, *values.shape[2:]))
-    chain_draw = {"chain": np.arange(chains), "draw": np.arange(draws)}
-    posterior = xr.Dataset(out, coords=chain_draw | {"param": list(PARAMS)})
-    sample_stats = xr.Dataset(
-        {
-            name: (
-                ("chain", "draw"),
-                trace.sample_stats[name].to_numpy().ravel()[keep].reshape(chains, draws),
-            )
-            for name in ("diverging", "n_steps", "step_size")
-        },
-        coords=chain_draw,
-    )
+    posterior, sample_stats = _population_outputs(
+        first, theta, picked.reshape(n, chains, draws), post, trace.sample_stats, keep,
+        mean, scale, hierarchy,
+    )  # fmt: skip
     constant = stats.constants[["x_first", "first_budget", "last_budget", "n_test"]].assign(
         x_ref=("curve", data["x_ref"]),
         fitted=("curve", np.ones(n, dtype=bool)),
@@ -206,6 +182,42 @@ def sample_two_stage(
     )
     _warn_thin(stats, ess, pareto_k)
     return posterior, sample_stats, constant
+
+
+def _population_outputs(
+    first, theta, pick, post, trace_stats, keep, mean, scale, hierarchy
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """Posterior and sample stats of the kept population draws and each curve's picked draw."""
+    n, chains, draws = pick.shape
+    shape = (chains, draws, n)
+    out = {}
+    for name in ("A_max", "delta", "alpha", "beta", "log_lambda", "noise"):
+        values = first[name].transpose("curve", "chain", "draw").to_numpy().reshape(n, -1)
+        out[name] = (("chain", "draw", "curve"), np.moveaxis(_take(values, pick), 0, -1))
+    th = np.moveaxis(_take(theta, pick), 0, 2)  # (chain, draw, curve, param)
+    m = mean.reshape(*shape, len(PARAMS))
+    s = scale.reshape(chains, draws, 1, len(PARAMS))
+    z = CENTRED_PARAMS * th + (1 - CENTRED_PARAMS) * (th - m) / s
+    out["z_curve"] = (("chain", "draw", "curve", "param"), z)
+    for name in ("mu", "sigma_curve") + tuple(
+        f"{kind}_{dim}" for dim in hierarchy for kind in ("sigma", "effect", "z")
+    ):
+        values = post[name].to_numpy()
+        flat = values.reshape(-1, *values.shape[2:])[keep]
+        out[name] = (post[name].dims, flat.reshape(chains, draws, *values.shape[2:]))
+    chain_draw = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    posterior = xr.Dataset(out, coords=chain_draw | {"param": list(PARAMS)})
+    sample_stats = xr.Dataset(
+        {
+            name: (
+                ("chain", "draw"),
+                trace_stats[name].to_numpy().ravel()[keep].reshape(chains, draws),
+            )
+            for name in ("diverging", "n_steps", "step_size")
+        },
+        coords=chain_draw,
+    )
+    return posterior, sample_stats
 
 
 def _log_normal(theta: np.ndarray, p0: Mapping[str, Mapping[str, float]]) -> np.ndarray:

