@@ -87,11 +87,10 @@ def fit(
         Random seed (curve ``k`` of an independent fit is sampled with ``seed + k``).
     chains, draws, tune, target_accept, cores
         NUTS settings (nutpie). ``draws`` and ``tune`` default to 1,000 each for independent
-        fits and 2,000 each for hierarchical ones (their group scales need them for r_hat <=
-        1.01); ``target_accept`` to 0.99 for independent fits (short prefixes have curved
-        posteriors); for hierarchical ones to 0.98 below 50 curves (at 0.95 the shipped 9-curve
-        example had 0-2 divergent transitions in 8,000 draws) and 0.95 from 50 curves on (mixing
-        per second matters more there); ``cores`` to ``min(chains, os.cpu_count())``.
+        fits, 2,000 each for hierarchical ones (their group scales mix slowly);
+        ``target_accept`` to 0.99 for independent fits (curved posteriors of short prefixes),
+        0.98 for hierarchical ones below 50 curves and 0.95 from 50 curves on (mixing per
+        second matters more there); ``cores`` to ``min(chains, os.cpu_count())``.
     progress : bool
         Show a progress bar.
     method : {"importance", "nuts", "two-stage"}, optional
@@ -99,9 +98,8 @@ def fit(
         sampling with Pareto-smoothed weights, NUTS where that fails (Pareto ``k`` > 0.7; see
         :mod:`palm_bayes.inference.importance`). ``"nuts"``: every curve with NUTS (nutpie);
         for pooled fits (their default) one joint model. ``"two-stage"`` (pooled fits): each
-        curve alone, then the population by NUTS on the curves' draws
-        (:mod:`palm_bayes.inference.two_stage`; minutes instead of tens of minutes for ~100
-        curves).
+        curve alone, then the population on the curves' draws
+        (:mod:`palm_bayes.inference.two_stage`; minutes instead of tens of minutes at ~100).
     calibrate : bool
         Self-calibration (default on): backtest the pilot's own forecasts and update the curve
         prior's discrepancy (scale, drift, correlation between curves) with what they show
@@ -109,10 +107,9 @@ def fit(
         the prior as it is, and says so in :meth:`PalmFit.describe`. ``False``: the prior as
         given.
     workers : int, optional
-        Independent fits only: sample the curves in this many Ray tasks (contiguous chunks of
-        curves) in the Ray session of this process, a new local one if there is none
-        (``ray.init(address=...)`` first to use a cluster); the draws are the same as without
-        (:mod:`palm_bayes.inference.distributed`). Needs ``pip install 'palm-bayes[sweep]'``.
+        Independent fits only: sample chunks of curves in this many Ray tasks of this
+        process's Ray session (a new local one if none; ``ray.init(address=...)`` first for a
+        cluster); same draws (:mod:`palm_bayes.inference.distributed`; extra ``sweep``).
 
     Returns
     -------

@@ -53,3 +53,16 @@ def test_public_names_are_the_functions_not_modules():
 
     for name in ("fit", "compare", "advise", "phases", "schedule"):
         assert callable(getattr(pb, name)) and not inspect.ismodule(getattr(pb, name)), name
+
+
+def test_no_function_is_over_100_lines():
+    """The house rule: a function longer than a screen or two is split by role."""
+    long = []
+    for package in PACKAGES:
+        for file in sorted(package.rglob("*.py")):
+            for node in ast.walk(ast.parse(file.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > 100:
+                        long.append(f"{file.relative_to(package.parent)}:{node.name} ({lines})")
+    assert not long, long
