@@ -1,9 +1,10 @@
 """Plain-words warnings when sampling went wrong, with the change that helps.
 
 :func:`sampling_problems` reads a fit's draws and sampler statistics and returns one sentence
-per problem: divergent transitions, r_hat above 1.01, or importance weights with a Pareto ``k``
-too high for their draws to be trusted. :func:`palm_bayes.fit` emits them as
-:class:`palm_bayes.errors.SamplingWarning`, as PyMC warns after ``pm.sample``.
+per problem: divergent transitions, r_hat above 1.01 (of the curves sampled by NUTS), or
+importance weights with a Pareto ``k`` too high for their draws to be trusted.
+:func:`palm_bayes.fit` emits them as :class:`palm_bayes.errors.SamplingWarning`, as PyMC warns
+after ``pm.sample``.
 """
 
 from __future__ import annotations
@@ -60,17 +61,24 @@ def sampling_problems(
                 "their intervals may be off; refit with a higher target_accept (e.g. "
                 f"{higher}, now {target_accept:g}), or pool short curves (hierarchy=...)"
             )
-    r_hat = _worst_r_hat(posterior, free_vars, dims, fitted)
-    slow = (r_hat > R_HAT_MAX) & fitted
+    # importance-sampled curves draw every chain from one weighted pool, so their chains agree
+    # by construction: their Pareto k and effective draws are checked instead (below)
+    sampled = fitted & constant["nuts_fallback"] if "nuts_fallback" in constant else fitted
+    if bool(sampled.any()):
+        r_hat = _worst_r_hat(posterior, free_vars, dims, fitted)
+        slow = (r_hat > R_HAT_MAX) & sampled
+    else:
+        slow = xr.zeros_like(fitted, dtype=bool)
     if bool(slow.any()):
         what = (
             "the pooled fit has"
             if pooled
             else f"{int(slow.sum())} curve(s) ({_names(slow, dims)}) have"
         )
+        worst = float(r_hat.where(sampled).max())
         lines.append(
-            f"{what} r_hat up to {float(r_hat.max()):.3f} (above {R_HAT_MAX}: the chains "
-            f"disagree); refit with more draws and tune (now {draws} and {tune})"
+            f"{what} r_hat up to {worst:.3f} (above {R_HAT_MAX}: the chains disagree); refit "
+            f"with more draws and tune (now {draws} and {tune})"
         )
     if "pareto_k" in constant:
         k = constant["pareto_k"]

@@ -7,6 +7,7 @@ import warnings
 import arviz as az
 import numpy as np
 import pytest
+import xarray as xr
 
 from palm_bayes.errors import EarlySamplingWarning
 from palm_bayes.inference.health import EarlyWarnings
@@ -75,3 +76,25 @@ def test_chains_that_disagree_halfway_are_announced(split, warned):
     assert bool(messages) is warned
     if warned:
         assert "halfway" in messages[0] and "r_hat" in messages[0]
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_r_hat_is_judged_on_the_curves_nuts_sampled(fallback):
+    """Importance-sampled chains share one weighted pool: only NUTS chains can disagree."""
+    from palm_bayes.inference.health import sampling_problems
+
+    split = np.random.default_rng(1).normal(size=(2, 200)) + np.array([[0.0], [3.0]])
+    posterior = xr.Dataset({"A_max": (("chain", "draw", "strategy"), split[:, :, None])})
+    stats = xr.Dataset({"diverging": (("chain", "draw", "strategy"), np.zeros((2, 200, 1), bool))})
+    constant = xr.Dataset(
+        {
+            "fitted": ("strategy", [True]),
+            "nuts_fallback": ("strategy", [fallback]),
+            "pareto_k": ("strategy", [np.nan if fallback else 0.3]),
+        }
+    )
+    lines = sampling_problems(
+        posterior, stats, constant, ["A_max"], pooled=False, target_accept=0.99, draws=200,
+        tune=200,
+    )  # fmt: skip
+    assert any("r_hat" in line for line in lines) == fallback
