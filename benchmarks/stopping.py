@@ -79,8 +79,11 @@ BASELINES = {
 TARGET_OFFSETS = (0.0, 0.02, 0.05)
 TARGET_THRESHOLD = 0.7  # the rule's default P(target reached) that stops
 TOLERANCE = 0.01  # the rule's default gain by the run's budget that a target stop may leave
-#: Tolerances of the target stop compared on the dev seeds (the default is chosen there).
-TOLERANCES = (0.005, 0.01, 0.015, 0.02)
+GAIN_RISK = 0.05  # the rule's default most P(gain left > tolerance) that a target stop takes
+#: (tolerance, gain_risk) of the target stop compared on the dev seeds: with the issue's 1
+#: point fixed, the default gain_risk is the largest whose dev premature rate (all offsets
+#: pooled) is at most 10%; 1 - threshold (0.3) is the first design's.
+TARGET_GRID = tuple((tol, risk) for tol in (0.005, 0.01) for risk in (0.3, 0.2, 0.15, 0.1, 0.05))
 FIRST_FIT = 3  # step of the first PALM fit (the 4th round)
 CONSECUTIVE = (1, 2, 3, 4)
 P_STOP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -335,11 +338,12 @@ def _check_target(fit, observed: np.ndarray, now: np.ndarray, end: float, seed: 
         if not (observed.min() <= t < 1):
             continue
         v = fit.stop(target=t, budget=end, threshold=TARGET_THRESHOLD, tolerance=TOLERANCE,
-                     rounds_ahead=(1, 3), seed=seed).squeeze()  # fmt: skip
+                     gain_risk=GAIN_RISK, rounds_ahead=(1, 3), seed=seed).squeeze()  # fmt: skip
         out.append(
             {
                 "target": t,
                 "tolerance": TOLERANCE,
+                "gain_risk": GAIN_RISK,
                 "stop": v["reason"].item() == "target reached",
                 "p_now": float(v["p_target_now"]),
                 "p_left": float(v["p_gain_to_budget"]),
@@ -415,18 +419,22 @@ def p_left(rec: dict, tolerance: float = TOLERANCE) -> float:
 
 
 def target_stop(
-    recs: list[dict], target: float, last: int, tolerance: float | None = TOLERANCE
+    recs: list[dict],
+    target: float,
+    last: int,
+    tolerance: float | None = TOLERANCE,
+    gain_risk: float = GAIN_RISK,
 ) -> tuple[int, bool]:
     """Step of the first target stop, and whether it stopped at all.
 
     The rule of ``fit.stop(target=target, budget=<the run's final budget>)``: P(accuracy now >=
-    target) >= threshold and P(gain by the budget > tolerance) <= 1 - threshold
+    target) >= threshold and P(gain by the budget > tolerance) <= gain_risk
     (:func:`palm_bayes.decisions.stop.target_stop_says`); ``tolerance=None``: the rule before
     it weighed the gain left (P(target reached) >= threshold alone).
     """
     for rec in recs:
         left = 0.0 if tolerance is None else p_left(rec, tolerance)
-        if target_stop_says(p_target(rec, target), left, TARGET_THRESHOLD):
+        if target_stop_says(p_target(rec, target), left, TARGET_THRESHOLD, gain_risk):
             return int(rec["step"]), True
     return last, False
 
@@ -562,15 +570,21 @@ def labels_saved(rows: pd.DataFrame, runs: dict, rule: str) -> list[dict]:
     return out
 
 
-def target_rates(runs: dict, recs: dict, targets: dict, offset: float,
-                 tolerance: float | None = TOLERANCE) -> dict:  # fmt: skip
+def target_rates(
+    runs: dict,
+    recs: dict,
+    targets: dict,
+    offset: float,
+    tolerance: float | None = TOLERANCE,
+    gain_risk: float = GAIN_RISK,
+) -> dict:
     """The target stop at one target offset: runs stopped before the end, premature ones."""
     stopped = premature = reached = 0
     left = []
     for key, run in runs.items():
         acc = run["accuracy"].to_numpy()
         t = targets[key[:2]][offset]
-        step, did = target_stop(recs[key]["test"], t, len(run) - 1, tolerance)
+        step, did = target_stop(recs[key]["test"], t, len(run) - 1, tolerance, gain_risk)
         if did and step < len(run) - 1:
             stopped += 1
             premature += acc[-1] - acc[step] > 0.01
@@ -583,10 +597,20 @@ def target_rates(runs: dict, recs: dict, targets: dict, offset: float,
 
 
 def target_tuning(runs: dict, recs: dict, targets: dict) -> list[dict]:
-    """The target stop per tolerance (and without one) and target offset (dev seeds)."""
-    return [dict(tolerance="none (P(reached) alone)" if tol is None else tol, offset=offset,
-                 runs=len(runs), **target_rates(runs, recs, targets, offset, tol))
-            for tol in (None, *TOLERANCES) for offset in TARGET_OFFSETS]  # fmt: skip
+    """The target stop per (tolerance, gain_risk) and target offset (dev seeds), and the rule
+    without the gain left (P(reached) alone); ``pooled`` rows sum the three offsets."""
+    out = []
+    for tol, risk in ((None, 1.0), *TARGET_GRID):
+        rows = [target_rates(runs, recs, targets, o, tol, risk) for o in TARGET_OFFSETS]
+        name = "none (P(reached) alone)" if tol is None else f"{tol:g}"
+        for offset, r in zip((*TARGET_OFFSETS, "pooled"), (*rows, None), strict=True):
+            if r is None:
+                stopped, premature = (sum(x[k] for x in rows) for k in ("stopped", "premature"))
+                r = dict(stopped=stopped, premature=premature,
+                         rate=premature / stopped if stopped else float("nan"))  # fmt: skip
+            out.append(dict(tolerance=name, gain_risk=risk if tol is not None else None,
+                            offset=offset, runs=len(runs), **r))  # fmt: skip
+    return out
 
 
 def reliability(runs: dict, recs: dict, targets: dict) -> tuple[list[dict], list[dict]]:
@@ -787,7 +811,8 @@ def main() -> None:  # noqa: PLR0915
     replayed = [(c, p_target(r, c["target"]), p_left(r, c["tolerance"])) for c, r in tchecks]
     check["target_stops"] = len(replayed)
     check["same_target_stop"] = sum(
-        c["stop"] == bool(target_stop_says(pn, pl, TARGET_THRESHOLD)) for c, pn, pl in replayed
+        c["stop"] == bool(target_stop_says(pn, pl, TARGET_THRESHOLD, c["gain_risk"]))
+        for c, pn, pl in replayed
     )
     check["target_stops_that_stop"] = sum(c["stop"] for c, _, _ in replayed)
     check["max_abs_p_target_difference"] = max(
@@ -812,7 +837,8 @@ def main() -> None:  # noqa: PLR0915
                      "baselines": list(BASELINES),
                      "known_rules": [r for r in STOP_RULES if r != RecordAll.name],
                      "target_offsets": TARGET_OFFSETS, "target_threshold": TARGET_THRESHOLD,
-                     "target_tolerance": TOLERANCE, "target_tolerances_dev": TOLERANCES,
+                     "target_tolerance": TOLERANCE, "target_gain_risk": GAIN_RISK,
+                     "target_grid_dev": TARGET_GRID,
                      "first_fit_step": FIRST_FIT},
         "tuned_on_dev": tuned,
         "table": table,

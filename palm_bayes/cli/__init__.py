@@ -474,14 +474,19 @@ def _stop_parser(sub) -> None:
         "--threshold",
         type=float,
         default=0.7,
-        help="with --target, stop needs P(target reached) >= this and P(gain by B > tolerance) "
-        "<= 1 - this (0.7)",
+        help="with --target, stop needs P(target reached) >= this (0.7)",
     )
     p.add_argument(
         "--tolerance",
         type=float,
         default=0.01,
         help="accuracy gain by B that the target stop may leave on the table (0.01: 1 point)",
+    )
+    p.add_argument(
+        "--gain-risk",
+        type=float,
+        default=0.05,
+        help="with --target, stop also needs P(gain by B > tolerance) <= this (0.05)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the extrapolation draws")
     p.add_argument("--json", action="store_true", help="print JSON records")

@@ -591,6 +591,7 @@ def cmd_stop(args: argparse.Namespace) -> None:
         budget=args.budget,
         threshold=args.threshold,
         tolerance=args.tolerance,
+        gain_risk=args.gain_risk,
         seed=args.seed,
     )
     from palm_bayes.decisions.stop import stop_table

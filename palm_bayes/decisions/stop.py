@@ -25,11 +25,13 @@ the next best action.
 With a ``target`` ``t``, a strategy gets ``stop`` (reason ``target reached``) only when the target
 is reached *and* little is left to gain by the end of the run's budget ``B`` (``budget``; without
 a budget beyond the last observed one, the largest horizon): P(accuracy now >= t) >=
-``threshold`` and P(A(B) - accuracy now > ``tolerance``) <= 1 - ``threshold``, from the same
-draws. A strategy that has reached the target but would still gain more than ``tolerance`` by
-``B`` with a larger probability keeps its utility verdict, with a reason that says so (``target
-reached, but P(gain > 1 point by B=600) = 0.45``): stopping there would leave more than
-``tolerance`` on the table.
+``threshold`` and P(A(B) - accuracy now > ``tolerance``) <= ``gain_risk``, from the same draws
+(defaults 0.7, 1 point and 0.05: with the 1-point tolerance fixed, ``gain_risk`` is the largest
+of 0.3, 0.2, 0.15, 0.1 and 0.05 that stopped prematurely in at most 10% of the development
+runs of ``benchmarks/stopping.py``). A strategy that has reached the target but would still
+gain more than ``tolerance`` by ``B`` with a larger probability keeps its utility verdict, with
+a reason that says so (``target reached, but P(gain > 1 point by B=600) = 0.45``): stopping
+there would leave more than ``tolerance`` on the table.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def stop(
     budget: float | None = None,
     threshold: float = 0.7,
     tolerance: float = 0.01,
+    gain_risk: float = 0.05,
     hdi_prob: float = 0.9,
     dim: str = "strategy",
     kind: Literal["expected", "predictive"] = "expected",
@@ -115,11 +118,13 @@ def stop(
         the target stop weighs (default, and where ``B`` is not beyond a strategy's last
         observed budget: that budget plus the largest horizon).
     threshold : float
-        With a target, ``stop`` needs P(target reached now) >= ``threshold`` and P(gain by
-        ``B`` > ``tolerance``) <= 1 - ``threshold``.
+        With a target, ``stop`` needs P(target reached now) >= ``threshold``.
     tolerance : float
         Accuracy gain (fraction; 0.01 = 1 point) from now to ``B`` that the target stop may
         leave on the table.
+    gain_risk : float
+        With a target, ``stop`` also needs P(gain from now to ``B`` > ``tolerance``) <=
+        ``gain_risk``.
     hdi_prob : float
         Probability of the equal-tailed gain interval.
     dim : str
@@ -150,6 +155,7 @@ def stop(
     rounds = _check_inputs(cost_per_label, value_per_point, rounds_ahead, epsilon, dim, fit)
     check_prob(threshold, "threshold")
     check_prob(hdi_prob, "hdi_prob")
+    check_prob(gain_risk, "gain_risk")
     if not (np.isfinite(tolerance) and tolerance >= 0):
         raise PalmInputError(f"tolerance must be an accuracy gain >= 0, got {tolerance!r}")
     if budget is not None and not (np.isfinite(budget) and budget > 0):
@@ -184,10 +190,11 @@ def stop(
     out = xr.merge([out, parts])
     if target is not None:
         left = draws.sel(budget=end.fillna(grid[0])).drop_vars("budget") - now
-        rule = _TargetRule(target, threshold, tolerance, budget)
+        rule = _TargetRule(target, threshold, tolerance, gain_risk, budget)
         out = _with_target(fit, out, now, left, end, rule, last, ahead)
     out.attrs.update(_settings(cost_per_label, value_per_point, epsilon, hdi_prob, target))
     out.attrs["tolerance"] = float(tolerance)
+    out.attrs["gain_risk"] = float(gain_risk)
     return out
 
 
@@ -320,19 +327,20 @@ class _TargetRule(NamedTuple):
     target: float
     threshold: float
     tolerance: float
+    gain_risk: float
     budget: float | None
 
 
 def target_stop_says(
-    p_now: np.ndarray | float, p_left: np.ndarray | float, threshold: float
+    p_now: np.ndarray | float, p_left: np.ndarray | float, threshold: float, gain_risk: float
 ) -> np.ndarray:
     """The target stop from its two probabilities: reached and little left to gain.
 
     ``p_now`` is P(accuracy now >= target), ``p_left`` P(gain from now to ``B`` > tolerance);
-    ``stop`` where ``p_now >= threshold`` and ``p_left <= 1 - threshold`` (benchmarks replay
-    the rule with this function).
+    ``stop`` where ``p_now >= threshold`` and ``p_left <= gain_risk`` (benchmarks replay the
+    rule with this function).
     """
-    return (np.asarray(p_now) >= threshold) & (np.asarray(p_left) <= 1.0 - threshold)
+    return (np.asarray(p_now) >= threshold) & (np.asarray(p_left) <= gain_risk)
 
 
 def _with_target(fit, out, now, left, end, rule: _TargetRule, last, ahead) -> xr.Dataset:
@@ -353,8 +361,8 @@ def _with_target(fit, out, now, left, end, rule: _TargetRule, last, ahead) -> xr
     out["p_gain_to_budget"] = p_left
     out["target_budget"] = end.where(fitted)
     reached = p_now >= threshold
-    stops = xr.DataArray(target_stop_says(p_now, p_left, threshold), dims=p_now.dims,
-                         coords=p_now.coords) & fitted  # fmt: skip
+    says = target_stop_says(p_now, p_left, threshold, rule.gain_risk)
+    stops = xr.DataArray(says, dims=p_now.dims, coords=p_now.coords) & fitted
     out["verdict"] = xr.where(stops, "stop", out["verdict"])
     out["action"] = xr.where(stops, "stop", out["action"])
     out["rounds"] = xr.where(stops, 0.0, out["rounds"])

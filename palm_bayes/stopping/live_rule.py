@@ -38,7 +38,7 @@ class PalmStopRule:
     ----------
     target : float, optional
         Target accuracy: stop once it is reached with probability >= ``threshold`` and the gain
-        left by the run's budget exceeds ``tolerance`` with probability <= 1 - ``threshold``.
+        left by the run's budget exceeds ``tolerance`` with probability <= ``gain_risk``.
     cost_per_label, value_per_point : float, optional
         The cost model of :func:`palm_bayes.decisions.stop.stop` (give both or neither).
     rounds_ahead : float or str
@@ -46,10 +46,11 @@ class PalmStopRule:
     epsilon : float
         Break-even gain per round without a cost model.
     threshold : float
-        P(target reached) that stops (and 1 - ``threshold``: the most P(gain left >
-        ``tolerance``) that does).
+        P(target reached) that stops.
     tolerance : float
         Gain (accuracy, fraction) by the run's budget that the target stop may leave.
+    gain_risk : float
+        The most P(gain left > ``tolerance``) at which the target stop stops.
     budget : float, optional
         The run's total label budget ``B`` (default: ``context["final_budget"]``, which al_runner
         gives: its initial set plus ``rounds - 1`` rounds).
@@ -77,6 +78,7 @@ class PalmStopRule:
         epsilon: float = 0.005,
         threshold: float = 0.7,
         tolerance: float = 0.01,
+        gain_risk: float = 0.05,
         budget: float | None = None,
         every: int = 1,
         consecutive: int = 1,
@@ -91,7 +93,7 @@ class PalmStopRule:
         self.cost_per_label, self.value_per_point = cost_per_label, value_per_point
         self.rounds_ahead = tuple(float(r) for r in str(rounds_ahead).split("/") if r.strip())
         self.epsilon, self.threshold = float(epsilon), float(threshold)
-        self.tolerance = float(tolerance)
+        self.tolerance, self.gain_risk = float(tolerance), float(gain_risk)
         self.budget = None if budget is None else float(budget)
         self.every, self.curve = int(every), curve
         if self.every < 1:
@@ -116,17 +118,11 @@ class PalmStopRule:
         if ok.sum() < MIN_ROUNDS or (view.step + 1 - MIN_ROUNDS) % self.every:
             return nan
         t0 = time.perf_counter()
-        if self.target is not None and float(acc[: budgets.size][ok].min()) >= self.target:
-            # every observed round is at the target already (fit.stop refuses such a target as
-            # a likely slip): is little left to gain by the run's budget?
-            fit, seed = self.fit(budgets[: acc.size][ok], acc[: budgets.size][ok], view)
-            p_now, p_left = self.target_probabilities(fit, view, seed)
-            says = bool(target_stop_says(p_now, p_left, self.threshold))
-            p = p_now if says else max(p_left, 1.0 - p_now)  # P(what the verdict rests on)
-            return nan | {"palm_stop": float(says), "palm_probability": p, "palm_p_target": p_now,
-                          "palm_p_gain_left": p_left,
-                          "palm_seconds": time.perf_counter() - t0}  # fmt: skip
-        verdict = self.verdict(budgets[: acc.size][ok], acc[: budgets.size][ok], view)
+        fit, seed = self.fit(budgets[: acc.size][ok], acc[: budgets.size][ok], view)
+        # a target every observed round reaches: fit.stop refuses it (a likely slip), so the
+        # utility verdict comes without it and the target stop is weighed here, from its draws
+        below = self.target is not None and float(acc[: budgets.size][ok].min()) >= self.target
+        verdict = self.verdict(fit, seed, view, target=None if below else self.target)
         row = verdict.isel({d: 0 for d in verdict["verdict"].dims})
         first = row.isel(rounds_ahead=0)
         out = {
@@ -140,6 +136,11 @@ class PalmStopRule:
                 float(row["p_gain_to_budget"]) if "p_gain_to_budget" in row else np.nan
             ),
         }
+        if below:
+            p_now, p_left = self.target_probabilities(fit, view, seed)
+            out |= {"palm_p_target": p_now, "palm_p_gain_left": p_left}
+            if target_stop_says(p_now, p_left, self.threshold, self.gain_risk):
+                out |= {"palm_stop": 1.0, "palm_probability": p_now}
         return out | {"palm_seconds": time.perf_counter() - t0}
 
     def update(self, view: Any) -> bool:
@@ -184,14 +185,13 @@ class PalmStopRule:
         )  # fmt: skip
         return fit, seed
 
-    def verdict(self, budgets: np.ndarray, accuracy: np.ndarray, view: Any):
-        """The :func:`palm_bayes.decisions.stop.stop` result of one run's curve."""
-        fit, seed = self.fit(budgets, accuracy, view)
+    def verdict(self, fit: Any, seed: int, view: Any, target: float | None = None):
+        """The :func:`palm_bayes.decisions.stop.stop` result of one run's fit (at ``target``)."""
         return fit.stop(
-            target=self.target, cost_per_label=self.cost_per_label,
+            target=target, cost_per_label=self.cost_per_label,
             value_per_point=self.value_per_point, rounds_ahead=self.rounds_ahead,
             epsilon=self.epsilon, budget=self.run_budget(view), threshold=self.threshold,
-            tolerance=self.tolerance, seed=seed,
+            tolerance=self.tolerance, gain_risk=self.gain_risk, seed=seed,
         )  # fmt: skip
 
     def target_probabilities(self, fit: Any, view: Any, seed: int) -> tuple[float, float]:

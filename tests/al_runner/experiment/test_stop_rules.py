@@ -236,14 +236,15 @@ def test_the_palm_rule_is_found_by_name_and_waits_for_four_rounds():
     for step in (0, 2, 4):  # fewer than 4 rounds, then off the every-2 grid (3, 5, 7 fit)
         measured, stop = apply_rule(rule, _palm_view(step, acc, budget))
         assert np.isnan(measured["stop_palm_stop"]) and not stop
-    # every observed round above the target (fit.stop refuses such a target): reached, and
-    # a flat curve leaves little to gain three rounds ahead (no run budget in the context)
+    # every observed round above the target (fit.stop refuses such a target): the rule weighs
+    # it itself (P(reached) = 1, the gain left recorded) beside the utility verdict, which
+    # stops this flat curve (no run budget in the context: B is three rounds ahead)
     high = _palm_view(3, np.full(8, 0.95), budget)
     with warnings.catch_warnings():  # a flat curve "does not rise"
         warnings.simplefilter("ignore", UserWarning)
         measured, stop = apply_rule(rule, high)
     assert stop and measured["stop_palm_p_target"] == 1.0
-    assert measured["stop_palm_p_gain_left"] <= 0.3
+    assert 0.0 < measured["stop_palm_p_gain_left"] < 0.5
     with pytest.raises(ALRunnerError, match="curve must be"):
         get_stop_rule("palm:curve=holdout")
 
@@ -289,10 +290,13 @@ def test_the_palm_target_rule_stops_only_with_little_left_to_gain_by_the_runs_bu
     measured, stop = apply_rule(rule, _palm_view(7, rising, budget, final_budget=400))
     assert measured["stop_palm_p_target"] >= 0.7 and measured["stop_palm_p_gain_left"] > 0.9
     assert not stop and measured["stop_palm_stop"] == 0.0
-    rule = get_stop_rule("palm:target=0.88,draws=200,tune=200")
+    assert rule.gain_risk == 0.05 and rule.tolerance == 0.01
+    # flat: reached, and P(gain left > 1 point) about 0.2 by 400 labels (the prior's
+    # discrepancy): a stop for a user who takes that risk
+    rule = get_stop_rule("palm:target=0.88,gain_risk=0.3,draws=200,tune=200")
     measured, stop = apply_rule(rule, _palm_view(7, flat, budget, final_budget=400))
-    assert stop and measured["stop_palm_p_target"] >= 0.7
-    assert measured["stop_palm_p_gain_left"] <= 0.3
+    assert measured["stop_palm_p_target"] >= 0.7 and measured["stop_palm_p_gain_left"] <= 0.3
+    assert stop and measured["stop_palm_probability"] == measured["stop_palm_p_target"]
     # a rule's own budget overrides the run's: 10 labels beyond leave nothing to gain
     rule = get_stop_rule("palm:target=0.35,budget=170,draws=200,tune=200")
     assert rule.run_budget(_palm_view(7, rising, budget, final_budget=400)) == 170.0

@@ -112,6 +112,9 @@ def test_a_reached_target_with_more_than_the_tolerance_left_continues(fit):
     m = row(fit.stop(target=0.87, budget=300, tolerance=0.042), "margin")
     assert float(m["p_gain_to_budget"]) == pytest.approx(np.mean(left > 0.042)) == 0.75
     assert m["verdict"].item() == "continue"
+    # ... a risk the user takes: stop where P(gain left > tolerance) <= gain_risk
+    m = row(fit.stop(target=0.87, budget=300, tolerance=0.042, gain_risk=0.75), "margin")
+    assert m["verdict"].item() == "stop" and m["reason"].item() == "target reached"
 
 
 def test_the_target_stop_weighs_the_gain_to_the_runs_budget(known_fit):
@@ -149,6 +152,7 @@ def test_bad_settings_are_one_line_errors(fit):
         (dict(target=1.5), "a percentage"),
         (dict(target=0.2), "below every observed accuracy"),
         (dict(target=0.87, tolerance=-0.01), "tolerance"),
+        (dict(target=0.87, gain_risk=1.5), "gain_risk"),
         (dict(target=0.87, budget=0), "budget"),
     ):
         with pytest.raises(pb.PalmInputError, match=message):
