@@ -627,7 +627,7 @@ def reliability(runs: dict, recs: dict, targets: dict) -> tuple[list[dict], list
         rates.append(dict(target=f"dev mean final accuracy - {offset:g}", offset=offset,
                           runs=len(runs), **new,
                           **{f"reached_only_{k}": v for k, v in old.items()
-                             if k in ("stopped", "premature", "rate")}))  # fmt: skip
+                             if k != "stopped_at_target"}))  # fmt: skip
     arr = np.array(points)
     bins = []
     edges = np.linspace(0, 1, 11)
@@ -870,7 +870,7 @@ def main() -> None:  # noqa: PLR0915
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1,
                                                                   default=float)))  # fmt: skip
-    plot(summary, out.with_name("stopping_cost.png"))
+    plot(summary, out.with_name(f"{out.stem}_cost.png"))  # stopping.json: stopping_cost.png
     print(pd.DataFrame(table).set_index("rule")[list(LABEL_COSTS)].round(3).to_string())
     keys = (
         "target_stop",
