@@ -587,8 +587,8 @@ def target_rates(
         step, did = target_stop(recs[key]["test"], t, len(run) - 1, tolerance, gain_risk)
         if did and step < len(run) - 1:
             stopped += 1
-            premature += acc[-1] - acc[step] > 0.01
-            reached += acc[step] >= t
+            premature += int(acc[-1] - acc[step] > 0.01)
+            reached += int(acc[step] >= t)
             left.append(run["budget"].iloc[-1] - run["budget"].iloc[step])
     return dict(stopped=stopped, stopped_at_target=reached, premature=premature,
                 rate=premature / stopped if stopped else float("nan"),
