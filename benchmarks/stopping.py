@@ -323,6 +323,8 @@ def palm_records(run: pd.DataFrame, curve: str) -> list[dict]:
                 stop = v["verdict"].item() == "stop"
                 p = float(v["probability"])
                 rec["check"][setting] = {"stop": stop, "p_stop": p if stop else 1.0 - p}
+        if curve == "test" and step in ((FIRST_FIT + len(run)) // 2, len(run) - 2):
+            # mid-run and the last round before the end (where target stops happen)
             rec["check_target"] = _check_target(fit, run[column].to_numpy(float)[: step + 1],
                                                 now, end, seed)  # fmt: skip
         out.append(rec)
