@@ -17,7 +17,9 @@ and what every baseline rule measures; the baselines' stop rounds are replayed f
 records (their verdicts depend on nothing else). The PALM rule is replayed the same way: at
 every round from the 4th on, one independent PALM fit (importance sampling, the default) of the
 run's curve so far, the verdict of :func:`palm_bayes.decisions.stop.stop` per cost setting, and
-P(target reached) for three targets. AL runs and PALM records are cached per run (gzip JSON
+every posterior draw of the accuracy now and of the gain from now to the run's final budget,
+from which the target stop (P(target reached) >= threshold and P(gain left > tolerance) <=
+gain_risk) of three targets is replayed. AL runs and PALM records are cached per run (gzip JSON
 under ``--cache``), so the analysis and the PALM replay can be rerun without the AL runs.
 
 The cost of stopping after ``n`` labels is the measure of Pullar-Strecker, Dost, Frank & Wicker
@@ -290,7 +292,8 @@ def palm_records(run: pd.DataFrame, curve: str) -> list[dict]:
     curve ``now`` and ``left`` hold every draw (base64 float64) of the accuracy now and of the
     gain from now to the run's final budget (``end``), from which the target stop of any target
     and tolerance is replayed; ``check`` (one step per run, test curve) whether ``fit.stop``
-    gives the same verdicts, and ``check_target`` the same target stops.
+    gives the same verdicts, and ``check_target`` (that step and the last before the end) the
+    same target stops.
     """
     import palm_bayes as pb
 
