@@ -17,7 +17,9 @@ and what every baseline rule measures; the baselines' stop rounds are replayed f
 records (their verdicts depend on nothing else). The PALM rule is replayed the same way: at
 every round from the 4th on, one independent PALM fit (importance sampling, the default) of the
 run's curve so far, the verdict of :func:`palm_bayes.decisions.stop.stop` per cost setting, and
-P(target reached) for three targets. AL runs and PALM records are cached per run (gzip JSON
+every posterior draw of the accuracy now and of the gain from now to the run's final budget,
+from which the target stop (P(target reached) >= threshold and P(gain left > tolerance) <=
+gain_risk) of three targets is replayed. AL runs and PALM records are cached per run (gzip JSON
 under ``--cache``), so the analysis and the PALM replay can be rerun without the AL runs.
 
 The cost of stopping after ``n`` labels is the measure of Pullar-Strecker, Dost, Frank & Wicker
@@ -32,6 +34,7 @@ that never says stop stops at the last round.
 from __future__ import annotations
 
 import argparse
+import base64
 import gzip
 import json
 import math
@@ -61,6 +64,7 @@ from al_runner.learners.models import (
     register_learner,
 )
 from palm_bayes.data.contract import atomic_write
+from palm_bayes.decisions.stop import target_stop_says
 
 ROOT = Path(__file__).resolve().parents[1]
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -76,6 +80,12 @@ BASELINES = {
 #: Targets below the dev seeds' mean final accuracy of the task and strategy.
 TARGET_OFFSETS = (0.0, 0.02, 0.05)
 TARGET_THRESHOLD = 0.7  # the rule's default P(target reached) that stops
+TOLERANCE = 0.01  # the rule's default gain by the run's budget that a target stop may leave
+GAIN_RISK = 0.05  # the rule's default most P(gain left > tolerance) that a target stop takes
+#: (tolerance, gain_risk) of the target stop compared on the dev seeds: with the issue's 1
+#: point fixed, the default gain_risk is the largest whose dev premature rate (all offsets
+#: pooled) is at most 10%; 1 - threshold (0.3) is the first design's.
+TARGET_GRID = tuple((tol, risk) for tol in (0.005, 0.01) for risk in (0.3, 0.2, 0.15, 0.1, 0.05))
 FIRST_FIT = 3  # step of the first PALM fit (the 4th round)
 CONSECUTIVE = (1, 2, 3, 4)
 P_STOP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -234,23 +244,37 @@ def al_run(task: dict, seed: int, rounds: int, cache: Path, epochs: int | None) 
 
 
 # ---------------------------------------------------------------------- PALM records
-def _verdicts(fit, b: float, seed: int) -> tuple[dict, np.ndarray]:
-    """The cost-model verdict of each setting from one set of forecast draws, and P(now) draws.
+def _pack(x: np.ndarray) -> str:
+    """Posterior draws as base64 float64 (exact: the replay counts them as fit.stop does)."""
+    return base64.b64encode(np.asarray(x, np.float64).tobytes()).decode()
+
+
+def _unpack(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), np.float64)
+
+
+def _verdicts(fit, b: float, seed: int, end: float) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The cost-model verdict of each setting from one set of forecast draws, the draws of the
+    accuracy now and of the gain from now to the run's budget ``end``.
 
     One strategy: :func:`palm_bayes.decisions.stop.stop` picks ``stop`` unless some horizon's
     expected utility ``value_per_point * 100 * gain - cost_per_label * labels`` is positive, and
     its probability is the share of draws in which stopping is best (each draw at its own best
     horizon). Computing this once for the three settings (from the same draws, same seed and
     budget grid as ``fit.stop``) is 4x faster than three ``fit.stop`` calls;
-    :func:`palm_records` checks the two agree on one round of every run.
+    :func:`palm_records` checks the two agree on one round of every run. The target stop's
+    budget ``B`` is ``end`` where it lies beyond the last observed budget, else the largest
+    horizon, as ``fit.stop(budget=end)`` picks it.
     """
     from palm_bayes.queries.forecast import forecast_draws
 
     last = float(fit.idata.constant_data["last_budget"].to_numpy().ravel()[0])
-    grid = np.array([last, last + b, last + 3 * b])
+    end = end if end > last else last + 3 * b
+    grid = np.unique([last, last + b, last + 3 * b, end])  # the draws are pointwise in budget
     draws = forecast_draws(fit, grid, kind="expected", seed=seed)
-    arr = draws.transpose("chain", "draw", ..., "budget").to_numpy().reshape(-1, 3)
-    gain = arr[:, 1:] - arr[:, :1]  # (draws, horizon 1 and 3 rounds)
+    arr = draws.transpose("chain", "draw", ..., "budget").to_numpy().reshape(-1, grid.size)
+    arr = arr[:, np.searchsorted(grid, [last, last + b, last + 3 * b, end])]
+    gain = arr[:, 1:3] - arr[:, :1]  # (draws, horizon 1 and 3 rounds)
     labels = np.array([b, 3 * b])
     out = {}
     for setting, label_cost in LABEL_COSTS.items():
@@ -258,21 +282,25 @@ def _verdicts(fit, b: float, seed: int) -> tuple[dict, np.ndarray]:
         stop = bool(u.mean(0).max() <= 0)
         out[setting] = {"stop": stop, "p_stop": float((u.max(1) <= 0).mean()),
                         "gain": float(gain[:, 0].mean())}  # fmt: skip
-    return out, arr[:, 0]
+    return out, arr[:, 0], arr[:, 3] - arr[:, 0]
 
 
 def palm_records(run: pd.DataFrame, curve: str) -> list[dict]:
     """Per step from the 4th round: the PALM verdict per cost setting and P(accuracy now).
 
-    ``now_q`` holds the percentiles of the posterior draws of the accuracy now (P(target
-    reached) of any target is read from them); ``check`` (one step per run, test curve)
-    whether ``fit.stop`` gives the same verdicts.
+    ``now_q`` holds the percentiles of the posterior draws of the accuracy now; on the test
+    curve ``now`` and ``left`` hold every draw (base64 float64) of the accuracy now and of the
+    gain from now to the run's final budget (``end``), from which the target stop of any target
+    and tolerance is replayed; ``check`` (one step per run, test curve) whether ``fit.stop``
+    gives the same verdicts, and ``check_target`` (that step and the last before the end) the
+    same target stops.
     """
     import palm_bayes as pb
 
     column = "accuracy" if curve == "test" else "label_free_accuracy"
     seed = int(run["seed"].iloc[0])
     b = float(run["b"].iloc[0])
+    end = float(run["budget"].iloc[-1])  # the run's total label budget
     out = []
     for step in range(FIRST_FIT, len(run)):
         t0 = time.perf_counter()
@@ -284,9 +312,11 @@ def palm_records(run: pd.DataFrame, curve: str) -> list[dict]:
         with warnings.catch_warnings():  # falling label-free curves of margin runs warn
             warnings.simplefilter("ignore", UserWarning)
             fit = pb.fit(curves, seed=seed * 10_007 + step, progress=False)
-        rec, now = _verdicts(fit, b, seed)
+        rec, now, left = _verdicts(fit, b, seed, end)
         rec["step"] = step
         rec["now_q"] = np.quantile(now, np.linspace(0, 1, 101)).round(5).tolist()
+        if curve == "test":
+            rec["end"], rec["now"], rec["left"] = end, _pack(now), _pack(left)
         rec["seconds"] = time.perf_counter() - t0
         if curve == "test" and step == (FIRST_FIT + len(run)) // 2:
             rec["check"] = {}
@@ -296,12 +326,42 @@ def palm_records(run: pd.DataFrame, curve: str) -> list[dict]:
                 stop = v["verdict"].item() == "stop"
                 p = float(v["probability"])
                 rec["check"][setting] = {"stop": stop, "p_stop": p if stop else 1.0 - p}
+        if curve == "test" and step in ((FIRST_FIT + len(run)) // 2, len(run) - 2):
+            # mid-run and the last round before the end (where target stops happen)
+            rec["check_target"] = _check_target(fit, run[column].to_numpy(float)[: step + 1],
+                                                now, end, seed)  # fmt: skip
         out.append(rec)
     return out
 
 
+def _check_target(fit, observed: np.ndarray, now: np.ndarray, end: float, seed: int) -> list:
+    """``fit.stop``'s target stop at two targets (P(now >= t) near 0.8 and 0.5, where that
+    lies above the lowest observed accuracy, which ``fit.stop`` requires)."""
+    out = []
+    for q in (0.2, 0.5):
+        t = float(np.quantile(now, q))
+        if not (observed.min() <= t < 1):
+            continue
+        v = fit.stop(target=t, budget=end, threshold=TARGET_THRESHOLD, tolerance=TOLERANCE,
+                     gain_risk=GAIN_RISK, rounds_ahead=(1, 3), seed=seed).squeeze()  # fmt: skip
+        out.append(
+            {
+                "target": t,
+                "tolerance": TOLERANCE,
+                "gain_risk": GAIN_RISK,
+                "stop": v["reason"].item() == "target reached",
+                "p_now": float(v["p_target_now"]),
+                "p_left": float(v["p_gain_to_budget"]),
+            }
+        )
+    return out
+
+
 def p_target(rec: dict, target: float) -> float:
-    """P(accuracy now >= target) from the record's percentiles of the posterior draws."""
+    """P(accuracy now >= target): the share of the record's draws, as ``fit.stop`` counts it
+    (from its percentiles where it holds no draws)."""
+    if "now" in rec:
+        return float((rec["now"] >= target).mean())
     q = np.asarray(rec["now_q"])
     levels = np.linspace(0, 1, 101)
     if target <= q[0]:
@@ -316,9 +376,13 @@ def cached_palm(run: pd.DataFrame, curve: str, cache: Path) -> list[dict]:
     task, strategy, seed = run["task"].iloc[0], run["strategy"].iloc[0], int(run["seed"].iloc[0])
     path = cache / f"palm-r{len(run)}" / task / f"{strategy}-seed{seed}-{curve}.json.gz"
     recs = _read(path)
-    if recs is None:
+    if recs is None or (curve == "test" and "left" not in recs[0]):
         recs = palm_records(run, curve)
         _write(path, recs)
+    for rec in recs:  # type: ignore[union-attr]
+        for key in ("now", "left"):
+            if key in rec:
+                rec[key] = _unpack(rec[key])
     return recs  # type: ignore[return-value]
 
 
@@ -354,10 +418,28 @@ def palm_stop(recs: list[dict], setting: str, last: int, consecutive: int = 1,
     return last
 
 
-def target_stop(recs: list[dict], target: float, last: int) -> tuple[int, bool]:
-    """Step of the first P(target reached) >= threshold, and whether it stopped at all."""
+def p_left(rec: dict, tolerance: float = TOLERANCE) -> float:
+    """P(gain from now to the run's budget > tolerance): the share of the record's draws."""
+    return float((rec["left"] > tolerance).mean())
+
+
+def target_stop(
+    recs: list[dict],
+    target: float,
+    last: int,
+    tolerance: float | None = TOLERANCE,
+    gain_risk: float = GAIN_RISK,
+) -> tuple[int, bool]:
+    """Step of the first target stop, and whether it stopped at all.
+
+    The rule of ``fit.stop(target=target, budget=<the run's final budget>)``: P(accuracy now >=
+    target) >= threshold and P(gain by the budget > tolerance) <= gain_risk
+    (:func:`palm_bayes.decisions.stop.target_stop_says`); ``tolerance=None``: the rule before
+    it weighed the gain left (P(target reached) >= threshold alone).
+    """
     for rec in recs:
-        if p_target(rec, target) >= TARGET_THRESHOLD:
+        left = 0.0 if tolerance is None else p_left(rec, tolerance)
+        if target_stop_says(p_target(rec, target), left, TARGET_THRESHOLD, gain_risk):
             return int(rec["step"]), True
     return last, False
 
@@ -493,26 +575,64 @@ def labels_saved(rows: pd.DataFrame, runs: dict, rule: str) -> list[dict]:
     return out
 
 
+def target_rates(
+    runs: dict,
+    recs: dict,
+    targets: dict,
+    offset: float,
+    tolerance: float | None = TOLERANCE,
+    gain_risk: float = GAIN_RISK,
+) -> dict:
+    """The target stop at one target offset: runs stopped before the end, premature ones."""
+    stopped = premature = reached = 0
+    left = []
+    for key, run in runs.items():
+        acc = run["accuracy"].to_numpy()
+        t = targets[key[:2]][offset]
+        step, did = target_stop(recs[key]["test"], t, len(run) - 1, tolerance, gain_risk)
+        if did and step < len(run) - 1:
+            stopped += 1
+            premature += int(acc[-1] - acc[step] > 0.01)
+            reached += int(acc[step] >= t)
+            left.append(run["budget"].iloc[-1] - run["budget"].iloc[step])
+    return dict(stopped=stopped, stopped_at_target=reached, premature=premature,
+                rate=premature / stopped if stopped else float("nan"),
+                share_of_budget_left=float(np.mean(left) / np.mean(
+                    [r["budget"].iloc[-1] for r in runs.values()])) if left else 0.0)  # fmt: skip
+
+
+def target_tuning(runs: dict, recs: dict, targets: dict) -> list[dict]:
+    """The target stop per (tolerance, gain_risk) and target offset (dev seeds), and the rule
+    without the gain left (P(reached) alone); ``pooled`` rows sum the three offsets."""
+    out = []
+    for tol, risk in ((None, 1.0), *TARGET_GRID):
+        rows = [target_rates(runs, recs, targets, o, tol, risk) for o in TARGET_OFFSETS]
+        name = "none (P(reached) alone)" if tol is None else f"{tol:g}"
+        for offset, r in zip((*TARGET_OFFSETS, "pooled"), (*rows, None), strict=True):
+            if r is None:
+                stopped, premature = (sum(x[k] for x in rows) for k in ("stopped", "premature"))
+                r = dict(stopped=stopped, premature=premature,
+                         rate=premature / stopped if stopped else float("nan"))  # fmt: skip
+            out.append(dict(tolerance=name, gain_risk=risk if tol is not None else None,
+                            offset=offset, runs=len(runs), **r))  # fmt: skip
+    return out
+
+
 def reliability(runs: dict, recs: dict, targets: dict) -> tuple[list[dict], list[dict]]:
     """Reliability bins of P(target reached now) and the target-stop rate per target offset."""
     points, rates = [], []
     for offset in TARGET_OFFSETS:
-        stopped = premature = reached = 0
         for key, run in runs.items():
             acc = run["accuracy"].to_numpy()
             t = targets[key[:2]][offset]
             for rec in recs[key]["test"]:
                 points.append((p_target(rec, t), float(acc[rec["step"]] >= t)))
-            step, did = target_stop(recs[key]["test"], t, len(run) - 1)
-            if did and step < len(run) - 1:
-                stopped += 1
-                premature += acc[-1] - acc[step] > 0.01
-                reached += acc[step] >= t
+        new = target_rates(runs, recs, targets, offset)
+        old = target_rates(runs, recs, targets, offset, tolerance=None)
         rates.append(dict(target=f"dev mean final accuracy - {offset:g}", offset=offset,
-                          runs=len(runs), stopped=stopped,
-                          stopped_at_target=reached,
-                          premature=premature,
-                          rate=premature / stopped if stopped else float("nan")))  # fmt: skip
+                          runs=len(runs), **new,
+                          **{f"reached_only_{k}": v for k, v in old.items()
+                             if k != "stopped_at_target"}))  # fmt: skip
     arr = np.array(points)
     bins = []
     edges = np.linspace(0, 1, 11)
@@ -564,7 +684,7 @@ def decision_time(runs: dict, repeats: int = 5) -> dict:
 
 def replay_check(runs: dict, recs: dict, n: int = 4) -> dict:
     """Recompute the PALM records of ``n`` runs from scratch: same verdicts as the cached ones?"""
-    same = total = 0
+    same = total = draws = same_draws = 0
     max_dp = 0.0
     for key in sorted(runs)[:: max(1, len(runs) // n)][:n]:
         again = palm_records(runs[key], "test")
@@ -573,7 +693,17 @@ def replay_check(runs: dict, recs: dict, n: int = 4) -> dict:
                 total += 1
                 same += a[s]["stop"] == b[s]["stop"]
                 max_dp = max(max_dp, abs(a[s]["p_stop"] - b[s]["p_stop"]))
-    return {"runs": n, "verdicts": total, "identical": same, "max_abs_p_difference": max_dp}
+            for k in ("now", "left"):  # the draws the target stop is replayed from
+                draws += 1
+                same_draws += bool(np.array_equal(_unpack(a[k]), b[k]))
+    return {
+        "runs": n,
+        "verdicts": total,
+        "identical": same,
+        "max_abs_p_difference": max_dp,
+        "target_draw_sets": draws,
+        "target_draw_sets_identical": same_draws,
+    }
 
 
 def plot(summary: pd.DataFrame, path: Path) -> None:
@@ -670,6 +800,7 @@ def main() -> None:  # noqa: PLR0915
     ]
     by_task = by_task.groupby(["task", "setting", "rule"])["relative_cost"].mean().unstack("rule")
     bins, rates = reliability(held, recs, targets)
+    target_dev = target_tuning(dev, recs, targets)
     saved = labels_saved(rows, held, "PALM default")
     load = os.getloadavg()
     timing = decision_time(runs)
@@ -681,6 +812,17 @@ def main() -> None:  # noqa: PLR0915
         "same_verdict": sum(a["stop"] == b["stop"] for a, b in checks),
         "max_abs_p_difference": max(abs(a["p_stop"] - b["p_stop"]) for a, b in checks),
     }
+    tchecks = [(c, r) for v in recs.values() for r in v["test"] for c in r.get("check_target", [])]
+    replayed = [(c, p_target(r, c["target"]), p_left(r, c["tolerance"])) for c, r in tchecks]
+    check["target_stops"] = len(replayed)
+    check["same_target_stop"] = sum(
+        c["stop"] == bool(target_stop_says(pn, pl, TARGET_THRESHOLD, c["gain_risk"]))
+        for c, pn, pl in replayed
+    )
+    check["target_stops_that_stop"] = sum(c["stop"] for c, _, _ in replayed)
+    check["max_abs_p_target_difference"] = max(
+        [max(abs(c["p_now"] - pn), abs(c["p_left"] - pl)) for c, pn, pl in replayed], default=0.0
+    )
     seconds = [r["seconds"] for v in recs.values() for r in v["test"] + v["label_free"]]
     gap = pd.concat(held.values()).assign(
         gap=lambda f: f["label_free_accuracy"] - f["accuracy"]).groupby(
@@ -700,6 +842,8 @@ def main() -> None:  # noqa: PLR0915
                      "baselines": list(BASELINES),
                      "known_rules": [r for r in STOP_RULES if r != RecordAll.name],
                      "target_offsets": TARGET_OFFSETS, "target_threshold": TARGET_THRESHOLD,
+                     "target_tolerance": TOLERANCE, "target_gain_risk": GAIN_RISK,
+                     "target_grid_dev": TARGET_GRID,
                      "first_fit_step": FIRST_FIT},
         "tuned_on_dev": tuned,
         "table": table,
@@ -707,6 +851,7 @@ def main() -> None:  # noqa: PLR0915
         "summary": summary.to_dict(orient="records"),
         "by_task": by_task.reset_index().to_dict(orient="records"),
         "target_stop": rates,
+        "target_stop_dev": target_dev,
         "reliability": bins,
         "labels_saved": saved,
         "decision_seconds_5_strategies": timing,
@@ -730,9 +875,16 @@ def main() -> None:  # noqa: PLR0915
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1,
                                                                   default=float)))  # fmt: skip
-    plot(summary, out.with_name("stopping_cost.png"))
+    plot(summary, out.with_name(f"{out.stem}_cost.png"))  # stopping.json: stopping_cost.png
     print(pd.DataFrame(table).set_index("rule")[list(LABEL_COSTS)].round(3).to_string())
-    keys = ("target_stop", "decision_seconds_5_strategies", "replay", "tuned_on_dev")
+    keys = (
+        "target_stop",
+        "target_stop_dev",
+        "fast_verdict_vs_fit_stop",
+        "decision_seconds_5_strategies",
+        "replay",
+        "tuned_on_dev",
+    )
     print(json.dumps({k: payload[k] for k in keys}, indent=1, default=float))
     print(f"wrote {out} ({payload['seconds']['analysis_total']} s)")
 

@@ -301,6 +301,7 @@ class _Loop:
             return None
         context = {"strategy": name, "seed": seed, "dataset": self.config.dataset,
                    "labels_per_round": self.config.labels_per_round,
+                   "final_budget": self.config.final_budget,
                    "n_test": len(self.exp.data.test)}  # fmt: skip
         return StopMonitor(self.stop_rule, self.exp.data.n_pool, seed, context)
 

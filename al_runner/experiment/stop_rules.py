@@ -76,7 +76,8 @@ class RoundView:
         The run's recorded per-round series up to and including this round (``accuracy``,
         ``budget``, ``label_free_accuracy``, and every ``stop_<key>`` a rule measured).
     context : dict
-        What the run is (strategy, seed, dataset, labels per round), for rules that say so.
+        What the run is (strategy, seed, dataset, labels per round, its final budget: the
+        labels of the last round), for rules that say so.
     """
 
     step: int

@@ -463,8 +463,31 @@ def _stop_parser(sub) -> None:
         "--rounds-ahead", type=float, nargs="+", default=[1, 3], help="horizons in rounds (1 3)"
     )
     p.add_argument("--epsilon", type=float, default=0.005, help="gain that counts (0.005)")
-    p.add_argument("--budget", type=float, default=None, help="label budget of P(target by B)")
-    p.add_argument("--threshold", type=float, default=0.7, help="P(target reached) that stops")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="the run's total label budget B: of P(target by B) and of the gain left that the "
+        "target stop weighs (default: the largest horizon)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.7,
+        help="with --target, stop needs P(target reached) >= this (0.7)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        help="accuracy gain by B that the target stop may leave on the table (0.01: 1 point)",
+    )
+    p.add_argument(
+        "--gain-risk",
+        type=float,
+        default=0.05,
+        help="with --target, stop also needs P(gain by B > tolerance) <= this (0.05)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the extrapolation draws")
     p.add_argument("--json", action="store_true", help="print JSON records")
     p.set_defaults(func=cmd_stop)

@@ -590,6 +590,8 @@ def cmd_stop(args: argparse.Namespace) -> None:
         epsilon=args.epsilon,
         budget=args.budget,
         threshold=args.threshold,
+        tolerance=args.tolerance,
+        gain_risk=args.gain_risk,
         seed=args.seed,
     )
     from palm_bayes.decisions.stop import stop_table

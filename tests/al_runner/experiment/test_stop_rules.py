@@ -6,6 +6,8 @@ decided by ``apply_rule`` exactly as the loop does it.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -218,10 +220,10 @@ def test_a_run_killed_inside_the_rule_resumes_to_the_same_verdicts(digits, tmp_p
 
 
 # ------------------------------------------------------------------ the PALM rule (a plugin)
-def _palm_view(step: int, accuracy: np.ndarray, budget: np.ndarray) -> RoundView:
+def _palm_view(step: int, accuracy: np.ndarray, budget: np.ndarray, **context) -> RoundView:
     history = {"accuracy": list(accuracy[: step + 1]), "budget": list(budget[: step + 1])}
-    return RoundView(step=step, budget=int(budget[step]), history=history,
-                     context={"strategy": "margin", "seed": 0, "labels_per_round": 20})  # fmt: skip
+    context = {"strategy": "margin", "seed": 0, "labels_per_round": 20} | context
+    return RoundView(step=step, budget=int(budget[step]), history=history, context=context)
 
 
 def test_the_palm_rule_is_found_by_name_and_waits_for_four_rounds():
@@ -234,10 +236,15 @@ def test_the_palm_rule_is_found_by_name_and_waits_for_four_rounds():
     for step in (0, 2, 4):  # fewer than 4 rounds, then off the every-2 grid (3, 5, 7 fit)
         measured, stop = apply_rule(rule, _palm_view(step, acc, budget))
         assert np.isnan(measured["stop_palm_stop"]) and not stop
-    # every observed round above the target: stop without a fit
+    # every observed round above the target (fit.stop refuses such a target): the rule weighs
+    # it itself (P(reached) = 1, the gain left recorded) beside the utility verdict, which
+    # stops this flat curve (no run budget in the context: B is three rounds ahead)
     high = _palm_view(3, np.full(8, 0.95), budget)
-    measured, stop = apply_rule(rule, high)
-    assert stop and measured["stop_palm_probability"] == 1.0
+    with warnings.catch_warnings():  # a flat curve "does not rise"
+        warnings.simplefilter("ignore", UserWarning)
+        measured, stop = apply_rule(rule, high)
+    assert stop and measured["stop_palm_p_target"] == 1.0
+    assert 0.0 < measured["stop_palm_p_gain_left"] < 0.5
     with pytest.raises(ALRunnerError, match="curve must be"):
         get_stop_rule("palm:curve=holdout")
 
@@ -271,6 +278,47 @@ def test_the_palm_rule_stops_a_flat_curve_and_continues_a_rising_one():
     assert stop and measured["stop_palm_probability"] > 0.7
     measured, stop = apply_rule(rule, _palm_view(7, rising, budget))
     assert not stop and measured["stop_palm_gain"] > 0.01
+
+
+def test_the_palm_target_rule_stops_only_with_little_left_to_gain_by_the_runs_budget():
+    budget = np.arange(1, 9) * 20.0
+    flat = 0.9 - 0.4 * 0.3 ** (budget / 20)  # 0.8998 at 160 labels, at its ceiling
+    rising = 0.95 * (1 - 0.93 ** (budget / 20))  # 0.418 at 160 labels, +0.04 a round
+    rule = get_stop_rule("palm:target=0.35,draws=200,tune=200")
+    assert rule.run_budget(_palm_view(7, rising, budget, final_budget=400)) == 400.0
+    # the target is reached (0.418 >= 0.35) but far more than a point is left by 400 labels
+    measured, stop = apply_rule(rule, _palm_view(7, rising, budget, final_budget=400))
+    assert measured["stop_palm_p_target"] >= 0.7 and measured["stop_palm_p_gain_left"] > 0.9
+    assert not stop and measured["stop_palm_stop"] == 0.0
+    assert rule.gain_risk == 0.05 and rule.tolerance == 0.01
+    # flat: reached, and P(gain left > 1 point) about 0.2 by 400 labels (the prior's
+    # discrepancy): a stop for a user who takes that risk
+    rule = get_stop_rule("palm:target=0.88,gain_risk=0.3,draws=200,tune=200")
+    measured, stop = apply_rule(rule, _palm_view(7, flat, budget, final_budget=400))
+    assert measured["stop_palm_p_target"] >= 0.7 and measured["stop_palm_p_gain_left"] <= 0.3
+    assert stop and measured["stop_palm_probability"] == measured["stop_palm_p_target"]
+    # a rule's own budget overrides the run's: 10 labels beyond leave nothing to gain
+    rule = get_stop_rule("palm:target=0.35,budget=170,draws=200,tune=200")
+    assert rule.run_budget(_palm_view(7, rising, budget, final_budget=400)) == 170.0
+
+
+def test_the_loop_tells_a_rule_the_runs_final_budget(digits, tmp_path, monkeypatch):
+    from al_runner.experiment.loop import run_experiment
+
+    class Spy(StopRule):
+        name, needs_proba, seen = "spy", False, []
+
+        def measure(self, view):
+            self.seen.append(dict(view.context))
+            return {}
+
+        def update(self, view):
+            return False
+
+    monkeypatch.setitem(STOP_RULES, "spy", Spy)
+    run_experiment(_config(rounds=2, stop_when="spy"), tmp_path / "c.nc", data=digits,
+                   progress=False)  # fmt: skip
+    assert Spy.seen and {c["final_budget"] for c in Spy.seen} == {30}  # 15 + 1 round of 15
 
 
 def test_a_misspelt_rule_fails_before_any_round(tmp_path, capsys):

@@ -85,9 +85,12 @@ def test_without_a_cost_model_epsilon_per_round_is_the_break_even(fit):
 
 
 def test_a_reached_target_stops_and_the_target_columns(fit):
-    out = fit.stop(target=0.87, cost_per_label=1.0, value_per_point=10.0, budget=300)
+    # margin gains 0.045 (A_max 0.95) or 0.040 (0.85) from 200 to 300 labels: within a
+    # tolerance of 0.045 in every draw, so the reached target (P = 0.75) stops
+    out = fit.stop(target=0.87, budget=300, tolerance=0.045)
     m = row(out, "margin")
     assert float(m["p_target_now"]) == pytest.approx(np.mean(acc(200, A_M) >= 0.87))  # 0.75
+    assert float(m["p_gain_to_budget"]) == 0.0 and float(m["target_budget"]) == 300.0
     assert m["verdict"].item() == "stop" and m["reason"].item() == "target reached"
     assert float(m["probability"]) == 0.75
     r = row(out, "random")
@@ -97,6 +100,50 @@ def test_a_reached_target_stops_and_the_target_columns(fit):
     assert float(r["p_target_now"]) == 0.0 and r["reason"].item() == "expected utility"
 
 
+def test_a_reached_target_with_more_than_the_tolerance_left_continues(fit):
+    # the same margin row at the default tolerance (1 point): P(gain by 300 > 0.01) = 1
+    out = fit.stop(target=0.87, budget=300)
+    m = row(out, "margin")
+    assert float(m["p_target_now"]) == 0.75 and float(m["p_gain_to_budget"]) == 1.0
+    assert m["verdict"].item() == "continue"
+    assert m["reason"].item() == "target reached, but P(gain > 1 point by B=300) = 1.00"
+    # between the draws' gains (0.0398 and 0.0446): P(gain left > 0.042) = 6 of 8 draws
+    left = acc(300, A_M) - acc(200, A_M)
+    m = row(fit.stop(target=0.87, budget=300, tolerance=0.042), "margin")
+    assert float(m["p_gain_to_budget"]) == pytest.approx(np.mean(left > 0.042)) == 0.75
+    assert m["verdict"].item() == "continue"
+    # ... a risk the user takes: stop where P(gain left > tolerance) <= gain_risk
+    m = row(fit.stop(target=0.87, budget=300, tolerance=0.042, gain_risk=0.75), "margin")
+    assert m["verdict"].item() == "stop" and m["reason"].item() == "target reached"
+
+
+def test_the_target_stop_weighs_the_gain_to_the_runs_budget(known_fit):
+    steep = known_fit({"steep": dict(A_max=0.9, delta=0.5, alpha=0.0, beta=1.0)}, b=B)
+    flat = known_fit({"flat": dict(A_max=0.9, delta=0.9, alpha=0.0, beta=1.0)}, b=B)
+    # steep: 0.8438 at 200 labels (target reached), +0.056 by 1,000: keep labelling
+    s = row(steep.stop(target=0.84, budget=1000), "steep")
+    assert float(s["p_target_now"]) == 1.0 and float(s["p_gain_to_budget"]) == 1.0
+    assert s["verdict"].item() == "continue" and s["reason"].item().startswith(
+        "target reached, but"
+    )
+    # ... even when the cost model alone would stop
+    s = row(steep.stop(target=0.84, budget=1000, cost_per_label=1.0, value_per_point=0.1), "steep")
+    assert s["verdict"].item() == "stop" and s["reason"].item() == "expected utility"
+    # a budget only 10 labels beyond: +0.006 left, within the point: stop at the target
+    assert acc(210, 0.9) - acc(200, 0.9) < 0.01
+    s = row(steep.stop(target=0.84, budget=210), "steep")
+    assert s["verdict"].item() == "stop" and s["reason"].item() == "target reached"
+    # no budget beyond the last observed one: the largest horizon (3 rounds: 350 labels)
+    for budget in (None, 200):
+        s = row(steep.stop(target=0.84, budget=budget, rounds_ahead=(1, 3)), "steep")
+        assert float(s["target_budget"]) == 350.0 and s["verdict"].item() == "continue"
+    # flat: 0.8999 at 200 labels, +0.0001 by 1,000: stop, even where labelling pays
+    f = row(flat.stop(target=0.89, budget=1000, cost_per_label=1.0, value_per_point=1e6), "flat")
+    assert float(f["p_gain_to_budget"]) == 0.0
+    assert f["verdict"].item() == "stop" and f["reason"].item() == "target reached"
+    assert float(f["probability"]) == 1.0
+
+
 def test_bad_settings_are_one_line_errors(fit):
     for kwargs, message in (
         (dict(cost_per_label=1.0), "together"),
@@ -104,6 +151,9 @@ def test_bad_settings_are_one_line_errors(fit):
         (dict(epsilon=-1), "epsilon"),
         (dict(target=1.5), "a percentage"),
         (dict(target=0.2), "below every observed accuracy"),
+        (dict(target=0.87, tolerance=-0.01), "tolerance"),
+        (dict(target=0.87, gain_risk=1.5), "gain_risk"),
+        (dict(target=0.87, budget=0), "budget"),
     ):
         with pytest.raises(pb.PalmInputError, match=message):
             fit.stop(**kwargs)
@@ -116,3 +166,8 @@ def test_palm_stop_prints_the_table(fit, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "switch to margin" in text and "stop" in text
     assert main(["stop", str(tmp_path), "--target", "1.5"]) == 2
+    args = ["stop", str(tmp_path), "--target", "0.87", "--budget", "300", "--json"]
+    assert main([*args, "--tolerance", "0.045"]) == 0
+    assert '"p_gain_to_budget":0.0' in capsys.readouterr().out.replace(" ", "")
+    assert main(args) == 0
+    assert '"p_gain_to_budget":1.0' in capsys.readouterr().out.replace(" ", "")
