@@ -37,6 +37,7 @@ there would leave more than ``tolerance`` on the table.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
@@ -117,14 +118,9 @@ def stop(
         The run's total label budget ``B``: of ``p_target_by_budget`` and of the gain left that
         the target stop weighs (default, and where ``B`` is not beyond a strategy's last
         observed budget: that budget plus the largest horizon).
-    threshold : float
-        With a target, ``stop`` needs P(target reached now) >= ``threshold``.
-    tolerance : float
-        Accuracy gain (fraction; 0.01 = 1 point) from now to ``B`` that the target stop may
-        leave on the table.
-    gain_risk : float
-        With a target, ``stop`` also needs P(gain from now to ``B`` > ``tolerance``) <=
-        ``gain_risk``.
+    threshold, tolerance, gain_risk : float
+        With a target, ``stop`` needs P(target reached now) >= ``threshold`` and P(gain from
+        now to ``B`` > ``tolerance``) <= ``gain_risk`` (``tolerance`` 0.01: one point).
     hdi_prob : float
         Probability of the equal-tailed gain interval.
     dim : str
@@ -149,19 +145,10 @@ def stop(
 
     Examples
     --------
-    >>> verdict = fit.stop(cost_per_label=1.0, value_per_point=500.0)  # doctest: +SKIP
-    >>> verdict["verdict"].to_series()  # doctest: +SKIP
+    >>> fit.stop(cost_per_label=1.0, value_per_point=500.0)["verdict"]  # doctest: +SKIP
     """
     rounds = _check_inputs(cost_per_label, value_per_point, rounds_ahead, epsilon, dim, fit)
-    check_prob(threshold, "threshold")
-    check_prob(hdi_prob, "hdi_prob")
-    check_prob(gain_risk, "gain_risk")
-    if not (np.isfinite(tolerance) and tolerance >= 0):
-        raise PalmInputError(f"tolerance must be an accuracy gain >= 0, got {tolerance!r}")
-    if budget is not None and not (np.isfinite(budget) and budget > 0):
-        raise PalmInputError(f"budget must be a positive number of labels, got {budget!r}")
-    if target is not None:
-        target = check_target(fit, target)
+    target = _check_target_inputs(fit, target, threshold, hdi_prob, gain_risk, tolerance, budget)
     const = fit.idata.constant_data
     fitted = const["fitted"]
     last = const["last_budget"].where(fitted)
@@ -173,13 +160,8 @@ def stop(
     draws = forecast_draws(fit, grid, kind=kind, seed=seed)
     safe_last = last.fillna(grid[0])
     now = draws.sel(budget=safe_last).drop_vars("budget")
-    cost_model = cost_per_label is not None
     labels = horizon * b
-
-    def utility(gain: xr.DataArray, k_labels: xr.DataArray) -> xr.DataArray:
-        if cost_model:
-            return value_per_point * 100.0 * gain - cost_per_label * k_labels
-        return gain - epsilon * horizon
+    utility = partial(_utility, cost_per_label, value_per_point, epsilon, horizon)
 
     names = fit.idata.posterior[dim].to_numpy()
     own = draws.sel(budget=ahead.fillna(grid[0])).drop_vars("budget") - now
@@ -193,9 +175,27 @@ def stop(
         rule = _TargetRule(target, threshold, tolerance, gain_risk, budget)
         out = _with_target(fit, out, now, left, end, rule, last, ahead)
     out.attrs.update(_settings(cost_per_label, value_per_point, epsilon, hdi_prob, target))
-    out.attrs["tolerance"] = float(tolerance)
-    out.attrs["gain_risk"] = float(gain_risk)
+    out.attrs |= {"tolerance": float(tolerance), "gain_risk": float(gain_risk)}
     return out
+
+
+def _utility(cost_per_label, value_per_point, epsilon, horizon, gain, k_labels) -> xr.DataArray:
+    """Value of a gain for ``k_labels`` more labels (money, or the gain beyond epsilon/round)."""
+    if cost_per_label is not None:
+        return value_per_point * 100.0 * gain - cost_per_label * k_labels
+    return gain - epsilon * horizon
+
+
+def _check_target_inputs(fit, target, threshold, hdi_prob, gain_risk, tolerance, budget):
+    """Refuse bad probabilities, tolerance and budget; the target, checked (or ``None``)."""
+    check_prob(threshold, "threshold")
+    check_prob(hdi_prob, "hdi_prob")
+    check_prob(gain_risk, "gain_risk")
+    if not (np.isfinite(tolerance) and tolerance >= 0):
+        raise PalmInputError(f"tolerance must be an accuracy gain >= 0, got {tolerance!r}")
+    if budget is not None and not (np.isfinite(budget) and budget > 0):
+        raise PalmInputError(f"budget must be a positive number of labels, got {budget!r}")
+    return None if target is None else check_target(fit, target)
 
 
 def _end_budget(last: xr.DataArray, ahead: xr.DataArray, budget: float | None) -> xr.DataArray:
