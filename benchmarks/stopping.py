@@ -189,7 +189,10 @@ def tasks(folder: Path) -> list[dict]:
              root=None),
     ]  # fmt: skip
     fm = _fmnist()
-    if fm is not None:
+    if fm is None:
+        print(f"Fashion-MNIST is not in {FMNIST} (apt-get install dataset-fashion-mnist): "
+              "its two tasks are left out", flush=True)  # fmt: skip
+    else:
         out += [
             dict(task="fmnist30-linear", kind="Fashion-MNIST", learner="linear", b=20)
             | feats("fmnist30", *fm),
