@@ -65,7 +65,7 @@ def sampling_problems(
     # by construction: their Pareto k and effective draws are checked instead (below)
     sampled = fitted & constant["nuts_fallback"] if "nuts_fallback" in constant else fitted
     if bool(sampled.any()):
-        r_hat = _worst_r_hat(posterior, free_vars, dims, fitted)
+        r_hat = _r_hat_where(posterior, free_vars, dims, fitted, sampled)
         slow = (r_hat > R_HAT_MAX) & sampled
     else:
         slow = xr.zeros_like(fitted, dtype=bool)
@@ -90,6 +90,19 @@ def sampling_problems(
                 f"Pareto k above {PARETO_K_MAX}: refit them with method='nuts'"
             )
     return lines
+
+
+def _r_hat_where(posterior, free_vars, dims, fitted, sampled) -> xr.DataArray:
+    """:func:`_worst_r_hat` of the ``sampled`` curves only (0 elsewhere)."""
+    if not dims or bool(sampled.equals(fitted)):
+        return _worst_r_hat(posterior, free_vars, dims, fitted)
+    flat = sampled.stack(_curve=dims)
+    pick = {"_curve": np.flatnonzero(flat.to_numpy())}
+    part = posterior.stack(_curve=dims).isel(pick)
+    r_hat = _worst_r_hat(part, free_vars, ["_curve"], flat.isel(pick))
+    full = xr.zeros_like(flat, dtype=float)
+    full[pick["_curve"]] = r_hat.to_numpy()
+    return full.unstack("_curve").transpose(*fitted.dims).reindex_like(fitted)
 
 
 def _worst_r_hat(posterior, free_vars, dims, fitted) -> xr.DataArray:
